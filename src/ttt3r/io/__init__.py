@@ -1,0 +1,1 @@
+"""Reading frames and writing files: nothing here knows about the network."""

@@ -1,0 +1,72 @@
+"""The typed per-frame output of a reconstruction.
+
+Conventions, stated once for the whole package:
+
+* Camera axes are OpenCV's: x right, y down, z forward.
+* Poses are camera-to-world 4x4 matrices (``X_world = pose @ X_cam``); the world
+  frame is the camera frame of the first frame of the sequence.
+* Quaternions are stored ``(qx, qy, qz, qw)`` when written to TUM files and
+  ``(qw, qx, qy, qz)`` inside the network's pose encoding (as CUT3R).
+* Units are those of the network's output: up to an unknown global scale for
+  image inputs (metric-like for the released checkpoints).
+* Images are H x W after preprocessing (e.g. 512 x 288 for a 16:9 video at 512).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class FrameResult:
+    """What the reconstruction produced for one input frame.
+
+    Attributes:
+        index: position of the frame in the processed sequence (0-based, after
+            ``frame_interval`` subsampling).
+        name: a name for the frame's source (file name, or ``video.mp4#123``).
+        pts3d_cam: (H, W, 3) float32 pointmap in the frame's own camera frame
+            (the network's self-view head); ``depth`` is its z.
+        conf: (H, W) float32, confidence of the self-view pointmap (>= 1).
+        pose: (4, 4) float64 camera-to-world, OpenCV axes.
+        intrinsics: (3, 3) float64 pinhole matrix, fx = fy from the Weiszfeld
+            focal fit, principal point (W // 2, H // 2), in pixels of the
+            preprocessed image.
+        rgb: (H, W, 3) uint8, the preprocessed input image the network saw.
+        pts3d_world: optional (H, W, 3) float32 world-frame pointmap predicted
+            directly by the network's second head (only when requested).
+        rgb_pred: optional (H, W, 3) float32 RGB head output in [0, 1].
+        time_s: seconds spent in the network for this frame.
+    """
+
+    index: int
+    name: str
+    pts3d_cam: np.ndarray
+    conf: np.ndarray
+    pose: np.ndarray
+    intrinsics: np.ndarray
+    rgb: np.ndarray
+    pts3d_world: np.ndarray | None = None
+    rgb_pred: np.ndarray | None = None
+    time_s: float = 0.0
+    extras: dict = field(default_factory=dict)
+
+    @property
+    def depth(self) -> np.ndarray:
+        """(H, W) float32 depth along the camera z axis."""
+        return self.pts3d_cam[..., 2]
+
+    @property
+    def hw(self) -> tuple[int, int]:
+        return int(self.pts3d_cam.shape[0]), int(self.pts3d_cam.shape[1])
+
+    def points_world(self) -> np.ndarray:
+        """(H, W, 3) float32 world-frame points: ``pose`` applied to ``pts3d_cam``.
+
+        This is how the original demo builds its point cloud (not the world head).
+        """
+        pc = self.pts3d_cam.reshape(-1, 3).astype(np.float64)
+        pw = pc @ self.pose[:3, :3].T + self.pose[:3, 3]
+        return pw.reshape(self.pts3d_cam.shape).astype(np.float32)
