@@ -1,0 +1,426 @@
+"""Frame sources: a folder of images, a video, or a text file listing images.
+
+:func:`open_frames` returns a :class:`FrameSource`, an iterable of :class:`Frame`
+(``index``, ``name``, ``image``) where ``image`` is an RGB ``uint8`` array of
+shape (H, W, 3). Frames are read lazily, one at a time, so a source of any
+length uses constant memory. Frame sizes may differ from frame to frame; each
+frame is preprocessed on its own later.
+
+Image conversions (the same for every source):
+
+* EXIF orientation is applied (:func:`PIL.ImageOps.exif_transpose`).
+* Grayscale, palette, CMYK, YCbCr, ... are converted to RGB.
+* Images with an alpha channel (RGBA, LA, palette with transparency) are
+  **composited on a white background** (transparent pixels become white, not
+  the arbitrary colour stored under them).
+* 16-bit and 32-bit integer images are scaled to 8 bit by their full range
+  (``v * 255 / 65535`` for 16 bit); float images in [0, 1] are scaled by 255,
+  other float images are treated like 16-bit ones.
+
+Errors are :class:`ttt3r.errors.InputError` with one line naming the file. With
+``skip_bad=True`` a frame that cannot be read (corrupt image, undecodable video
+packet, image smaller than 16x16 px) is skipped with a :class:`BadFrameWarning`
+naming it; if no frame at all can be read, an error is raised at the end.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from ..errors import InputError, TTT3RError
+
+__all__ = [
+    "IMAGE_EXTENSIONS",
+    "MIN_SIZE",
+    "VIDEO_EXTENSIONS",
+    "BadFrameWarning",
+    "Frame",
+    "FrameSource",
+    "load_image",
+    "natural_key",
+    "open_frames",
+]
+
+#: Smallest accepted image side in pixels (one network patch).
+MIN_SIZE = 16
+
+VIDEO_EXTENSIONS = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v")
+_BASE_IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+_HEIF_EXTENSIONS = (".heic", ".heif")
+LIST_EXTENSIONS = (".txt",)
+
+
+def _register_heif() -> bool:
+    try:
+        import pillow_heif  # type: ignore[import-not-found]
+    except ImportError:
+        return False
+    try:
+        pillow_heif.register_heif_opener()
+    except Exception:  # pragma: no cover - broken install
+        return False
+    return True
+
+
+_HAVE_HEIF = _register_heif()
+
+#: Image file extensions read from folders (HEIC/HEIF only when ``pillow_heif`` is installed).
+IMAGE_EXTENSIONS: tuple[str, ...] = _BASE_IMAGE_EXTENSIONS + (_HEIF_EXTENSIONS if _HAVE_HEIF else ())
+
+
+class BadFrameWarning(UserWarning):
+    """A frame was skipped because it could not be read (``skip_bad=True``)."""
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One input frame.
+
+    Attributes:
+        index: 0-based position in the processed sequence (after
+            ``frame_interval`` subsampling and after skipped bad frames); this is
+            the ``FrameResult.index`` the frame will get.
+        name: the file name (images) or ``"video.mp4#123"`` (video, decoded frame
+            number 123 of the original stream).
+        image: (H, W, 3) uint8 RGB.
+        source_index: position in the original sequence (file number in the
+            sorted folder/list, or decoded frame number in the video).
+        timestamp: seconds from the start of the video (presentation time), or
+            ``None`` for images.
+    """
+
+    index: int
+    name: str
+    image: np.ndarray
+    source_index: int = 0
+    timestamp: float | None = None
+
+
+def natural_key(name: str) -> tuple:
+    """Sort key ordering digit runs by value: ``frame2`` before ``frame10``."""
+    parts = re.split(r"(\d+)", name)
+    return tuple((0, int(p), p) if p.isdigit() else (1, p.casefold(), p) for p in parts if p != "")
+
+
+def _one_line(e: BaseException) -> str:
+    msg = " ".join(str(e).split()) or type(e).__name__
+    return msg
+
+
+def _to_rgb_uint8(img: Image.Image) -> np.ndarray:
+    """Convert any PIL image to an (H, W, 3) uint8 RGB array (see module doc)."""
+    mode = img.mode
+    if mode == "RGB":
+        return np.asarray(img, dtype=np.uint8).copy()
+    if mode in ("I", "F") or mode.startswith("I;16") or mode.startswith("I;32"):
+        a = np.asarray(img)
+        if a.dtype.kind == "f":
+            a = np.nan_to_num(a.astype(np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+            scale = 255.0 if a.max(initial=0.0) <= 1.0 else 255.0 / 65535.0
+        else:
+            a = a.astype(np.float64)
+            scale = 255.0 / 65535.0 if a.max(initial=0) <= 65535 else 255.0 / 4294967295.0
+        g = np.clip(np.rint(a * scale), 0, 255).astype(np.uint8)
+        if g.ndim == 2:
+            g = np.repeat(g[..., None], 3, axis=2)
+        return np.ascontiguousarray(g[..., :3])
+    has_alpha = mode in ("RGBA", "LA", "La", "RGBa", "PA") or (mode == "P" and "transparency" in img.info)
+    if has_alpha:
+        rgba = img.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return np.asarray(Image.alpha_composite(white, rgba).convert("RGB"), dtype=np.uint8).copy()
+    return np.asarray(img.convert("RGB"), dtype=np.uint8).copy()
+
+
+def load_image(path: str | Path) -> np.ndarray:
+    """Read one image file as an (H, W, 3) uint8 RGB array, EXIF orientation applied.
+
+    Raises:
+        InputError: the file is missing, unreadable or corrupt, or smaller than
+            16x16 px (one line naming the file).
+    """
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: no such file")
+    try:
+        with Image.open(path) as im:
+            im.load()
+            im = ImageOps.exif_transpose(im)
+            arr = _to_rgb_uint8(im)
+    except InputError:
+        raise
+    except Exception as e:  # PIL raises many types (OSError, SyntaxError, ValueError, ...)
+        raise InputError(f"{path}: cannot read image ({_one_line(e)})") from e
+    h, w = arr.shape[:2]
+    if h < MIN_SIZE or w < MIN_SIZE:
+        raise InputError(f"{path}: image is {w}x{h} px, smaller than the {MIN_SIZE}x{MIN_SIZE} px minimum")
+    return arr
+
+
+def _warn_skip(message: str) -> None:
+    warnings.warn(f"skipping bad frame: {message}", BadFrameWarning, stacklevel=3)
+
+
+class FrameSource:
+    """An iterable of :class:`Frame`; iterate it once or many times.
+
+    Attributes:
+        path: the input path.
+        kind: ``"images"`` (folder or single image), ``"list"`` (text file) or ``"video"``.
+        fps: the video's frame rate (frames per second of the original stream),
+            or ``None`` for images.
+        frame_interval: keep every ``frame_interval``-th frame.
+        max_frames: stop after this many frames (``None``: all).
+        skip_bad: skip unreadable frames with a warning instead of raising.
+        total: number of frames iteration will yield when known (before any
+            bad frame is skipped), else ``None``.
+
+    ``len(source)`` is ``total``; it raises ``TypeError`` when the total is
+    unknown (as for any unsized iterable, so ``tqdm`` shows a plain counter).
+    """
+
+    kind: str = ""
+
+    def __init__(self, path: Path, frame_interval: int, max_frames: int | None, skip_bad: bool) -> None:
+        self.path = path
+        self.frame_interval = frame_interval
+        self.max_frames = max_frames
+        self.skip_bad = skip_bad
+        self.fps: float | None = None
+        self.total: int | None = None
+
+    @property
+    def sequence_fps(self) -> float | None:
+        """Frames per second of the processed sequence (``fps / frame_interval``), or ``None``."""
+        return None if self.fps is None else self.fps / self.frame_interval
+
+    def __len__(self) -> int:
+        if self.total is None:
+            raise TypeError(f"{self.path}: number of frames is unknown")
+        return self.total
+
+    def __iter__(self) -> Iterator[Frame]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({str(self.path)!r}, total={self.total}, fps={self.fps})"
+
+    def _cap(self, n: int) -> int:
+        n = math.ceil(n / self.frame_interval)
+        return n if self.max_frames is None else min(n, self.max_frames)
+
+
+class ImageFilesSource(FrameSource):
+    """Frames read from a list of image files (a folder, a text list, or one image)."""
+
+    def __init__(self, path: Path, files: list[Path], kind: str, frame_interval: int,
+                 max_frames: int | None, skip_bad: bool) -> None:
+        super().__init__(path, frame_interval, max_frames, skip_bad)
+        self.kind = kind
+        self.files = files
+        self.total = self._cap(len(files))
+
+    def __iter__(self) -> Iterator[Frame]:
+        n_out = 0
+        skipped = 0
+        for src_i in range(0, len(self.files), self.frame_interval):
+            if self.max_frames is not None and n_out >= self.max_frames:
+                return
+            f = self.files[src_i]
+            try:
+                img = load_image(f)
+            except InputError as e:
+                if not self.skip_bad:
+                    raise
+                skipped += 1
+                _warn_skip(str(e))
+                continue
+            yield Frame(index=n_out, name=f.name, image=img, source_index=src_i)
+            n_out += 1
+        if n_out == 0:
+            raise InputError(f"{self.path}: no readable images ({skipped} skipped as unreadable)")
+
+
+class VideoSource(FrameSource):
+    """Frames decoded one by one from a video file with PyAV (no temporary files)."""
+
+    kind = "video"
+
+    def __init__(self, path: Path, frame_interval: int, max_frames: int | None, skip_bad: bool) -> None:
+        super().__init__(path, frame_interval, max_frames, skip_bad)
+        container = self._open()
+        try:
+            stream = container.streams.video[0]
+            rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+            self.fps = float(rate) if rate else None
+            n = int(stream.frames or 0)
+            self.total = self._cap(n) if n > 0 else None
+            cc = stream.codec_context
+            w, h = int(cc.width or 0), int(cc.height or 0)
+            if 0 < w < MIN_SIZE or 0 < h < MIN_SIZE:
+                raise InputError(f"{path}: video is {w}x{h} px, smaller than the {MIN_SIZE}x{MIN_SIZE} px minimum")
+        finally:
+            container.close()
+
+    def _open(self):
+        import av
+
+        try:
+            container = av.open(str(self.path), mode="r")
+        except Exception as e:
+            raise InputError(f"{self.path}: cannot open video ({_one_line(e)})") from e
+        if not container.streams.video:
+            container.close()
+            raise InputError(f"{self.path}: no video stream in file")
+        return container
+
+    def __iter__(self) -> Iterator[Frame]:
+        import av
+
+        container = self._open()
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        name = self.path.name
+        n_dec = 0  # decoded frames (original numbering)
+        n_out = 0
+        skipped = 0
+        resync = False
+        start_s = float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
+        try:
+            for packet in container.demux(stream):
+                try:
+                    frames = packet.decode()
+                except av.error.FFmpegError as e:
+                    if not self.skip_bad:
+                        raise InputError(f"{self.path}#{n_dec}: cannot decode video frame ({_one_line(e)})") from e
+                    skipped += 1
+                    _warn_skip(f"{self.path}#{n_dec}: cannot decode video packet ({_one_line(e)})")
+                    n_dec += 1  # at least one frame lost; resynchronised from the next timestamp
+                    resync = True
+                    continue
+                for vf in frames:
+                    if resync and vf.time is not None and self.fps:
+                        n_dec = max(n_dec, int(round((float(vf.time) - start_s) * self.fps)))
+                    resync = False
+                    i = n_dec
+                    n_dec += 1
+                    if i % self.frame_interval:
+                        continue
+                    if self.max_frames is not None and n_out >= self.max_frames:
+                        return
+                    try:
+                        img = vf.to_ndarray(format="rgb24")
+                        rot = int(round((vf.rotation or 0) / 90.0)) % 4
+                        if rot:
+                            img = np.ascontiguousarray(np.rot90(img, rot))
+                    except Exception as e:
+                        if not self.skip_bad:
+                            raise InputError(f"{self.path}#{i}: cannot convert video frame ({_one_line(e)})") from e
+                        skipped += 1
+                        _warn_skip(f"{self.path}#{i}: cannot convert video frame ({_one_line(e)})")
+                        continue
+                    t = float(vf.time) if vf.time is not None else (i / self.fps if self.fps else None)
+                    yield Frame(index=n_out, name=f"{name}#{i}", image=img, source_index=i, timestamp=t)
+                    n_out += 1
+                    if self.max_frames is not None and n_out >= self.max_frames:
+                        return
+        except av.error.FFmpegError as e:
+            raise InputError(f"{self.path}#{n_dec}: cannot read video ({_one_line(e)})") from e
+        finally:
+            container.close()
+        if n_out == 0:
+            extra = f" ({skipped} undecodable packets skipped)" if skipped else ""
+            raise InputError(f"{self.path}: no decodable video frames{extra}")
+
+
+def _check_options(frame_interval: int, max_frames: int | None) -> None:
+    if not isinstance(frame_interval, int) or frame_interval < 1:
+        raise TTT3RError(f"frame_interval must be an integer >= 1, got {frame_interval!r}")
+    if max_frames is not None and (not isinstance(max_frames, int) or max_frames < 1):
+        raise TTT3RError(f"max_frames must be an integer >= 1 or None, got {max_frames!r}")
+
+
+def _read_list(path: Path, skip_bad: bool) -> list[Path]:
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as e:
+        raise InputError(f"{path}: cannot read list file ({_one_line(e)})") from e
+    files: list[Path] = []
+    for lineno, line in enumerate(text.splitlines(), 1):
+        entry = line.strip()
+        if not entry or entry.startswith("#"):
+            continue
+        p = Path(entry).expanduser()
+        if not p.is_absolute():
+            p = path.parent / p
+        if not p.is_file():
+            msg = f"{path}:{lineno}: {p}: no such image file"
+            if not skip_bad:
+                raise InputError(msg)
+            _warn_skip(msg)
+            continue
+        files.append(p)
+    if not files:
+        raise InputError(f"{path}: list file names no images")
+    return files
+
+
+def open_frames(path: str | Path, frame_interval: int = 1, max_frames: int | None = None,
+                skip_bad: bool = False) -> FrameSource:
+    """Open a folder of images, a video, a ``.txt`` list of images, or a single image.
+
+    Args:
+        path: a folder (images with extensions :data:`IMAGE_EXTENSIONS`, sorted
+            naturally, other files ignored), a video (:data:`VIDEO_EXTENSIONS`,
+            decoded with PyAV), a ``.txt`` file with one image path per line
+            (relative to the text file's folder; blank lines and ``#`` comments
+            skipped), or one image file.
+        frame_interval: keep every ``frame_interval``-th frame (1: all).
+        max_frames: stop after this many kept frames (``None``: all).
+        skip_bad: skip unreadable frames (and missing files in a list) with a
+            :class:`BadFrameWarning` instead of raising.
+
+    Returns:
+        A :class:`FrameSource`; frames are read only while iterating.
+
+    Raises:
+        InputError: missing path, empty folder, unsupported file type, a video
+            that cannot be opened; while iterating: an unreadable frame (unless
+            ``skip_bad``) or no readable frame at all.
+    """
+    _check_options(frame_interval, max_frames)
+    p = Path(path).expanduser()
+    if not p.exists():
+        raise InputError(f"{p}: no such file or folder")
+    if p.is_dir():
+        entries = [c for c in p.iterdir() if not c.name.startswith(".") and c.is_file()]
+        files = [c for c in entries if c.suffix.lower() in IMAGE_EXTENSIONS]
+        if not files:
+            heif = [c for c in entries if c.suffix.lower() in _HEIF_EXTENSIONS]
+            if heif and not _HAVE_HEIF:
+                raise InputError(f"{p}: only HEIC/HEIF images found (e.g. {heif[0].name}); pip install pillow-heif")
+            what = "empty folder" if not entries else "no images in folder"
+            raise InputError(f"{p}: {what} (looked for {', '.join(IMAGE_EXTENSIONS)})")
+        files.sort(key=lambda c: natural_key(c.name))
+        return ImageFilesSource(p, files, "images", frame_interval, max_frames, skip_bad)
+    suffix = p.suffix.lower()
+    if suffix in VIDEO_EXTENSIONS:
+        return VideoSource(p, frame_interval, max_frames, skip_bad)
+    if suffix in LIST_EXTENSIONS:
+        return ImageFilesSource(p, _read_list(p, skip_bad), "list", frame_interval, max_frames, skip_bad)
+    if suffix in IMAGE_EXTENSIONS:
+        return ImageFilesSource(p, [p], "images", frame_interval, max_frames, skip_bad)
+    if suffix in _HEIF_EXTENSIONS:
+        raise InputError(f"{p}: HEIC/HEIF images need pillow-heif (pip install pillow-heif)")
+    raise InputError(
+        f"{p}: unsupported file type {suffix or '(no extension)'!r} (expected a folder of images, "
+        f"a video {'/'.join(VIDEO_EXTENSIONS)}, a .txt list of images, or an image)"
+    )
