@@ -61,13 +61,14 @@ __all__ = [
     "resolve_weights",
 ]
 
-#: Environment variable that replaces the ttt3r cache root (checkpoints go in ``$TTT3R_CACHE/checkpoints``).
+#: Environment variable replacing the ttt3r cache root: checkpoints go in ``$TTT3R_CACHE/checkpoints``.
 CACHE_ENV = "TTT3R_CACHE"
 
 _CHUNK_SIZE = 1 << 20  # bytes per read while streaming
 _MAX_HTML_BYTES = 2 << 20  # an HTML page bigger than this is not a confirmation page
 _MAX_CONFIRM_HOPS = 3  # confirmation pages followed before giving up
 _DEFAULT_TIMEOUT = 30.0  # seconds without data before a download is abandoned
+_NETWORK_ERRORS = (urllib.error.URLError, http.client.HTTPException, ConnectionError, TimeoutError)
 
 
 def drive_view_url(file_id: str) -> str:
@@ -440,7 +441,7 @@ def _fetch(entry: Checkpoint, url: str, dest: Path, quiet: bool, timeout: float)
         length = int(length_header) if length_header and length_header.isdigit() else None
         expected = entry.size if entry.size is not None else length
         if entry.size is not None and length is not None and length != entry.size:
-            raise _Failed(f"server announces {length} bytes, expected {entry.size}")
+            raise _Failed(f"size mismatch: expected {entry.size} bytes, server announces {length}")
         if expected is not None:
             dest.parent.mkdir(parents=True, exist_ok=True)
             free = shutil.disk_usage(dest.parent).free
@@ -510,7 +511,7 @@ def download(
             return target
         except _Failed as e:
             reasons.append((u, str(e)))
-        except (urllib.error.URLError, http.client.HTTPException, ConnectionError, TimeoutError) as e:
+        except _NETWORK_ERRORS as e:
             reasons.append((u, _reason(e)))
         except OSError as e:
             if e.filename is not None:  # a local file problem, not the network
