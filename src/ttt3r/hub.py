@@ -512,6 +512,8 @@ def download(
         except _Failed as e:
             reasons.append((u, str(e)))
         except _NETWORK_ERRORS as e:
+            if isinstance(e, urllib.error.HTTPError):
+                e.close()  # an HTTP error response holds the connection open
             reasons.append((u, _reason(e)))
         except OSError as e:
             if e.filename is not None:  # a local file problem, not the network
