@@ -137,7 +137,7 @@ def _is_float(s: str) -> bool:
     return True
 
 
-def _check_quaternions(path: Path, quat: np.ndarray, line_of_row: list[int] | None = None) -> None:
+def _check_quaternions(path: Path, quat: np.ndarray) -> None:
     norms = np.linalg.norm(quat, axis=1)
     bad = np.flatnonzero(norms < 1e-8)
     if len(bad):

@@ -1,0 +1,149 @@
+"""Trajectory files: round trips, agreement with evo's readers, malformed input errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy.spatial.transform import Rotation
+
+from ttt3r.errors import TTT3RError
+from ttt3r.eval.trajectory import (
+    Trajectory,
+    associate,
+    matching_time_indices,
+    read_euroc,
+    read_kitti,
+    read_trajectory,
+    read_tum,
+    write_trajectory,
+)
+
+DATA = Path(__file__).parents[1] / "data" / "trajectories"
+
+
+def _random_traj(n=25, seed=0) -> Trajectory:
+    rng = np.random.default_rng(seed)
+    poses = np.tile(np.eye(4), (n, 1, 1))
+    poses[:, :3, :3] = Rotation.random(n, random_state=rng).as_matrix()
+    poses[:, :3, 3] = rng.normal(scale=3.0, size=(n, 3))
+    stamps = 1305031102.160407 + np.cumsum(rng.uniform(0.01, 0.05, n))
+    return Trajectory(stamps, poses)
+
+
+@pytest.mark.parametrize("fmt", ["tum", "kitti", "euroc"])
+def test_round_trip(tmp_path, fmt):
+    traj = _random_traj()
+    path = tmp_path / f"traj.{fmt}"
+    write_trajectory(path, traj, fmt)
+    back = read_trajectory(path, fmt)
+    np.testing.assert_allclose(back.poses, traj.poses, atol=1e-12)
+    if fmt == "tum":
+        np.testing.assert_array_equal(back.timestamps, traj.timestamps)
+    elif fmt == "euroc":
+        np.testing.assert_allclose(back.timestamps, traj.timestamps, atol=1e-9)
+    else:
+        np.testing.assert_array_equal(back.timestamps, np.arange(len(traj)))
+
+
+def test_tum_reader_matches_evo():
+    fi = pytest.importorskip("evo.tools.file_interface")
+    for name in ("freiburg1_xyz-groundtruth.txt", "freiburg1_xyz-rgbdslam.txt"):
+        ours = read_tum(DATA / name)
+        theirs = fi.read_tum_trajectory_file(str(DATA / name))
+        np.testing.assert_array_equal(ours.timestamps, theirs.timestamps)
+        np.testing.assert_allclose(ours.poses, np.array(theirs.poses_se3), atol=1e-12)
+
+
+def test_written_files_read_by_evo(tmp_path):
+    fi = pytest.importorskip("evo.tools.file_interface")
+    traj = _random_traj(seed=3)
+    write_trajectory(tmp_path / "a.txt", traj, "tum")
+    write_trajectory(tmp_path / "a.kitti", traj, "kitti")
+    write_trajectory(tmp_path / "a.csv", traj, "euroc")
+    np.testing.assert_allclose(np.array(fi.read_tum_trajectory_file(str(tmp_path / "a.txt")).poses_se3), traj.poses, atol=1e-12)
+    np.testing.assert_allclose(np.array(fi.read_kitti_poses_file(str(tmp_path / "a.kitti")).poses_se3), traj.poses, atol=1e-12)
+    e = fi.read_euroc_csv_trajectory(str(tmp_path / "a.csv"))
+    np.testing.assert_allclose(np.array(e.poses_se3), traj.poses, atol=1e-12)
+    np.testing.assert_allclose(e.timestamps, traj.timestamps, atol=1e-9)
+
+
+def test_euroc_quaternion_order(tmp_path):
+    # 90 degrees about z: q_w = q_z = sqrt(1/2); position (1, 2, 3); 1 s = 1e9 ns.
+    h = np.sqrt(0.5)
+    p = tmp_path / "data.csv"
+    p.write_text(f"#timestamp [ns],p_x,p_y,p_z,q_w,q_x,q_y,q_z,v_x\n1000000000,1,2,3,{h},0,0,{h},9\n")
+    t = read_euroc(p)
+    assert t.timestamps[0] == 1.0
+    np.testing.assert_allclose(t.poses[0, :3, :3], [[0, -1, 0], [1, 0, 0], [0, 0, 1]], atol=1e-12)
+    np.testing.assert_allclose(t.poses[0, :3, 3], [1, 2, 3])
+
+
+def test_kitti_row_major(tmp_path):
+    p = tmp_path / "k.txt"
+    p.write_text("1 0 0 10 0 1 0 20 0 0 1 30\n")
+    t = read_kitti(p)
+    np.testing.assert_array_equal(t.poses[0], [[1, 0, 0, 10], [0, 1, 0, 20], [0, 0, 1, 30], [0, 0, 0, 1]])
+
+
+@pytest.mark.parametrize(
+    ("fmt", "text", "pattern"),
+    [
+        ("tum", "# c\n0 0 0 0 0 0 0 1\n1 0 0 0 0 0 1\n", r":3: expected 8 numbers"),
+        ("tum", "0 0 0 0 0 0 0 1\n1 0 x 0 0 0 0 1\n", r":2: 'x' is not a number"),
+        ("tum", "0 0 0 nan 0 0 0 1\n", r":1: non-finite"),
+        ("tum", "0 0 0 0 0 0 0 0\n", r"zero quaternion"),
+        ("tum", "# only a comment\n\n", r"no poses found"),
+        ("kitti", "1 0 0 0 0 1 0 0 0 0 1\n", r":1: expected 12 numbers"),
+        ("euroc", "#h\n1,2,3\n", r":2: expected at least 8 numbers"),
+    ],
+)
+def test_malformed_files_name_file_and_line(tmp_path, fmt, text, pattern):
+    p = tmp_path / "bad.txt"
+    p.write_text(text)
+    with pytest.raises(TTT3RError, match=pattern) as info:
+        read_trajectory(p, fmt)
+    msg = str(info.value)
+    assert str(p) in msg and "\n" not in msg
+
+
+def test_missing_file_and_unknown_format(tmp_path):
+    with pytest.raises(TTT3RError, match="not found"):
+        read_tum(tmp_path / "nope.txt")
+    with pytest.raises(TTT3RError, match="unknown trajectory format"):
+        read_trajectory(tmp_path / "x", "ply")  # type: ignore[arg-type]
+
+
+def test_write_is_atomic_and_leaves_no_temp(tmp_path):
+    traj = _random_traj(3)
+    write_trajectory(tmp_path / "t.txt", traj)
+    assert [p.name for p in tmp_path.iterdir()] == ["t.txt"]
+
+
+def test_matching_indices_match_evo():
+    sync = pytest.importorskip("evo.core.sync")
+    rng = np.random.default_rng(4)
+    s1 = np.sort(rng.uniform(0, 10, 60))
+    s2 = np.sort(rng.uniform(-1, 11, 200))
+    for max_diff in (0.01, 0.05, 0.2):
+        for offset in (0.0, 0.03):
+            a, b = matching_time_indices(s1, s2, max_diff, offset)
+            ea, eb = sync.matching_time_indices(s1, s2, max_diff, offset)
+            assert a.tolist() == ea and b.tolist() == eb
+    # unsorted second list uses the exhaustive search
+    s3 = rng.permutation(s2)
+    a, b = matching_time_indices(s1, s3, 0.05)
+    ea, eb = sync.matching_time_indices(s1, s3, 0.05)
+    assert a.tolist() == ea and b.tolist() == eb
+
+
+def test_associate_hand_case_and_no_match():
+    eye = np.tile(np.eye(4), (3, 1, 1))
+    a = Trajectory([0.0, 1.0, 2.0], eye)
+    b = Trajectory([0.005, 1.5, 2.009, 3.0], np.tile(np.eye(4), (4, 1, 1)))
+    a2, b2 = associate(a, b)
+    assert a2.timestamps.tolist() == [0.0, 2.0]
+    assert b2.timestamps.tolist() == [0.005, 2.009]
+    with pytest.raises(TTT3RError, match="no matching timestamps"):
+        associate(a, Trajectory([50.0], np.eye(4)[None]))
