@@ -185,6 +185,9 @@ class _Sink:
     def set_status(self, text: str) -> None:
         pass
 
+    def expect_frames(self, n: int) -> None:
+        pass
+
 
 def test_missing_viser_is_one_line_error(monkeypatch: pytest.MonkeyPatch) -> None:
     from ttt3r.viewer import LiveViewer
@@ -291,6 +294,51 @@ def test_budget_and_downsample(run_dir: Path, viewer_factory) -> None:
     assert pts.shape[0] == N_FRAMES * (H // 2) * (W // 2)
     assert np.all(cols[:, 0] // 20 % 2 == 0) and np.all(cols[:, 1] // 30 % 2 == 0)
     np.testing.assert_allclose(pts, _expected_world(cols), atol=1e-5)
+
+
+@needs_viser
+def test_total_budget_thins_frames(viewer_factory, monkeypatch: pytest.MonkeyPatch) -> None:
+    import ttt3r.viewer._core as core
+
+    monkeypatch.setattr(core, "MIN_POINTS_PER_FRAME", 8)
+    v = viewer_factory(conf_threshold=1.0, max_points_per_frame=64, max_points_total=150)
+    v.add(_frame(0))
+    v.add(_frame(1))
+    assert v.points_per_frame == 64
+    before = {tuple(p) for p in v.visible_points()[0].round(5)}
+    v.add(_frame(2))  # 192 > 150: budget halves, every frame is thinned to 32
+    v.add(_frame(3))
+    assert v.points_per_frame == 32
+    assert [c.points.shape[0] for c in v.point_clouds().values()] == [32] * 4
+    pts, cols = v.visible_points()
+    np.testing.assert_allclose(pts, _expected_world(cols), atol=1e-5)
+    assert {tuple(p) for p in pts[:64].round(5)} <= before  # thinned, not resampled
+    # the confidence order survives thinning: a threshold shows a prefix per frame
+    v.conf_slider.value = 3.5
+    pts, cols = v.visible_points()
+    c = cols.astype(np.int64)
+    assert 0 < pts.shape[0] < 4 * 32 and np.all((c[:, 0] // 20 + c[:, 1] // 30) % 4 == 3)
+    np.testing.assert_allclose(pts, _expected_world(cols), atol=1e-5)
+
+    # a known frame count sets the budget up front (never below the floor)
+    v2 = viewer_factory(max_points_per_frame=64, max_points_total=150)
+    v2.expect_frames(10)
+    assert v2.points_per_frame == 15
+    v2.expect_frames(1000)
+    assert v2.points_per_frame == 8
+
+
+@needs_viser
+def test_scene_reaches_a_websocket_client(run_dir: Path, viewer_factory) -> None:
+    import viser
+    from websockets.sync.client import connect
+
+    v = viewer_factory()
+    view_run(run_dir, v)
+    url = f"ws://127.0.0.1:{v.port}"
+    with connect(url, subprotocols=[f"viser-v{viser.__version__}"], max_size=None, open_timeout=5) as ws:
+        first = ws.recv(timeout=5)  # the scene replay, serialised without error
+    assert isinstance(first, bytes) and len(first) > N_FRAMES * _n_conf_at_least(1.5) * 12
 
 
 @needs_viser

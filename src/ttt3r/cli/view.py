@@ -24,7 +24,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--max-points-per-frame", type=int, default=20_000, metavar="N",
-        help="random subsample of at most N points per frame, bounding memory (default 20000)",
+        help="random subsample of at most N points per frame (default 20000)",
+    )
+    p.add_argument(
+        "--max-points-total", type=int, default=4_000_000, metavar="N",
+        help="at most N points over all frames: long runs get fewer points per frame, "
+        "keeping memory and the browser bounded (default 4000000)",
     )
     p.add_argument(
         "--downsample", type=int, default=1, metavar="K",
@@ -50,6 +55,7 @@ def main(argv: list[str]) -> int:
         host=args.host,
         conf_threshold=args.conf_threshold,
         max_points_per_frame=args.max_points_per_frame,
+        max_points_total=args.max_points_total,
         downsample=args.downsample,
         label=f"ttt3r: {args.run_dir}",
     )

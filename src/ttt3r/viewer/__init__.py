@@ -14,11 +14,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from ._core import TRAJECTORY_CHUNK, LiveViewer, require_viser
+from ._core import MIN_POINTS_PER_FRAME, TRAJECTORY_CHUNK, LiveViewer, require_viser
 from .rundir import iter_frames, list_frames, read_frame, unproject_depth
 
 __all__ = [
     "LiveViewer",
+    "MIN_POINTS_PER_FRAME",
     "TRAJECTORY_CHUNK",
     "iter_frames",
     "list_frames",
@@ -37,7 +38,8 @@ def view_run(
     """Read a run directory frame by frame and add each frame to ``viewer``.
 
     Only one full-resolution frame is in memory at a time; the viewer keeps its
-    bounded subsample. The GUI status line shows the loading progress, and
+    bounded subsample (``viewer.expect_frames`` is told the number of frames,
+    so they share ``max_points_total`` from the start). The GUI status line shows the loading progress, and
     ``progress(done, total)`` (if given) is called after each frame.
 
     Returns:
@@ -48,6 +50,7 @@ def view_run(
             missing or corrupt (the message names the file).
     """
     total = len(list_frames(run_dir))
+    viewer.expect_frames(total)
     n = 0
 
     def _progress(done: int, total: int) -> None:

@@ -9,7 +9,7 @@ view DIR`` reads the frames back from disk and feeds the same ``add``; see
 Scene, per frame ``i`` (world frame = the run's world frame, OpenCV axes, so
 the scene's "up" is -y):
 
-* ``/points/{i:06d}``: a point cloud of at most ``max_points_per_frame`` of the
+* ``/points/{i:06d}``: a point cloud of at most the per-frame budget of the
   frame's world-frame points (``pose @ pts3d_cam``), coloured by ``rgb``; only
   the points with ``conf >= threshold`` are shown.
 * ``/cameras/{i:06d}``: a camera frustum at the pose, showing a small
@@ -18,10 +18,15 @@ the scene's "up" is -y):
   order the frames were added (chunks of :data:`TRAJECTORY_CHUNK` segments, so
   adding a frame re-sends at most one chunk).
 
-Memory per frame is bounded: ``max_points_per_frame`` x (12 + 3 + 4) bytes plus
-one thumbnail, whatever the image size. The subsample is a seeded random choice
-of the valid pixels (after the ``downsample`` stride), fixed at ``add`` time, so
-the confidence slider re-filters the same points.
+Memory is bounded. Each frame keeps at most a budget of points (a seeded
+random choice of its valid pixels after the ``downsample`` stride, fixed at
+``add`` time, so the confidence slider re-filters the same points), about 50
+bytes each with viser's own copies, plus one small thumbnail. The budget starts
+at ``max_points_per_frame``; whenever all frames together would hold more than
+``max_points_total``, it is halved and every frame is thinned to it (never
+below :data:`MIN_POINTS_PER_FRAME`), so a run of any length stays within the
+total (the browser too). :meth:`LiveViewer.expect_frames` sets the budget up
+front when the number of frames is known, which avoids the re-thinning.
 """
 
 from __future__ import annotations
@@ -42,10 +47,12 @@ from ..results import FrameResult
 if TYPE_CHECKING:  # pragma: no cover
     import viser
 
-__all__ = ["LiveViewer", "require_viser", "TRAJECTORY_CHUNK"]
+__all__ = ["LiveViewer", "require_viser", "TRAJECTORY_CHUNK", "MIN_POINTS_PER_FRAME"]
 
 #: Trajectory segments per scene node.
 TRAJECTORY_CHUNK = 256
+#: The total budget never thins a frame below this many points.
+MIN_POINTS_PER_FRAME = 500
 
 _VISER_MISSING = "the viewer needs viser: pip install 'ttt3r[viz]'"
 _FRUSTUM_COLOR = (255, 120, 20)
@@ -142,8 +149,9 @@ class LiveViewer:
         host: interface to listen on (``0.0.0.0`` for all).
         conf_threshold: initial confidence threshold; points with
             ``conf >= conf_threshold`` are shown.
-        max_points_per_frame: point budget per frame (memory and browser load
-            stay bounded for thousands of frames).
+        max_points_per_frame: point budget per frame.
+        max_points_total: budget for all frames together (memory and browser
+            load stay bounded for thousands of frames); ``None`` = no total cap.
         downsample: pixel stride applied before the budget (1 = every pixel).
         point_size: point size in world units; ``None`` = from the first frame
             (the spacing of the kept points at its median depth).
@@ -163,6 +171,7 @@ class LiveViewer:
         host: str = "127.0.0.1",
         conf_threshold: float = 1.5,
         max_points_per_frame: int = 20_000,
+        max_points_total: int | None = 4_000_000,
         downsample: int = 1,
         point_size: float | None = None,
         frustum_scale: float | None = None,
@@ -171,6 +180,8 @@ class LiveViewer:
     ) -> None:
         if not (isinstance(max_points_per_frame, int) and max_points_per_frame >= 1):
             raise TTT3RError(f"max points per frame must be a positive integer, got {max_points_per_frame!r}")
+        if max_points_total is not None and not (isinstance(max_points_total, int) and max_points_total >= 1):
+            raise TTT3RError(f"max points total must be a positive integer, got {max_points_total!r}")
         if not (isinstance(downsample, int) and downsample >= 1):
             raise TTT3RError(f"downsample must be a positive integer, got {downsample!r}")
         if not (math.isfinite(conf_threshold) and conf_threshold >= 0):
@@ -184,6 +195,10 @@ class LiveViewer:
         _check_bindable(host)
 
         self.max_points_per_frame = max_points_per_frame
+        self.max_points_total = max_points_total
+        self._budget = max_points_per_frame  # current per-frame budget
+        self._stored = 0  # points kept over all frames
+        self._thinned_to = max_points_per_frame  # every frame holds at most this many
         self.downsample = downsample
         self.thumbnail_size = int(thumbnail_size)
         self._base_point_size = point_size
@@ -193,6 +208,7 @@ class LiveViewer:
         self._centers: list[np.ndarray] = []
         self._trajectory: list[Any] = []  # LineSegmentsHandle per chunk
         self._closed = False
+        self._following = False  # the range slider is being moved by add()
         self._status_text = ""
 
         # viser prints a banner with the URL unconditionally; we print our own line.
@@ -322,6 +338,8 @@ class LiveViewer:
             if first:
                 self._init_scales(frame, kept)
             self._frames[frame.index] = kept
+            self._stored += kept.points.shape[0]
+            self._thin(kept)  # the budget may have dropped while it was subsampled
             with self._server.atomic():
                 self._grow_sliders(kept)
                 self._update_cloud(kept, float(self.conf_slider.value))
@@ -329,7 +347,27 @@ class LiveViewer:
                 self._extend_trajectory(kept.center)
                 if first:
                     self._set_initial_camera(frame)
+                self._enforce_total()
                 self._update_status()
+
+    @property
+    def points_per_frame(self) -> int:
+        """The current per-frame point budget (lowered by the total budget)."""
+        return self._budget
+
+    def expect_frames(self, n: int) -> None:
+        """Lower the per-frame budget so ``n`` frames fit in ``max_points_total``.
+
+        Call before adding frames when their number is known (a video, a run
+        directory): the frames are then subsampled once instead of being
+        thinned again as the total fills up.
+        """
+        with self._lock:
+            if self.max_points_total is None or n < 1:
+                return
+            floor = min(self.max_points_per_frame, MIN_POINTS_PER_FRAME)
+            self._budget = max(floor, min(self._budget, self.max_points_total // n))
+            self._enforce_total()
 
     def set_status(self, text: str) -> None:
         """Show a line (e.g. loading progress) above the frame/point counts in the GUI."""
@@ -355,23 +393,27 @@ class LiveViewer:
     # ------------------------------------------------------------ internals
     def _subsample(self, frame: FrameResult) -> _Frame:
         s = self.downsample
-        pts = frame.points_world()[::s, ::s].reshape(-1, 3)
+        pts = np.asarray(frame.pts3d_cam)[::s, ::s].reshape(-1, 3)  # camera frame
         conf = np.asarray(frame.conf, dtype=np.float32)[::s, ::s].reshape(-1)
         rgb = np.asarray(frame.rgb)[::s, ::s].reshape(-1, 3)
         depth = np.asarray(frame.depth)[::s, ::s].reshape(-1)
         if rgb.dtype != np.uint8:  # tolerate float images in [0, 1]
             rgb = (np.clip(rgb.astype(np.float64), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
-        valid = np.isfinite(pts).all(axis=1) & np.isfinite(conf) & (depth > 0)
+        valid = np.isfinite(conf) & np.isfinite(depth) & (depth > 0)  # (N,) bool
         idx = np.flatnonzero(valid)
-        if idx.size > self.max_points_per_frame:
+        budget = self._budget
+        if idx.size > budget:
             rng = np.random.default_rng(frame.index)
-            idx = np.sort(rng.choice(idx, size=self.max_points_per_frame, replace=False))
+            idx = np.sort(rng.choice(idx, size=budget, replace=False))
+        idx = idx[np.isfinite(pts[idx]).all(axis=1)]  # x, y too (checked on the kept few)
         order = np.argsort(-conf[idx], kind="stable")
         idx = idx[order]
         pose = np.asarray(frame.pose, dtype=np.float64)
+        # world = pose @ cam (as FrameResult.points_world), only for the kept points
+        world = pts[idx].astype(np.float64) @ pose[:3, :3].T + pose[:3, 3]
         return _Frame(
             index=int(frame.index),
-            points=np.ascontiguousarray(pts[idx], dtype=np.float32),
+            points=np.ascontiguousarray(world, dtype=np.float32),
             colors=np.ascontiguousarray(rgb[idx]),
             neg_conf=np.ascontiguousarray(-conf[idx]),
             center=pose[:3, 3].copy(),
@@ -399,7 +441,14 @@ class LiveViewer:
             follow = end >= old_max
             rs.max = f.index
             if follow:
-                rs.value = (start, f.index)
+                # Extending the end past every existing frame changes no existing
+                # node's visibility, so skip the O(frames) callback; the new
+                # frame's nodes read the range when they are created.
+                self._following = True
+                try:
+                    rs.value = (start, f.index)
+                finally:
+                    self._following = False
         if f.neg_conf.size:
             top = float(np.percentile(-f.neg_conf, 99))
             if math.isfinite(top) and top > self.conf_slider.max:
@@ -409,7 +458,36 @@ class LiveViewer:
         start, end = self.range_slider.value
         return start <= index <= end
 
-    def _update_cloud(self, f: _Frame, threshold: float) -> None:
+    def _enforce_total(self) -> None:
+        """Halve the per-frame budget and thin every frame until the total fits."""
+        cap = self.max_points_total
+        floor = min(self.max_points_per_frame, MIN_POINTS_PER_FRAME)
+        if cap is not None and self._stored > cap:
+            sizes = np.array([f.points.shape[0] for f in self._frames.values()])
+            while np.minimum(sizes, self._budget).sum() > cap and self._budget > floor:
+                self._budget = max(floor, self._budget // 2)
+        if self._budget >= self._thinned_to:
+            return  # every frame already fits the budget
+        self._thinned_to = self._budget
+        t = float(self.conf_slider.value)
+        for f in self._frames.values():
+            n = f.points.shape[0]
+            if n <= self._budget:
+                continue
+            self._thin(f)
+            self._update_cloud(f, t, force=True)
+
+    def _thin(self, f: _Frame) -> None:
+        """Keep a random ``self._budget`` of the frame's points (in confidence order)."""
+        n = f.points.shape[0]
+        if n <= self._budget:
+            return
+        rng = np.random.default_rng([f.index, n])
+        keep = np.sort(rng.choice(n, size=self._budget, replace=False))
+        f.points, f.colors, f.neg_conf = f.points[keep], f.colors[keep], f.neg_conf[keep]
+        self._stored -= n - self._budget
+
+    def _update_cloud(self, f: _Frame, threshold: float, force: bool = False) -> None:
         n = f.count_at(threshold)
         show = n > 0 and self._in_range(f.index)
         if f.cloud is None:
@@ -425,10 +503,12 @@ class LiveViewer:
             )
             f.shown = n
             return
-        if n != f.shown and n > 0:
+        if (force or n != f.shown) and n > 0:
             f.cloud.points = f.points[:n]
             f.cloud.colors = f.colors[:n]
             f.shown = n
+        elif force:
+            f.shown = -1  # stale points (hidden): resend when some pass again
         f.cloud.visible = show
 
     def _add_frustum(self, f: _Frame, frame: FrameResult) -> None:
@@ -518,7 +598,7 @@ class LiveViewer:
 
     def _apply_visibility(self) -> None:
         with self._lock:
-            if self._closed:
+            if self._closed or self._following:
                 return
             cams = bool(self.cameras_checkbox.value)
             t = float(self.conf_slider.value)
