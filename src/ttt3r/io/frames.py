@@ -327,7 +327,7 @@ class VideoSource(FrameSource):
                         skipped += 1
                         _warn_skip(f"{self.path}#{i}: cannot convert video frame ({_one_line(e)})")
                         continue
-                    t = float(vf.time) if vf.time is not None else (i / self.fps if self.fps else None)
+                    t = float(vf.time) - start_s if vf.time is not None else (i / self.fps if self.fps else None)
                     yield Frame(index=n_out, name=f"{name}#{i}", image=img, source_index=i, timestamp=t)
                     n_out += 1
                     if self.max_frames is not None and n_out >= self.max_frames:

@@ -1,0 +1,115 @@
+"""A COLMAP text model, ready for gsplat / nerfstudio / COLMAP itself::
+
+    colmap/images/000000.png          the preprocessed RGB frames
+    colmap/sparse/0/cameras.txt       PINHOLE fx fy cx cy, one camera per distinct intrinsics
+    colmap/sparse/0/images.txt        world-to-camera pose QW QX QY QZ TX TY TZ, CAMERA_ID, NAME
+    colmap/sparse/0/points3D.txt      the fused cloud (empty tracks)
+
+COLMAP's camera axes are OpenCV's, so only the direction changes: ttt3r's
+camera-to-world ``(R, c)`` becomes ``R^T``, ``-R^T c``. Image names are relative
+to ``colmap/images`` (e.g. ``gsplat --data_dir OUT/colmap``, nerfstudio
+``ns-train splatfacto colmap --data OUT/colmap --colmap-path sparse/0``).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+from scipy.spatial.transform import Rotation
+
+from ..io.atomic import atomic_open, atomic_write_bytes, atomic_write_text
+from ..results import FrameResult
+from .fusion import VoxelFusion
+from .layout import png_bytes
+
+__all__ = ["ColmapWriter", "world_to_camera"]
+
+
+def world_to_camera(pose: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(4, 4) camera-to-world -> (COLMAP quaternion (qw, qx, qy, qz), (3,) translation) of world-to-camera."""
+    pose = np.asarray(pose, np.float64)
+    rot = Rotation.from_matrix(pose[:3, :3]).inv()
+    x, y, z, w = rot.as_quat()
+    q = np.array([w, x, y, z])
+    if q[0] < 0:
+        q = -q
+    t = -rot.apply(pose[:3, 3])
+    return q, t
+
+
+class ColmapWriter:
+    """Writes the COLMAP model under ``root`` (see module doc).
+
+    Args:
+        root: the ``colmap`` folder.
+        fusion: the fused cloud for ``points3D.txt`` (shared, fed elsewhere);
+            ``None``: this writer owns one (``fusion_kwargs``) and feeds it.
+        max_points: at most this many points in ``points3D.txt`` (random subset).
+        every: rewrite the text files every ``every`` frames (0: only at close).
+    """
+
+    def __init__(self, root: str | os.PathLike, fusion: VoxelFusion | None = None, max_points: int = 500_000,
+                 every: int = 100, **fusion_kwargs) -> None:
+        self.root = Path(root)
+        self.owns_fusion = fusion is None
+        self.fusion = fusion if fusion is not None else VoxelFusion(**fusion_kwargs)
+        self.max_points = int(max_points)
+        self.every = int(every)
+        self._cameras: dict[tuple, int] = {}
+        self._images: list[tuple[int, np.ndarray, np.ndarray, int, str]] = []
+
+    @property
+    def sparse_dir(self) -> Path:
+        return self.root / "sparse" / "0"
+
+    @property
+    def images_dir(self) -> Path:
+        return self.root / "images"
+
+    def add(self, frame: FrameResult) -> None:
+        if self.owns_fusion:
+            self.fusion.add_frame(frame)
+        name = f"{frame.index:06d}.png"
+        atomic_write_bytes(self.images_dir / name, png_bytes(frame.rgb))
+        h, w = frame.hw
+        K = np.asarray(frame.intrinsics, np.float64)
+        cam = (w, h, *(round(float(v), 6) for v in (K[0, 0], K[1, 1], K[0, 2], K[1, 2])))
+        cam_id = self._cameras.setdefault(cam, len(self._cameras) + 1)
+        q, t = world_to_camera(frame.pose)
+        self._images.append((frame.index + 1, q, t, cam_id, name))
+        if self.every > 0 and len(self._images) % self.every == 0:
+            self.flush()
+
+    def flush(self) -> None:
+        d = self.sparse_dir
+        lines = ["# Camera list with one line of data per camera:",
+                 "#   CAMERA_ID, MODEL, WIDTH, HEIGHT, PARAMS[]",
+                 f"# Number of cameras: {len(self._cameras)}"]
+        for cam, cid in self._cameras.items():
+            w, h, fx, fy, cx, cy = cam
+            lines.append(f"{cid} PINHOLE {w} {h} {fx:.6f} {fy:.6f} {cx:.6f} {cy:.6f}")
+        atomic_write_text(d / "cameras.txt", "\n".join(lines) + "\n")
+
+        lines = ["# Image list with two lines of data per image:",
+                 "#   IMAGE_ID, QW, QX, QY, QZ, TX, TY, TZ, CAMERA_ID, NAME",
+                 "#   POINTS2D[] as (X, Y, POINT3D_ID)",
+                 f"# Number of images: {len(self._images)}, mean observations per image: 0"]
+        for iid, q, t, cid, name in self._images:
+            lines.append(f"{iid} " + " ".join(f"{v:.12g}" for v in (*q, *t)) + f" {cid} {name}")
+            lines.append("")
+        atomic_write_text(d / "images.txt", "\n".join(lines) + "\n")
+
+        xyz, rgb = self.fusion.sample(self.max_points)
+        with atomic_open(d / "points3D.txt", "w") as f:
+            f.write("# 3D point list with one line of data per point:\n")
+            f.write("#   POINT3D_ID, X, Y, Z, R, G, B, ERROR, TRACK[] as (IMAGE_ID, POINT2D_IDX)\n")
+            f.write(f"# Number of points: {len(xyz)}, mean track length: 0\n")
+            if len(xyz):
+                ids = np.arange(1, len(xyz) + 1)
+                np.savetxt(f, np.column_stack([ids, xyz.astype(np.float64), rgb, np.zeros(len(xyz))]),
+                           fmt=["%d", "%.6g", "%.6g", "%.6g", "%d", "%d", "%d", "%.1f"])
+
+    def close(self, interrupted: bool = False) -> None:
+        self.flush()

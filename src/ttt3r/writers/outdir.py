@@ -1,0 +1,178 @@
+"""The output folder guard: never write over, or delete, files ttt3r did not write.
+
+Rules:
+
+* A missing or empty folder is created / used as is.
+* A non-empty folder is refused (one-line :class:`TTT3RError`) unless
+  ``overwrite=True``.
+* With ``overwrite=True`` the files of a previous ttt3r run are removed: those
+  whose relative paths match both the patterns recorded in that run's manifest
+  (``.ttt3r-manifest.json``) and ttt3r's own list of output patterns
+  (:data:`KNOWN_PATTERNS`). Nothing else is ever deleted. If a file that this
+  run would write exists but was not written by ttt3r, the run is refused
+  rather than replacing it.
+
+The manifest is written before any output file and records the patterns this
+run owns. Since the folder was checked to hold no foreign file matching them,
+every file that matches them afterwards was written by ttt3r.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+from collections.abc import Iterable
+from pathlib import Path
+
+from ..errors import TTT3RError
+from ..io.atomic import atomic_write_text
+
+__all__ = ["KNOWN_PATTERNS", "MANIFEST_NAME", "OutputDir", "patterns_for"]
+
+MANIFEST_NAME = ".ttt3r-manifest.json"
+
+_TMP = r"(?:/\.[^/]+\.tmp)?"  # leftovers of interrupted atomic writes: dir/.name.XXXX.tmp
+
+#: Every relative path ttt3r may write, per export, as regular expressions.
+KNOWN_PATTERNS: dict[str, tuple[str, ...]] = {
+    "demo": (r"depth/\d{6,}\.npy", r"conf/\d{6,}\.npy", r"color/\d{6,}\.png", r"camera/\d{6,}\.npz"),
+    "trajectory": (r"trajectory\.txt",),
+    "ply": (r"points\.ply",),
+    "colmap": (
+        r"colmap/images/\d{6,}\.png",
+        r"colmap/sparse/0/cameras\.txt",
+        r"colmap/sparse/0/images\.txt",
+        r"colmap/sparse/0/points3D\.txt",
+    ),
+    "glb": (r"scene\.glb",),
+    "preview": (r"preview\.png",),
+    "run": (r"run\.json",),
+}
+
+#: Sub-folders ttt3r creates, deepest first (removed on overwrite only when empty).
+_OWN_DIRS = ("depth", "conf", "color", "camera", "colmap/images", "colmap/sparse/0", "colmap/sparse", "colmap")
+
+_ALL_PATTERNS = tuple(p for ps in KNOWN_PATTERNS.values() for p in ps)
+
+
+def patterns_for(exports: Iterable[str]) -> list[str]:
+    """The path patterns owned by a run with these exports (``run`` is always included)."""
+    out: list[str] = []
+    for e in [*exports, "run"]:
+        if e not in KNOWN_PATTERNS:
+            raise TTT3RError(f"unknown export {e!r} (known: {', '.join(k for k in KNOWN_PATTERNS if k != 'run')})")
+        out.extend(p for p in KNOWN_PATTERNS[e] if p not in out)
+    return out
+
+
+def _tmp_variant(pattern: str) -> str:
+    """A pattern matching the temporary files atomic writes of ``pattern`` may leave."""
+    head, _, tail = pattern.rpartition("/")
+    prefix = head + "/" if head else ""
+    return prefix + r"\." + tail + r"\.[^/]*\.tmp"
+
+
+def _compile(patterns: Iterable[str]) -> re.Pattern:
+    alts = []
+    for p in patterns:
+        alts.append(p)
+        alts.append(_tmp_variant(p))
+    return re.compile("(?:" + "|".join(alts) + ")") if alts else re.compile(r"(?!)")
+
+
+class OutputDir:
+    """A checked output folder.
+
+    Args:
+        path: the output folder (created if missing).
+        exports: names of the exports this run writes (keys of :data:`KNOWN_PATTERNS`).
+        overwrite: allow writing into a non-empty folder, removing only files
+            of an earlier ttt3r run (see module doc).
+
+    Call :meth:`prepare` once before writing anything.
+    """
+
+    def __init__(self, path: str | os.PathLike, exports: Iterable[str], overwrite: bool = False) -> None:
+        self.path = Path(path)
+        self.exports = list(dict.fromkeys(exports))
+        self.overwrite = overwrite
+        self.patterns = patterns_for(self.exports)
+        self.removed: list[str] = []
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.path / MANIFEST_NAME
+
+    def _files(self) -> list[str]:
+        out = []
+        for root, dirs, files in os.walk(self.path):
+            dirs.sort()
+            for f in sorted(files):
+                rel = os.path.relpath(os.path.join(root, f), self.path).replace(os.sep, "/")
+                out.append(rel)
+        return out
+
+    def _previous_patterns(self) -> list[str]:
+        mp = self.manifest_path
+        if not mp.is_file():
+            return []
+        try:
+            data = json.loads(mp.read_text(encoding="utf-8"))
+            pats = [str(p) for p in data.get("patterns", [])]
+        except (OSError, ValueError, AttributeError):
+            return []
+        # only patterns that ttt3r itself knows: a tampered manifest cannot widen deletion
+        return [p for p in pats if p in _ALL_PATTERNS]
+
+    def prepare(self) -> None:
+        """Check the folder, remove an earlier run's files if allowed, write the manifest.
+
+        Raises:
+            TTT3RError: the path is a file, the folder is not empty and
+                ``overwrite`` is false, or a file this run would write exists
+                and was not written by ttt3r.
+        """
+        p = self.path
+        if p.exists() and not p.is_dir():
+            raise TTT3RError(f"{p}: output path exists and is not a folder")
+        try:
+            p.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise TTT3RError(f"{p}: cannot create output folder ({e.strerror or e})") from e
+        files = self._files()
+        if files:
+            if not self.overwrite:
+                prev = self.manifest_path.is_file()
+                what = "holds a previous ttt3r run" if prev else "is not empty"
+                raise TTT3RError(f"{p}: output folder {what}; use --overwrite to replace ttt3r's files "
+                                 "(other files are kept), or choose another folder")
+            ours = _compile(self._previous_patterns())
+            mine = _compile(self.patterns)
+            for rel in files:
+                if rel == MANIFEST_NAME:
+                    continue
+                if ours.fullmatch(rel):
+                    continue
+                if mine.fullmatch(rel):
+                    raise TTT3RError(f"{p / rel}: exists and was not written by ttt3r; move it away or "
+                                     "choose another output folder")
+            for rel in files:
+                if rel != MANIFEST_NAME and ours.fullmatch(rel):
+                    with contextlib.suppress(FileNotFoundError):
+                        (p / rel).unlink()
+                    self.removed.append(rel)
+            self._remove_empty_dirs()
+        self._write_manifest()
+
+    def _remove_empty_dirs(self) -> None:
+        for d in _OWN_DIRS:  # deepest first; rmdir only succeeds on empty folders
+            with contextlib.suppress(OSError):
+                os.rmdir(self.path / d)
+
+    def _write_manifest(self) -> None:
+        from .. import __version__
+
+        data = {"tool": "ttt3r", "version": __version__, "exports": self.exports, "patterns": self.patterns}
+        atomic_write_text(self.manifest_path, json.dumps(data, indent=1) + "\n")

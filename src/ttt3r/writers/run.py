@@ -1,0 +1,186 @@
+""":class:`RunWriter`: every output of ``ttt3r reconstruct`` behind one ``add`` / ``close``.
+
+Output folder layout (by export name)::
+
+    demo        depth/%06d.npy conf/%06d.npy color/%06d.png camera/%06d.npz
+    trajectory  trajectory.txt            (TUM, camera-to-world)
+    ply         points.ply                (fused cloud, binary PLY)
+    colmap      colmap/images/, colmap/sparse/0/{cameras,images,points3D}.txt
+    glb         scene.glb                 (cloud + cameras, needs trimesh)
+    preview     preview.png
+    (always)    run.json, .ttt3r-manifest.json
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import TTT3RError
+from ..results import FrameResult
+from .base import Writer
+from .fusion import VoxelFusion
+from .outdir import OutputDir
+
+__all__ = ["DEFAULT_EXPORTS", "EXPORTS", "RunWriter", "WriterOptions"]
+
+#: Every export name, in the order writers are called.
+EXPORTS: tuple[str, ...] = ("demo", "trajectory", "ply", "colmap", "glb", "preview")
+#: What ``ttt3r reconstruct`` writes unless told otherwise.
+DEFAULT_EXPORTS: tuple[str, ...] = ("demo", "trajectory", "ply", "preview")
+
+_NEEDS_FUSION = {"ply", "colmap", "glb", "preview"}
+
+
+@dataclass
+class WriterOptions:
+    """Settings of the writers.
+
+    Attributes:
+        conf_threshold: fused points keep pixels with ``conf > conf_threshold``.
+        voxel_size: fusion voxel edge in world units; ``None``: automatic (two
+            pixels' footprint at the first frame's median depth).
+        max_points: the fused cloud never holds more voxels than this (the voxel
+            size doubles when it would).
+        flush_every: rewrite ``points.ply`` and the COLMAP text files every N frames.
+        trajectory_every: rewrite ``trajectory.txt`` every N frames.
+        info_every: rewrite ``run.json`` every N frames.
+        colmap_max_points: points in ``points3D.txt`` at most.
+        glb_max_points: points in ``scene.glb`` at most.
+        preview_frames: frames in the preview's depth strip.
+    """
+
+    conf_threshold: float = 1.5
+    voxel_size: float | None = None
+    max_points: int = 2_000_000
+    flush_every: int = 50
+    trajectory_every: int = 10
+    info_every: int = 10
+    colmap_max_points: int = 500_000
+    glb_max_points: int = 1_000_000
+    preview_frames: int = 6
+
+
+class RunWriter:
+    """Fans frames out to the selected writers; use as a context manager.
+
+    Args:
+        out_dir: the output folder (checked by :class:`OutputDir`: a non-empty
+            folder needs ``overwrite=True``; foreign files are never touched).
+        exports: names from :data:`EXPORTS`.
+        fps: frames per second of the processed sequence (for TUM timestamps),
+            or ``None``.
+        overwrite: replace the files of an earlier ttt3r run in ``out_dir``.
+        options: :class:`WriterOptions`.
+        info: recorded in ``run.json`` (input, weights, settings, ...).
+
+    On ``__exit__`` with an exception, :meth:`close` runs with
+    ``interrupted=True``: every file is written for the frames finished so far
+    and ``run.json`` says ``"interrupted": true``.
+    """
+
+    def __init__(self, out_dir: str | os.PathLike, exports: Iterable[str] = DEFAULT_EXPORTS, *,
+                 fps: float | None = None, overwrite: bool = False, options: WriterOptions | None = None,
+                 info: dict[str, Any] | None = None) -> None:
+        exports = list(dict.fromkeys(exports))
+        unknown = [e for e in exports if e not in EXPORTS]
+        if unknown:
+            raise TTT3RError(f"unknown export {unknown[0]!r} (known: {', '.join(EXPORTS)})")
+        self.exports = [e for e in EXPORTS if e in exports]
+        self.options = opt = options or WriterOptions()
+        if "glb" in self.exports:
+            from .glb import _trimesh
+
+            _trimesh()  # before touching the folder
+        self.out_dir = Path(out_dir)
+        self.guard = OutputDir(self.out_dir, self.exports, overwrite=overwrite)
+        self.guard.prepare()
+
+        d = self.out_dir
+        self.fusion: VoxelFusion | None = None
+        if _NEEDS_FUSION & set(self.exports):
+            self.fusion = VoxelFusion(voxel_size=opt.voxel_size, max_points=opt.max_points,
+                                      conf_threshold=opt.conf_threshold)
+        self.writers: dict[str, Writer] = {}
+        for e in self.exports:
+            if e == "demo":
+                from .layout import DemoLayoutWriter
+
+                self.writers[e] = DemoLayoutWriter(d)
+            elif e == "trajectory":
+                from .trajectory import TrajectoryWriter
+
+                self.writers[e] = TrajectoryWriter(d / "trajectory.txt", fps=fps, every=opt.trajectory_every)
+            elif e == "ply":
+                from .ply import PlyWriter
+
+                self.writers[e] = PlyWriter(d / "points.ply", fusion=self.fusion, every=opt.flush_every)
+            elif e == "colmap":
+                from .colmap import ColmapWriter
+
+                self.writers[e] = ColmapWriter(d / "colmap", fusion=self.fusion, max_points=opt.colmap_max_points,
+                                               every=opt.flush_every)
+            elif e == "glb":
+                from .glb import GlbWriter
+
+                self.writers[e] = GlbWriter(d / "scene.glb", fusion=self.fusion, max_points=opt.glb_max_points)
+            elif e == "preview":
+                from .preview import PreviewWriter
+
+                self.writers[e] = PreviewWriter(d / "preview.png", fusion=self.fusion, n_strip=opt.preview_frames)
+        from .runinfo import RunInfoWriter
+
+        info = dict(info or {})
+        info.setdefault("output", os.fspath(d))
+        info.setdefault("exports", self.exports)
+        info.setdefault("writer_options", asdict(opt))
+        self.info = RunInfoWriter(d / "run.json", info, every=opt.info_every)
+        self.n_frames = 0
+        self.closed = False
+
+    @property
+    def paths(self) -> dict[str, Path]:
+        """Main output path of each export (folders for ``demo`` and ``colmap``)."""
+        d = self.out_dir
+        p = {"demo": d, "trajectory": d / "trajectory.txt", "ply": d / "points.ply", "colmap": d / "colmap",
+             "glb": d / "scene.glb", "preview": d / "preview.png"}
+        return {e: p[e] for e in self.exports} | {"run": d / "run.json"}
+
+    def add(self, frame: FrameResult) -> None:
+        """Write / accumulate one frame (frames arrive in index order)."""
+        if self.closed:
+            raise RuntimeError("RunWriter is closed")
+        if self.fusion is not None:
+            self.fusion.add_frame(frame)
+        for w in self.writers.values():
+            w.add(frame)
+        self.info.add(frame)
+        self.n_frames += 1
+
+    def close(self, interrupted: bool = False) -> None:
+        """Finish every file; ``interrupted`` marks a partial run. Idempotent.
+
+        Every writer is closed even if one fails; the first failure is re-raised
+        after ``run.json`` is written (marked interrupted).
+        """
+        if self.closed:
+            return
+        self.closed = True
+        error: BaseException | None = None
+        for w in self.writers.values():
+            try:
+                w.close(interrupted=interrupted)
+            except Exception as e:  # keep closing the others
+                error = error or e
+        self.info.close(interrupted=interrupted or error is not None)
+        if error is not None:
+            raise error
+
+    def __enter__(self) -> RunWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self.close(interrupted=exc_type is not None)

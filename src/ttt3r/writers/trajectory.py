@@ -1,0 +1,101 @@
+"""Camera trajectory in TUM format: ``timestamp tx ty tz qx qy qz qw`` per line.
+
+Poses are camera-to-world (OpenCV camera axes); the quaternion is the rotation
+of the pose, Hamilton convention, scalar last (as TUM and scipy). Timestamps are
+in seconds when the frame rate is known, else frame indices.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+from scipy.spatial.transform import Rotation
+
+from ..io.atomic import atomic_write_text
+from ..results import FrameResult
+
+__all__ = ["TrajectoryWriter", "format_tum", "pose_to_tum", "read_tum", "tum_to_pose"]
+
+TUM_HEADER = "# timestamp tx ty tz qx qy qz qw (camera-to-world, OpenCV camera axes)"
+
+
+def pose_to_tum(pose: np.ndarray) -> np.ndarray:
+    """(4, 4) camera-to-world -> (7,) ``tx ty tz qx qy qz qw`` (rotation projected onto SO(3))."""
+    pose = np.asarray(pose, np.float64)
+    q = Rotation.from_matrix(pose[:3, :3]).as_quat()  # x, y, z, w
+    if q[3] < 0:
+        q = -q
+    return np.concatenate([pose[:3, 3], q])
+
+
+def tum_to_pose(row: np.ndarray) -> np.ndarray:
+    """(7,) ``tx ty tz qx qy qz qw`` -> (4, 4) camera-to-world."""
+    row = np.asarray(row, np.float64)
+    T = np.eye(4)
+    T[:3, :3] = Rotation.from_quat(row[3:7]).as_matrix()
+    T[:3, 3] = row[:3]
+    return T
+
+
+def format_tum(timestamps: np.ndarray, rows: np.ndarray) -> str:
+    """Text of a TUM file: header line then one ``t tx ty tz qx qy qz qw`` line per pose."""
+    lines = [TUM_HEADER]
+    for t, r in zip(timestamps, rows):
+        lines.append(f"{float(t):.6f} " + " ".join(f"{float(v):.9g}" for v in r))
+    return "\n".join(lines) + "\n"
+
+
+def read_tum(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
+    """Read a TUM file: ((N,) timestamps, (N, 4, 4) camera-to-world poses)."""
+    data = np.loadtxt(path, comments="#", ndmin=2)
+    if data.size == 0:
+        return np.empty(0), np.empty((0, 4, 4))
+    return data[:, 0], np.stack([tum_to_pose(r) for r in data[:, 1:8]])
+
+
+class TrajectoryWriter:
+    """Keeps one TUM row per frame (8 floats) and rewrites the file atomically.
+
+    Args:
+        path: the ``trajectory.txt`` to write.
+        fps: frames per second of the processed sequence; timestamps are
+            ``index / fps`` (or ``frame.extras["timestamp"]`` when set, e.g. the
+            video's presentation time); ``None``: the frame index.
+        every: rewrite the file every ``every`` frames (and at close).
+    """
+
+    def __init__(self, path: str | os.PathLike, fps: float | None = None, every: int = 10) -> None:
+        self.path = Path(path)
+        self.fps = fps
+        self.every = max(1, int(every))
+        self._t: list[float] = []
+        self._rows: list[np.ndarray] = []
+        self._written = -1
+
+    def timestamp(self, frame: FrameResult) -> float:
+        ts = frame.extras.get("timestamp") if frame.extras else None
+        if ts is not None:
+            return float(ts)
+        return frame.index / self.fps if self.fps else float(frame.index)
+
+    def add(self, frame: FrameResult) -> None:
+        self._t.append(self.timestamp(frame))
+        self._rows.append(pose_to_tum(frame.pose))
+        if len(self._rows) % self.every == 0:
+            self.flush()
+
+    def flush(self) -> None:
+        if self._written == len(self._rows):
+            return
+        atomic_write_text(self.path, format_tum(np.asarray(self._t), np.asarray(self._rows).reshape(-1, 7)))
+        self._written = len(self._rows)
+
+    def close(self, interrupted: bool = False) -> None:
+        self.flush()
+
+    @property
+    def poses(self) -> np.ndarray:
+        """(N, 4, 4) camera-to-world poses added so far (rotation re-orthonormalised)."""
+        return np.stack([tum_to_pose(r) for r in self._rows]) if self._rows else np.empty((0, 4, 4))
