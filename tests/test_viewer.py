@@ -8,7 +8,6 @@ Confidence is 1 + ((u + v) % 4), so thresholds filter known counts.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
 import urllib.request
@@ -22,7 +21,12 @@ from ttt3r.errors import TTT3RError
 from ttt3r.results import FrameResult
 from ttt3r.viewer import list_frames, read_frame, unproject_depth, view_run
 
-HAS_VISER = importlib.util.find_spec("viser") is not None
+try:
+    import viser  # noqa: F401
+
+    HAS_VISER = True
+except ImportError:
+    HAS_VISER = False
 needs_viser = pytest.mark.skipif(not HAS_VISER, reason="viser is not installed (pip install 'ttt3r[viz]')")
 
 H, W = 8, 12

@@ -124,6 +124,14 @@ def _rotation_to_wxyz(R: np.ndarray) -> np.ndarray:
     return q / np.linalg.norm(q)
 
 
+def _as_uint8(rgb: np.ndarray) -> np.ndarray:
+    """(..., 3) image as uint8; float images are taken to be in [0, 1]."""
+    rgb = np.asarray(rgb)
+    if rgb.dtype == np.uint8:
+        return rgb
+    return (np.clip(rgb.astype(np.float64), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+
+
 def _thumbnail(rgb: np.ndarray, max_side: int) -> np.ndarray:
     """(H, W, 3) uint8 -> the same image shrunk so its longer side is <= ``max_side``."""
     h, w = rgb.shape[:2]
@@ -395,10 +403,8 @@ class LiveViewer:
         s = self.downsample
         pts = np.asarray(frame.pts3d_cam)[::s, ::s].reshape(-1, 3)  # camera frame
         conf = np.asarray(frame.conf, dtype=np.float32)[::s, ::s].reshape(-1)
-        rgb = np.asarray(frame.rgb)[::s, ::s].reshape(-1, 3)
+        rgb = _as_uint8(np.asarray(frame.rgb)[::s, ::s]).reshape(-1, 3)
         depth = np.asarray(frame.depth)[::s, ::s].reshape(-1)
-        if rgb.dtype != np.uint8:  # tolerate float images in [0, 1]
-            rgb = (np.clip(rgb.astype(np.float64), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
         valid = np.isfinite(conf) & np.isfinite(depth) & (depth > 0)  # (N,) bool
         idx = np.flatnonzero(valid)
         budget = self._budget
@@ -523,7 +529,7 @@ class LiveViewer:
             color=_FRUSTUM_COLOR,
             thickness=1.5,
             thickness_units="screen",
-            image=_thumbnail(np.asarray(frame.rgb, dtype=np.uint8), self.thumbnail_size),
+            image=_thumbnail(_as_uint8(frame.rgb), self.thumbnail_size),
             format="jpeg",
             jpeg_quality=80,
             wxyz=_rotation_to_wxyz(np.asarray(frame.pose)[:3, :3]),
