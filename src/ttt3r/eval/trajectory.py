@@ -100,7 +100,12 @@ def _read_lines(path: Path) -> list[str]:
 
 
 def _parse_rows(
-    path: Path, sep: str | None, counts: tuple[int, ...], what: str, at_least: bool = False
+    path: Path,
+    sep: str | None,
+    counts: tuple[int, ...],
+    what: str,
+    at_least: bool = False,
+    finite: bool = True,
 ) -> np.ndarray:
     """Parse non-comment lines into an (N, k) float array; every row must have a count in ``counts``."""
     rows: list[list[float]] = []
@@ -120,7 +125,7 @@ def _parse_rows(
         except ValueError:
             bad = next(f for f in fields if not _is_float(f))
             raise TTT3RError(f"{path}:{lineno}: {bad!r} is not a number") from None
-        if not all(math.isfinite(v) for v in vals):
+        if finite and not all(math.isfinite(v) for v in vals):
             raise TTT3RError(f"{path}:{lineno}: non-finite value in pose")
         width = n
         rows.append(vals)
@@ -152,14 +157,17 @@ def read_tum(path: str | os.PathLike) -> Trajectory:
     return Trajectory.from_positions_quaternions(m[:, 0], m[:, 1:4], m[:, 4:8])
 
 
-def read_pose_matrices(path: str | os.PathLike, allow_16: bool = False) -> np.ndarray:
+def read_pose_matrices(path: str | os.PathLike, allow_16: bool = False, finite: bool = True) -> np.ndarray:
     """Read one 3x4 (12 numbers) or, if ``allow_16``, 4x4 (16 numbers) row-major pose a line.
 
-    Returns (N, 4, 4) float64. Used for KITTI files and ScanNet/Replica pose lists.
+    Returns (N, 4, 4) float64 (the last row is always ``0 0 0 1``). With
+    ``finite=False``, ``inf``/``nan`` entries (unknown poses) are kept.
+    Used for KITTI files and ScanNet/Replica pose lists.
     """
     p = Path(path)
     counts = (12, 16) if allow_16 else (12,)
-    m = _parse_rows(p, None, counts, "row-major 3x4 pose" if not allow_16 else "row-major 3x4 or 4x4 pose")
+    what = "row-major 3x4 or 4x4 pose" if allow_16 else "row-major 3x4 pose"
+    m = _parse_rows(p, None, counts, what, finite=finite)
     poses = np.tile(np.eye(4), (len(m), 1, 1))
     poses[:, :3, :] = m[:, :12].reshape(-1, 3, 4)
     return poses
