@@ -96,19 +96,26 @@ class GlbWriter:
             segs = np.concatenate([frustum_segments(self._poses[i], self._K[i], self._hw[i], size) for i in pick])
             cmap = _colormap(pick / max(n - 1, 1))
             seg_colors = np.repeat(cmap, 8, axis=0)
-            frusta = trimesh.load_path(segs)
-            frusta.colors = seg_colors
-            scene.add_geometry(frusta, geom_name="cameras")
+            scene.add_geometry(_segments(trimesh, segs, seg_colors), geom_name="cameras")
             if n > 1:
-                path = trimesh.load_path(np.stack([centres[:-1], centres[1:]], axis=1))
-                path.colors = np.tile([[255, 255, 255, 255]], (n - 1, 1)).astype(np.uint8)
-                scene.add_geometry(path, geom_name="camera_path")
+                white = np.full((n - 1, 4), 255, np.uint8)
+                scene.add_geometry(_segments(trimesh, np.stack([centres[:-1], centres[1:]], axis=1), white),
+                                   geom_name="camera_path")
         scene.apply_transform(GLTF_FROM_OPENCV)
         return scene
 
     def close(self, interrupted: bool = False) -> None:
         data = self.scene().export(file_type="glb")
         atomic_write_bytes(self.path, data)
+
+
+def _segments(trimesh, segs: np.ndarray, colors: np.ndarray):
+    """A Path3D of (K, 2, 3) independent line segments with (K, 4) uint8 colours."""
+    from trimesh.path.entities import Line
+
+    k = len(segs)
+    entities = [Line(points=np.array([2 * i, 2 * i + 1])) for i in range(k)]
+    return trimesh.path.Path3D(entities=entities, vertices=segs.reshape(-1, 3), colors=colors, process=False)
 
 
 def _colormap(t: np.ndarray) -> np.ndarray:

@@ -71,7 +71,8 @@ def _limits(a: np.ndarray, extra: np.ndarray) -> tuple[float, float]:
 def _panel(ax, sx, sy, order, rgb, cx, cy, title: str, xlabel: str, ylabel: str, heading=None) -> None:
     ax.set_facecolor(_BG)
     if len(sx):
-        ax.scatter(sx[order], sy[order], c=rgb[order] / 255.0, s=0.6, linewidths=0, rasterized=True)
+        size = float(np.clip(4e4 / len(sx), 0.4, 6.0))
+        ax.scatter(sx[order], sy[order], c=rgb[order] / 255.0, s=size, linewidths=0, rasterized=True)
     if len(cx):
         ax.plot(cx, cy, "-", color="#ffffff", lw=2.6, alpha=0.9, solid_capstyle="round")
         ax.plot(cx, cy, "-", color="#ff9f1c", lw=1.4, solid_capstyle="round")
@@ -82,11 +83,21 @@ def _panel(ax, sx, sy, order, rgb, cx, cy, title: str, xlabel: str, ylabel: str,
                       scale_units="xy", scale=1.0, width=0.004, headwidth=4, zorder=4)
         ax.plot(cx[:1], cy[:1], "o", ms=8, mfc="#2ec4b6", mec="white", zorder=5, label="first camera")
         ax.plot(cx[-1:], cy[-1:], "s", ms=7, mfc="#e71d36", mec="white", zorder=5, label="last camera")
-    xl = _limits(sx, cx)
-    yl = _limits(sy, cy)
-    ax.set_xlim(*xl)
-    ax.set_ylim(*yl)
-    ax.set_aspect("equal", adjustable="datalim")
+    (x0, x1), (y0, y1) = _limits(sx, cx), _limits(sy, cy)
+    # widen the shorter range so that equal axis scales fill the panel
+    pos = ax.get_position()
+    fw, fh = ax.figure.get_size_inches()
+    box = (pos.height * fh) / max(pos.width * fw, 1e-9)
+    dx, dy = x1 - x0, y1 - y0
+    if dy / dx < box:
+        mid, dy = (y0 + y1) / 2, dx * box
+        y0, y1 = mid - dy / 2, mid + dy / 2
+    else:
+        mid, dx = (x0 + x1) / 2, dy / box
+        x0, x1 = mid - dx / 2, mid + dx / 2
+    ax.set_xlim(x0, x1)
+    ax.set_ylim(y0, y1)
+    ax.set_aspect("equal", adjustable="box")
     ax.set_title(title, color=_FG, fontsize=12, pad=6)
     ax.set_xlabel(xlabel, color=_FG, fontsize=9)
     ax.set_ylabel(ylabel, color=_FG, fontsize=9)
@@ -127,14 +138,20 @@ def render_preview(xyz: np.ndarray, rgb: np.ndarray, poses: np.ndarray,
     arrow = 0.06 * (span if span > 0 else 1.0)
 
     n_strip = len(strip)
-    fig = Figure(figsize=(15, 10.5 if n_strip else 7.5), dpi=110, facecolor=_BG)
+    fig_w, top_h = 15.0, 6.4
     if n_strip:
-        gs = fig.add_gridspec(3, max(n_strip, 2), height_ratios=[3.2, 1, 1], hspace=0.28, wspace=0.06,
-                              left=0.05, right=0.98, top=0.91, bottom=0.03)
+        ncol = max(n_strip, 2)
+        aspect = max(float(np.mean([im.shape[0] / im.shape[1] for _, im, _ in strip])), 0.2)
+        cell_h = min(fig_w * 0.93 / ncol * aspect, 3.0)
+        fig_h = top_h + 2 * cell_h + 1.9
+        fig = Figure(figsize=(fig_w, fig_h), dpi=110, facecolor=_BG)
+        gs = fig.add_gridspec(3, ncol, height_ratios=[top_h, cell_h, cell_h], hspace=0.18, wspace=0.1,
+                              left=0.05, right=0.98, top=1 - 1.0 / fig_h, bottom=0.2 / fig_h)
         half = max(n_strip, 2) // 2
         ax_top = fig.add_subplot(gs[0, :half])
         ax_obl = fig.add_subplot(gs[0, half:])
     else:
+        fig = Figure(figsize=(fig_w, 7.5), dpi=110, facecolor=_BG)
         gs = fig.add_gridspec(1, 2, left=0.05, right=0.98, top=0.88, bottom=0.08, wspace=0.12)
         ax_top = fig.add_subplot(gs[0, 0])
         ax_obl = fig.add_subplot(gs[0, 1])
@@ -149,8 +166,10 @@ def render_preview(xyz: np.ndarray, rgb: np.ndarray, poses: np.ndarray,
     order = np.argsort(-depth) if len(xyz) else np.zeros(0, int)
     _panel(ax_obl, sx, sy, order, rgb, centres @ r, centres @ u, "oblique view (30° above)", "x", "up",
            heading=((fwd_axis @ r) * arrow, (fwd_axis @ u) * arrow))
-    leg = ax_obl.legend(loc="upper right", fontsize=8, facecolor="#1b1d22", edgecolor="#3a3d45", labelcolor=_FG)
-    leg.get_frame().set_alpha(0.8)
+    if len(centres):
+        leg = ax_obl.legend(loc="upper right", fontsize=8, facecolor="#1b1d22", edgecolor="#3a3d45",
+                            labelcolor=_FG)
+        leg.get_frame().set_alpha(0.8)
 
     cmap = colormaps["turbo_r"]
     for j, (idx, img, dep) in enumerate(strip):
@@ -171,9 +190,10 @@ def render_preview(xyz: np.ndarray, rgb: np.ndarray, poses: np.ndarray,
             a.set_facecolor(_BG)
             for s in a.spines.values():
                 s.set_color("#3a3d45")
-    fig.suptitle("ttt3r reconstruction", color="white", fontsize=16, x=0.05, ha="left", y=0.985)
+    fh = fig.get_size_inches()[1]
+    fig.text(0.05, 1 - 0.25 / fh, "ttt3r reconstruction", color="white", fontsize=16, ha="left", va="top")
     if subtitle:
-        fig.text(0.05, 0.94, subtitle, color="#9aa0aa", fontsize=10, ha="left")
+        fig.text(0.05, 1 - 0.62 / fh, subtitle, color="#9aa0aa", fontsize=10, ha="left", va="top")
     buf = io.BytesIO()
     fig.savefig(buf, format="png", facecolor=_BG)
     return buf.getvalue()
