@@ -150,3 +150,17 @@ def test_depth_errors():
         depth_metrics(gt, gt, align="affine")  # type: ignore[arg-type]
     with pytest.raises(TTT3RError):
         aggregate_depth_metrics([])
+
+
+def test_scale_l1_is_robust_to_outliers(motorcycle_depth):
+    # 71 exact pixels and 30 predicted 10x too close: the L1 optimum (weighted
+    # median of gt/pred with weights pred) is 1; least squares is pulled to
+    # (71 + 3) / (71 + 0.3).
+    gt = np.ones(101)
+    pred = np.ones(101)
+    pred[:30] = 0.1
+    s, t = fit_depth_alignment(pred, gt, "scale_l1")
+    assert s == pytest.approx(1.0, abs=1e-6) and t == 0.0
+    assert fit_depth_alignment(pred, gt, "scale")[0] == pytest.approx(74 / 71.3)
+    m = depth_metrics(0.25 * motorcycle_depth, motorcycle_depth, "scale_l1")
+    assert m.scale == pytest.approx(4.0) and m.abs_rel < 1e-9

@@ -175,3 +175,20 @@ def test_cli_user_error_is_one_line(capsys, tmp_path):
     err = capsys.readouterr().err.strip()
     assert rc == 2
     assert "\n" not in err and f"{bad}:1" in err
+
+
+def test_valid_mask_drops_unknown_reference_poses():
+    rng = np.random.default_rng(5)
+    ref = _random_poses(rng, 12)
+    est = _random_poses(rng, 12)
+    valid = np.ones(12, bool)
+    valid[[3, 7]] = False
+    ref_bad = ref.copy()
+    ref_bad[~valid] = np.nan  # as ScanNet's -inf poses after loading
+    masked = pose_metrics(ref_bad, est, "sim3", valid=valid)
+    subset = pose_metrics(ref[valid], est[valid], "sim3")
+    assert masked.ate == subset.ate and masked.rpe_rot == subset.rpe_rot
+    with pytest.raises(TTT3RError, match="non-finite"):
+        pose_metrics(ref_bad, est, "sim3")
+    with pytest.raises(TTT3RError, match="valid mask"):
+        pose_metrics(ref, est, "sim3", valid=valid[:5])

@@ -193,12 +193,23 @@ def pose_metrics(
     align: AlignMode = "sim3",
     delta: int = 1,
     all_pairs: bool = True,
+    valid: np.ndarray | None = None,
 ) -> PoseMetrics:
     """ATE, RPE-translation and RPE-rotation of ``est_poses`` against ``ref_poses``.
 
     Both are (N, 4, 4) camera-to-world with corresponding rows. Defaults are the
     TTT3R paper's protocol (Sim(3) alignment, ``delta = 1`` frame, all pairs).
+    ``valid``: optional (N,) bool; frames with an unknown reference pose
+    (e.g. ScanNet's ``-inf`` poses) are dropped from both before evaluation.
     """
+    if valid is not None:
+        keep = np.asarray(valid, dtype=bool)
+        ref_a, est_a = np.asarray(ref_poses), np.asarray(est_poses)
+        if keep.shape != (len(ref_a),) or len(est_a) != len(ref_a):
+            raise TTT3RError(
+                f"valid mask of shape {keep.shape} does not match {len(ref_a)} reference and {len(est_a)} estimated poses"
+            )
+        ref_poses, est_poses = ref_a[keep], est_a[keep]
     ref, est = _check_pair(ref_poses, est_poses)
     aligned, sim = align_trajectory(est, ref, align)
     ate = ErrorStats.from_errors(np.linalg.norm(aligned[:, :3, 3] - ref[:, :3, 3], axis=1))

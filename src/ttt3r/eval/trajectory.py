@@ -80,7 +80,9 @@ class Trajectory:
         """(N, 4) unit quaternions ``(qx, qy, qz, qw)`` of the rotations, ``qw >= 0``."""
         if len(self) == 0:
             return np.zeros((0, 4))
-        return Rotation.from_matrix(self.poses[:, :3, :3]).as_quat(canonical=True)
+        q = Rotation.from_matrix(self.poses[:, :3, :3]).as_quat()
+        q[q[:, 3] < 0] *= -1.0
+        return q
 
 
 # ---------------------------------------------------------------- reading
