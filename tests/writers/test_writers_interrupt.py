@@ -1,0 +1,91 @@
+"""A run that fails mid-way leaves valid files for every finished frame."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from plyfile import PlyData
+
+from ttt3r.errors import TTT3RError
+from ttt3r.writers import EXPORTS, RunWriter, WriterOptions
+from ttt3r.writers.preview import PreviewWriter
+from writer_scene import make_frames
+
+
+class Boom(RuntimeError):
+    pass
+
+
+def test_exception_mid_run_leaves_valid_files(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    frames = make_frames(8, h=24, w=32, f=25.0)
+    with pytest.raises(Boom):
+        with RunWriter(out, EXPORTS, options=WriterOptions(flush_every=100, trajectory_every=100)) as rw:
+            for i, f in enumerate(frames):
+                if i == 5:
+                    raise Boom("network crashed")
+                rw.add(f)
+    traj = np.loadtxt(out / "trajectory.txt", ndmin=2)
+    assert len(traj) == 5
+    np.testing.assert_allclose(traj[:, 1:4], [f.pose[:3, 3] for f in frames[:5]], atol=1e-7)
+    assert len(PlyData.read(str(out / "points.ply"))["vertex"]) > 100
+    info = json.loads((out / "run.json").read_text())
+    assert info["interrupted"] is True and info["status"] == "interrupted" and info["frames_done"] == 5
+    assert sorted(p.name for p in (out / "camera").iterdir()) == [f"{i:06d}.npz" for i in range(5)]
+    pycolmap = pytest.importorskip("pycolmap")
+    assert pycolmap.Reconstruction(str(out / "colmap" / "sparse" / "0")).num_images() == 5
+    assert (out / "preview.png").stat().st_size > 1000 and (out / "scene.glb").stat().st_size > 1000
+
+
+def test_periodic_files_valid_before_close(tmp_path: Path) -> None:
+    """As if the process were killed: files written every N frames already hold those frames."""
+    out = tmp_path / "out"
+    frames = make_frames(7, h=24, w=32, f=25.0)
+    rw = RunWriter(out, ["trajectory", "ply"], options=WriterOptions(flush_every=3, trajectory_every=2,
+                                                                      info_every=2))
+    info = json.loads((out / "run.json").read_text())
+    assert info["status"] == "running" and info["interrupted"] is True and info["frames_done"] == 0
+    for f in frames:
+        rw.add(f)
+    assert len(np.loadtxt(out / "trajectory.txt", ndmin=2)) == 6
+    assert len(PlyData.read(str(out / "points.ply"))["vertex"]) > 100
+    assert json.loads((out / "run.json").read_text())["frames_done"] == 6
+    rw.close()
+    assert len(np.loadtxt(out / "trajectory.txt", ndmin=2)) == 7
+    assert json.loads((out / "run.json").read_text())["interrupted"] is False
+    rw.close()  # idempotent
+
+
+def test_disk_full_is_one_line_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    out = tmp_path / "out"
+    rw = RunWriter(out, ["demo"])
+    real_fsync = os.fsync
+
+    def full(fd: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(TTT3RError, match="no space left") as ei:
+        rw.add(make_frames(1, h=24, w=32, f=25.0)[0])
+    assert "\n" not in str(ei.value) and "000000" in str(ei.value)
+    monkeypatch.setattr(os, "fsync", real_fsync)
+    assert not list(out.rglob("*.tmp"))
+
+
+def test_preview_keeps_bounded_thumbnails(tmp_path: Path) -> None:
+    w = PreviewWriter(tmp_path / "p.png", n_strip=4)
+    frames = make_frames(2, h=24, w=32, f=25.0)
+    for i in range(300):
+        f = frames[i % 2]
+        f.index = i
+        w.add(f)
+    assert len(w._res.items) <= 8
+    strip = w.strip()
+    assert len(strip) == 4 and strip[0][0] == 0 and strip[-1][0] >= 200
+    w.close()
+    assert (tmp_path / "p.png").stat().st_size > 1000

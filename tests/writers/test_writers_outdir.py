@@ -1,0 +1,98 @@
+"""The output folder guard never deletes or replaces files ttt3r did not write."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ttt3r.errors import TTT3RError
+from ttt3r.writers import OutputDir, RunWriter
+from writer_scene import make_frames
+
+
+def _run(out: Path, n: int, exports=("demo", "trajectory", "ply"), overwrite: bool = False) -> None:
+    with RunWriter(out, exports, overwrite=overwrite) as rw:
+        for f in make_frames(n, h=24, w=32, f=25.0):
+            rw.add(f)
+
+
+def test_fresh_and_missing_folder(tmp_path: Path) -> None:
+    out = tmp_path / "a" / "b"
+    _run(out, 2)
+    assert (out / "trajectory.txt").is_file() and (out / "depth" / "000001.npy").is_file()
+
+
+def test_non_empty_folder_refused_without_overwrite(tmp_path: Path) -> None:
+    (tmp_path / "holiday.jpg").write_bytes(b"precious")
+    with pytest.raises(TTT3RError, match="not empty") as ei:
+        OutputDir(tmp_path, ["ply"]).prepare()
+    assert "\n" not in str(ei.value) and str(tmp_path) in str(ei.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["holiday.jpg"]
+    # a previous run is refused too (stale frames must not mix with new ones)
+    out = tmp_path / "run"
+    _run(out, 2)
+    with pytest.raises(TTT3RError, match="previous ttt3r run"):
+        _run(out, 2)
+
+
+def test_overwrite_removes_only_ttt3r_files(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    _run(out, 5, exports=("demo", "trajectory", "ply", "preview"))
+    foreign = {
+        "notes.txt": b"mine",
+        "depth/readme.md": b"mine too",
+        "depth/000001.npy.bak": b"backup",
+        "sub/points.ply": b"not at top level",
+        "colmap/whatever.txt": b"x",
+    }
+    for rel, data in foreign.items():
+        (out / rel).parent.mkdir(parents=True, exist_ok=True)
+        (out / rel).write_bytes(data)
+    _run(out, 3, exports=("demo", "trajectory"), overwrite=True)
+    for rel, data in foreign.items():
+        assert (out / rel).read_bytes() == data, rel
+    # stale frames of the longer first run and the exports not written this time are gone
+    assert sorted(p.name for p in (out / "depth").iterdir() if p.suffix == ".npy") == [
+        "000000.npy", "000001.npy", "000002.npy"]
+    assert not (out / "points.ply").exists() and not (out / "preview.png").exists()
+    assert len(np.loadtxt(out / "trajectory.txt", ndmin=2)) == 3
+
+
+def test_overwrite_refuses_foreign_file_with_our_name(tmp_path: Path) -> None:
+    (tmp_path / "points.ply").write_bytes(b"someone else's cloud")
+    (tmp_path / "depth").mkdir()
+    (tmp_path / "depth" / "000000.npy").write_bytes(b"someone else's depth")
+    with pytest.raises(TTT3RError, match="not written by ttt3r"):
+        _run(tmp_path, 2, overwrite=True)
+    assert (tmp_path / "points.ply").read_bytes() == b"someone else's cloud"
+    assert (tmp_path / "depth" / "000000.npy").read_bytes() == b"someone else's depth"
+
+
+def test_tampered_manifest_cannot_widen_deletion(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    _run(out, 2)
+    m = out / ".ttt3r-manifest.json"
+    data = json.loads(m.read_text())
+    data["patterns"] += [".*", "notes\\.txt", "../.*"]
+    m.write_text(json.dumps(data))
+    (out / "notes.txt").write_text("keep me")
+    (tmp_path / "outside.txt").write_text("keep me too")
+    _run(out, 1, overwrite=True)
+    assert (out / "notes.txt").read_text() == "keep me"
+    assert (tmp_path / "outside.txt").read_text() == "keep me too"
+
+
+def test_output_path_is_a_file(tmp_path: Path) -> None:
+    f = tmp_path / "file"
+    f.write_text("x")
+    with pytest.raises(TTT3RError, match="not a folder"):
+        OutputDir(f, ["ply"]).prepare()
+
+
+def test_unknown_export(tmp_path: Path) -> None:
+    with pytest.raises(TTT3RError, match="unknown export 'obj'"):
+        RunWriter(tmp_path / "o", ["ply", "obj"])
+    assert not (tmp_path / "o").exists()
