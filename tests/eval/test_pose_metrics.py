@@ -192,3 +192,34 @@ def test_valid_mask_drops_unknown_reference_poses():
         pose_metrics(ref_bad, est, "sim3")
     with pytest.raises(TTT3RError, match="valid mask"):
         pose_metrics(ref, est, "sim3", valid=valid[:5])
+
+
+@pytest.mark.parametrize(("fmt", "est_fmt"), [("kitti", None), ("euroc", None), ("tum", "euroc")])
+def test_cli_other_formats(tmp_path, capsys, fmt, est_fmt):
+    from ttt3r.eval.trajectory import Trajectory, write_trajectory
+
+    ref_t, est_t = associate(read_tum(GT), read_tum(ESTIMATES[1]))
+    write_trajectory(tmp_path / "gt", ref_t, fmt)
+    # give the estimate the reference's clock so both pair up by time as well as by line
+    write_trajectory(tmp_path / "est", Trajectory(ref_t.timestamps, est_t.poses), est_fmt or fmt)
+    argv = ["metrics", "pose", str(tmp_path / "gt"), str(tmp_path / "est"), "--format", fmt]
+    if est_fmt:
+        argv += ["--est-format", est_fmt]
+    assert cli_main(argv) == 0
+    out = json.loads(capsys.readouterr().out)
+    expected = pose_metrics(ref_t.poses, est_t.poses, "sim3")
+    assert out["match"] == ("index" if fmt == "kitti" else "time")
+    assert out["num_poses"] == len(ref_t)
+    assert out["ate"]["rmse"] == pytest.approx(expected.ate.rmse, abs=1e-9)
+    assert out["rpe_trans"]["rmse"] == pytest.approx(expected.rpe_trans.rmse, abs=1e-9)
+    assert out["rpe_rot_deg"]["rmse"] == pytest.approx(expected.rpe_rot.rmse, abs=1e-7)
+
+
+def test_cli_index_match_needs_equal_lengths(tmp_path, capsys):
+    from ttt3r.eval.trajectory import write_trajectory
+
+    t = read_tum(GT)
+    write_trajectory(tmp_path / "a.txt", t.subset(np.arange(10)), "kitti")
+    write_trajectory(tmp_path / "b.txt", t.subset(np.arange(9)), "kitti")
+    assert cli_main(["metrics", "pose", str(tmp_path / "a.txt"), str(tmp_path / "b.txt"), "--format", "kitti"]) == 2
+    assert "cannot pair by index" in capsys.readouterr().err
