@@ -179,3 +179,14 @@ def test_every_registered_loader_can_be_built_or_names_missing_root(tmp_path):
     for name in DATASETS:
         with pytest.raises(TTT3RError, match=name.split("_")[0] if name != "7scenes" else "7scenes"):
             get_dataset(name, data_root=tmp_path)
+
+
+def test_frames_sorted_in_time_order(tmp_path):
+    from ttt3r.eval.datasets.base import list_images
+
+    names = ["1548266470.1.png", "1548266469.96769.png", "1548266470.03610.png", "notes.txt"]
+    for n in names:
+        (tmp_path / n).write_bytes(b"")
+    assert [p.name for p in list_images(tmp_path)] == [
+        "1548266469.96769.png", "1548266470.03610.png", "1548266470.1.png",
+    ]  # fmt: skip

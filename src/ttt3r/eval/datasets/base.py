@@ -136,14 +136,14 @@ class DatasetLoader(ABC):
 
 
 def list_images(folder: Path) -> list[Path]:
-    """Image files of ``folder`` sorted by name (numbers in names compared as numbers)."""
+    """Image files of ``folder`` sorted by name.
+
+    Plain string order, as the benchmarks name frames with zero-padded numbers
+    or fixed-width timestamps (``1341846313.553992.png``), for which it is the
+    temporal order (a "natural" digit-run order would misplace decimal fractions).
+    """
     files = [p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()]
-    return sorted(files, key=natural_key)
-
-
-def natural_key(p: Path) -> tuple:
-    """Sort key comparing digit runs numerically (``img2`` before ``img10``)."""
-    return tuple(int(t) if t.isdigit() else t for t in re.split(r"(\d+)", p.name))
+    return sorted(files, key=lambda p: p.name)
 
 
 def frame_numbers(stems: list[str]) -> np.ndarray:
