@@ -122,6 +122,11 @@ def test_umeyama_recovers_known_transform():
     assert fit.s == pytest.approx(2.5)
     np.testing.assert_allclose(fit.apply_points(src), dst, atol=1e-12)
     np.testing.assert_allclose(fit.matrix[:3, :3], 2.5 * R, atol=1e-12)
+    R2, t2, s2 = fit
+    assert s2 == fit.s and R2 is fit.R and t2 is fit.t
+    rigid = umeyama(src, dst, with_scale=False)
+    assert rigid.s == 1.0
+    np.testing.assert_allclose(rigid.R, R, atol=1e-12)  # rotation is independent of scale
 
 
 def test_hand_computed_ate_without_alignment():

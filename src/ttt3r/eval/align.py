@@ -42,6 +42,10 @@ class Sim3:
     t: np.ndarray
     s: float = 1.0
 
+    def __iter__(self):
+        """Unpack as ``R, t, s = sim``."""
+        return iter((self.R, self.t, self.s))
+
     @staticmethod
     def identity() -> Sim3:
         return Sim3(np.eye(3), np.zeros(3), 1.0)

@@ -15,7 +15,8 @@ Bonn, ``root`` = the ``rgbd_bonn_dataset`` folder::
     rgbd_bonn_<seq>/groundtruth_<N>.txt
 
 The paper evaluates the Bonn sequences of :data:`BONN_SEQUENCES` with depth capped
-at 70 m. Intrinsics are the datasets' published calibrations (TUM by the
+at 70 m (Bonn poses are loaded as published: they are those of the motion-capture
+markers, not of the camera, and the paper does not use them). Intrinsics are the datasets' published calibrations (TUM by the
 ``freiburgK`` in the sequence name).
 """
 
