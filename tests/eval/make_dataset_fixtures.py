@@ -3,7 +3,7 @@
     python tests/eval/make_dataset_fixtures.py
 
 Each dataset gets a few 8x6 frames in its real folder layout with simple known
-values (poses, depths) that tests/eval/test_datasets.py checks by hand.
+values (poses, depths) that tests/eval/test_eval_datasets.py checks by hand.
 """
 
 from __future__ import annotations
