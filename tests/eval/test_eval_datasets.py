@@ -50,6 +50,8 @@ def test_sintel():
     np.testing.assert_allclose(seq.intrinsics[2], [[100, 0, 4], [0, 100, 3], [0, 0, 1]])
     d = seq.read_depth(2)
     assert d.shape == (6, 8) and d.dtype == np.float32 and np.all(d == 4.5)
+    assert seq.read_depths()[:, 0, 0].tolist() == [1.5, 3.0, 4.5]
+    assert seq.max_depth == 70.0 and seq.depth_clip_max == 70.0
 
 
 def test_sintel_default_list_names_missing_sequence():
@@ -130,7 +132,7 @@ def test_bonn_depth_and_poses():
 
 def test_kitti_depth():
     ds, seq = _load("kitti")
-    assert ds.max_depth == 80.0 and seq.poses is None
+    assert ds.max_depth == seq.max_depth == 80.0 and seq.depth_clip_max is None and seq.poses is None
     assert [p.name for p in seq.image_paths] == ["0000000005.png", "0000000006.png", "0000000007.png"]
     d = seq.read_depth(2)
     assert d[0, 0] == 0.0 and d[5, 7] == pytest.approx(12.5)  # raw 3200 / 256

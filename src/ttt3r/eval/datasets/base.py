@@ -47,6 +47,9 @@ class Sequence:
         depth_paths: the N ground-truth depth files, or None.
         depth_reader: turns one of ``depth_paths`` into (H, W) float32 metres (0 = missing).
         intrinsics: (N, 3, 3) float64 pinhole matrices in pixels, or None.
+        max_depth: depth-evaluation cap of the benchmark in metres (ground truth
+            at or beyond it is ignored), or None.
+        depth_clip_max: clip applied to the aligned prediction in metres, or None.
     """
 
     dataset: str
@@ -58,6 +61,8 @@ class Sequence:
     depth_paths: list[Path] | None = None
     depth_reader: DepthReader | None = None
     intrinsics: np.ndarray | None = None
+    max_depth: float | None = None
+    depth_clip_max: float | None = None
 
     def __len__(self) -> int:
         return len(self.image_paths)
@@ -67,6 +72,10 @@ class Sequence:
         if self.depth_paths is None or self.depth_reader is None:
             raise TTT3RError(f"{self.dataset}/{self.name}: this dataset has no ground-truth depth")
         return self.depth_reader(self.depth_paths[index])
+
+    def read_depths(self) -> np.ndarray:
+        """(N, H, W) float32 ground-truth depth of the whole sequence in metres; 0 where missing."""
+        return np.stack([self.read_depth(i) for i in range(len(self))])
 
     def trajectory(self) -> Trajectory:
         """Ground-truth poses as a :class:`Trajectory` (timestamps default to frame indices)."""
@@ -110,6 +119,12 @@ class DatasetLoader(ABC):
         return len(self.sequence_names())
 
     # -- helpers for subclasses
+
+    def _sequence(self, name: str, image_paths: list[Path], **fields) -> Sequence:
+        """A :class:`Sequence` of this dataset carrying its depth-evaluation cap and clip."""
+        return Sequence(
+            self.name, name, image_paths, max_depth=self.max_depth, depth_clip_max=self.depth_clip_max, **fields
+        )
 
     def _dir(self, path: Path, what: str) -> Path:
         if not path.is_dir():

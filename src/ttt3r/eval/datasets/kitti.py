@@ -52,4 +52,4 @@ class KittiDepth(DatasetLoader):
         if missing:
             raise TTT3RError(f"{self.name}: no depth map for frame {missing[0]}: expected file {depth_dir / missing[0]}")
         depths = [depth_by_name[p.name] for p in images]
-        return Sequence(self.name, name, images, depth_paths=depths, depth_reader=_read_kitti_depth)
+        return self._sequence(name, images, depth_paths=depths, depth_reader=_read_kitti_depth)

@@ -79,8 +79,7 @@ class NRGBD(DatasetLoader):
         all_poses, all_valid = read_nrgbd_poses(pose_path)
         if len(all_poses) < n:
             raise TTT3RError(f"{self.name}/{name}: {len(all_poses)} poses in {pose_path} for {n} images")
-        return Sequence(
-            self.name,
+        return self._sequence(
             name,
             images,
             poses=all_poses[ids],

@@ -59,8 +59,7 @@ class ScanNet(DatasetLoader):
         k_path = seq_dir / "intrinsic" / "intrinsic_color.txt"
         if k_path.is_file():
             K = np.tile(_read_k(k_path), (len(images), 1, 1))
-        return Sequence(
-            self.name,
+        return self._sequence(
             name,
             images,
             poses=poses,

@@ -74,8 +74,7 @@ class SevenScenes(DatasetLoader):
         images = [self._file(s.with_name(s.name + ".color.png"), "colour frame") for s in stems]
         depths = [self._file(s.with_name(s.name + ".depth.proj.png"), "registered depth") for s in stems]
         poses = np.stack([_read_pose(self._file(s.with_name(s.name + ".pose.txt"), "pose file")) for s in stems])
-        return Sequence(
-            self.name,
+        return self._sequence(
             name,
             images,
             poses=poses,

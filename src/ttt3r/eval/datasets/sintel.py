@@ -110,10 +110,9 @@ class Sintel(DatasetLoader):
         depths = None
         if depth_dir.is_dir():
             depths = [self._file(depth_dir / f"{s}.dpt", "depth file") for s in stems]
-        return Sequence(
-            dataset=self.name,
-            name=name,
-            image_paths=images,
+        return self._sequence(
+            name,
+            images,
             poses=poses,
             timestamps=stamps,
             depth_paths=depths,

@@ -70,7 +70,7 @@ class TumDynamics(DatasetLoader):
         for key, (fx, fy, cx, cy) in TUM_INTRINSICS.items():
             if key in name:
                 K = pinhole(fx, fy, cx, cy, len(images))
-        return Sequence(self.name, name, images, poses=traj.poses, timestamps=traj.timestamps, intrinsics=K)
+        return self._sequence(name, images, poses=traj.poses, timestamps=traj.timestamps, intrinsics=K)
 
 
 class Bonn(DatasetLoader):
@@ -103,8 +103,7 @@ class Bonn(DatasetLoader):
             traj = read_tum(gt_path)
             self._check_count(name, "poses", len(traj), len(images), gt_path)
             poses, stamps = traj.poses, traj.timestamps
-        return Sequence(
-            self.name,
+        return self._sequence(
             name,
             images,
             poses=poses,
