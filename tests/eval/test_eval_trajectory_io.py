@@ -108,6 +108,20 @@ def test_malformed_files_name_file_and_line(tmp_path, fmt, text, pattern):
     assert str(p) in msg and "\n" not in msg
 
 
+def test_pose_matrix_rows_must_not_change_width(tmp_path):
+    from ttt3r.eval.trajectory import read_pose_matrices
+
+    p = tmp_path / "poses.txt"
+    p.write_text("1 0 0 0 0 1 0 0 0 0 1 0\n1 0 0 0 0 1 0 0 0 0 1 0 0 0 0 1\n")
+    with pytest.raises(TTT3RError, match=r"poses.txt:2: 16 numbers, but the lines before have 12"):
+        read_pose_matrices(p, allow_16=True)
+    p.write_text("1 0 0 0 0 1 0 0 0 0 1 0 0 0 0 1\n-inf -inf -inf -inf -inf -inf -inf -inf -inf -inf -inf -inf 0 0 0 1\n")
+    poses = read_pose_matrices(p, allow_16=True, finite=False)
+    assert poses.shape == (2, 4, 4) and np.isinf(poses[1, :3]).all()
+    with pytest.raises(TTT3RError, match=r":2: non-finite"):
+        read_pose_matrices(p, allow_16=True)
+
+
 def test_missing_file_and_unknown_format(tmp_path):
     with pytest.raises(TTT3RError, match="not found"):
         read_tum(tmp_path / "nope.txt")

@@ -119,9 +119,11 @@ def _parse_rows(
         fields = [f.strip() for f in s.split(sep)] if sep else s.split()
         n = len(fields)
         ok = (n >= counts[0]) if at_least else (n in counts)
-        if not ok or (width is not None and not at_least and n != width):
+        if not ok:
             want = f"at least {counts[0]}" if at_least else " or ".join(map(str, counts))
             raise TTT3RError(f"{path}:{lineno}: expected {want} numbers ({what}), got {n}")
+        if width is not None and not at_least and n != width:
+            raise TTT3RError(f"{path}:{lineno}: {n} numbers, but the lines before have {width}")
         try:
             vals = [float(f) for f in fields[: (counts[0] if at_least else n)]]
         except ValueError:
