@@ -28,7 +28,7 @@ AlignMode = Literal["sim3", "se3", "none"]
 ALIGN_MODES: tuple[str, ...] = get_args(AlignMode)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # holds arrays: compare fields explicitly
 class Sim3:
     """A similarity transform ``x -> s * R @ x + t``.
 

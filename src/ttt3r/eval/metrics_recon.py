@@ -59,7 +59,7 @@ def estimate_normals(points: np.ndarray, k: int = 30) -> np.ndarray:
     return vecs[:, :, 0]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # holds arrays: compare fields explicitly
 class IcpResult:
     """Result of :func:`icp_point_to_point`.
 
@@ -124,7 +124,7 @@ def icp_point_to_point(
     return IcpResult(T, fitness, rmse, it)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # holds arrays: compare fields explicitly
 class ReconMetrics:
     """Reconstruction quality of a predicted point cloud against ground truth.
 
