@@ -172,6 +172,11 @@ def test_nrgbd_gl_to_cv_and_invalid_pose():
     assert seq.read_depth(1)[1, 1] == pytest.approx(3.0)
 
 
+def test_bad_option_is_a_user_error():
+    with pytest.raises(TTT3RError, match=r"kitti: bad dataset option .*kf_every"):
+        get_dataset("kitti", data_root=FIX, kf_every=3)
+
+
 def test_missing_root_is_named():
     with pytest.raises(TTT3RError, match=r"nrgbd: dataset root not found: .*nowhere"):
         get_dataset("nrgbd", root=FIX / "nowhere")

@@ -19,6 +19,7 @@ under a data root where the paper's preprocessing puts it.
 
 from __future__ import annotations
 
+import inspect
 import os
 import re
 from dataclasses import dataclass, field
@@ -100,10 +101,12 @@ def get_dataset(
         families = sorted({re.sub(r"_s\d+_\d+$", "_s*_N", k) for k in DATASETS})
         raise TTT3RError(f"unknown dataset {name!r}; known: {', '.join(families)}")
     folder = Path(root) if root is not None else Path(data_root) / spec.default_root
+    opts = {**spec.options, **options}
     try:
-        return spec.loader(folder, **{**spec.options, **options})
+        inspect.signature(spec.loader).bind(folder, **opts)
     except TypeError as e:
         raise TTT3RError(f"{name}: bad dataset option ({e})") from None
+    return spec.loader(folder, **opts)
 
 
 __all__ = [
