@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import collections
 import io
 import json
 import math
 import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -167,11 +169,19 @@ def render_sequence(
     todo = [i for i in range(frames) if not all(p.exists() for p in frame_paths(out, i))]
     if todo:
         bar = _progress(frames, frames - len(todo), progress)
+        # encoding + fsync run in one writer thread, overlapping the next render;
+        # at most a few frames are in flight, so memory stays bounded
+        pending: collections.deque = collections.deque()
         try:
-            with Renderer(spec, (width, height), K) as r:
+            with Renderer(spec, (width, height), K) as r, ThreadPoolExecutor(max_workers=1) as pool:
                 for i in todo:
                     rgb, depth = r.render(poses[i])
-                    write_frame(out, i, rgb, depth, poses[i], K)
+                    pending.append(pool.submit(write_frame, out, i, rgb, depth, poses[i], K))
+                    while len(pending) > 2 or (pending and pending[0].done()):
+                        pending.popleft().result()
+                        bar.update(1)
+                while pending:
+                    pending.popleft().result()
                     bar.update(1)
         finally:
             bar.close()
