@@ -196,6 +196,8 @@ class LiveViewer:
             raise TTT3RError(f"confidence threshold must be a finite number >= 0, got {conf_threshold!r}")
         if not (0 <= port <= 65535):
             raise TTT3RError(f"port must be in 0..65535, got {port}")
+        if not (isinstance(thumbnail_size, int) and thumbnail_size >= 1):
+            raise TTT3RError(f"thumbnail size must be a positive integer, got {thumbnail_size!r}")
         for name, v in (("point size", point_size), ("frustum scale", frustum_scale)):
             if v is not None and not (math.isfinite(v) and v > 0):
                 raise TTT3RError(f"{name} must be a positive number, got {v!r}")
@@ -208,7 +210,7 @@ class LiveViewer:
         self._stored = 0  # points kept over all frames
         self._thinned_to = max_points_per_frame  # every frame holds at most this many
         self.downsample = downsample
-        self.thumbnail_size = int(thumbnail_size)
+        self.thumbnail_size = thumbnail_size
         self._base_point_size = point_size
         self._frustum_scale = frustum_scale
         self._lock = threading.RLock()
