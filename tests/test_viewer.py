@@ -136,6 +136,27 @@ def test_read_frame_exact(run_dir: Path) -> None:
     np.testing.assert_allclose(pw, _expected_world(_rgb(1).reshape(-1, 3)), atol=1e-5)
 
 
+def test_reads_what_the_writers_write(tmp_path: Path) -> None:
+    from ttt3r.writers.layout import write_demo_frame
+
+    for i in range(2):
+        write_demo_frame(tmp_path, _frame(i))
+    assert list_frames(tmp_path) == [0, 1]
+    f = read_frame(tmp_path, 1)
+    np.testing.assert_allclose(f.points_world(), _frame(1).points_world(), atol=1e-5)
+    np.testing.assert_array_equal(f.rgb, _rgb(1))
+    np.testing.assert_array_equal(f.conf, _conf())
+
+
+def test_optional_conf_and_color(run_dir: Path) -> None:
+    import shutil
+
+    shutil.rmtree(run_dir / "conf")
+    shutil.rmtree(run_dir / "color")
+    f = read_frame(run_dir, 0)
+    assert np.all(f.conf == 1.0) and f.rgb.shape == (H, W, 3)
+
+
 def _one_line_error(fn, *needles: str) -> str:
     with pytest.raises(TTT3RError) as ei:
         fn()

@@ -27,6 +27,7 @@ import numpy as np
 
 from ..errors import TTT3RError
 from ..results import FrameResult
+from ..writers.layout import demo_paths
 
 __all__ = ["list_frames", "read_frame", "iter_frames", "unproject_depth"]
 
@@ -136,22 +137,21 @@ def read_frame(run_dir: str | Path, index: int) -> FrameResult:
     Raises:
         TTT3RError: a file of the frame is missing, unreadable or inconsistent.
     """
-    run = Path(run_dir)
-    stem = f"{index:06d}"
-    depth = _load_npy(run / "depth" / f"{stem}.npy")
+    p = demo_paths(run_dir, index)  # the writers' layout, one source of truth
+    depth = _load_npy(p["depth"])
     hw = (int(depth.shape[0]), int(depth.shape[1]))
-    if (run / "conf").is_dir():
-        conf = _load_npy(run / "conf" / f"{stem}.npy", hw)
+    if p["conf"].parent.is_dir():
+        conf = _load_npy(p["conf"], hw)
     else:
         conf = np.ones(hw, dtype=np.float32)
-    if (run / "color").is_dir():
-        rgb = _load_color(run / "color" / f"{stem}.png", hw)
+    if p["color"].parent.is_dir():
+        rgb = _load_color(p["color"], hw)
     else:
         rgb = np.full(hw + (3,), 160, dtype=np.uint8)
-    pose, K = _load_camera(run / "camera" / f"{stem}.npz")
+    pose, K = _load_camera(p["camera"])
     return FrameResult(
         index=index,
-        name=stem,
+        name=p["depth"].stem,
         pts3d_cam=unproject_depth(depth, K),
         conf=conf,
         pose=pose,
