@@ -49,7 +49,7 @@ def test_max_points_bound_and_mass_preserved() -> None:
 
 def test_auto_voxel_size_and_conf_filter() -> None:
     fr = make_frame(0)
-    f = VoxelFusion(conf_threshold=1.5)
+    f = VoxelFusion(conf_threshold=1.5, pixel_stride=1)
     f.add_frame(fr)
     expected = 2 * np.median(fr.depth[fr.conf > 1.5]) / FX
     assert f.voxel_size == pytest.approx(expected)

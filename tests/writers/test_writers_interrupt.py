@@ -89,3 +89,44 @@ def test_preview_keeps_bounded_thumbnails(tmp_path: Path) -> None:
     assert len(strip) == 4 and strip[0][0] == 0 and strip[-1][0] >= 200
     w.close()
     assert (tmp_path / "p.png").stat().st_size > 1000
+
+
+def test_background_writer_same_files(tmp_path: Path) -> None:
+    frames = make_frames(6, h=24, w=32, f=25.0)
+    for name, bg in (("fg", False), ("bg", True)):
+        with RunWriter(tmp_path / name, ["demo", "trajectory", "ply"], background=bg, queue_size=2) as rw:
+            for f in frames:
+                rw.add(f)
+        assert rw.n_frames == 6
+    for rel in ("trajectory.txt", "points.ply", "depth/000005.npy", "camera/000003.npz"):
+        assert (tmp_path / "fg" / rel).read_bytes() == (tmp_path / "bg" / rel).read_bytes(), rel
+
+
+def test_background_writer_error_surfaces(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    frames = make_frames(4, h=24, w=32, f=25.0)
+    rw = RunWriter(tmp_path / "o", ["demo", "trajectory"], background=True, queue_size=1)
+    rw.add(frames[0])
+    import time
+
+    t0 = time.monotonic()
+    while rw.info.n_frames < 1 and time.monotonic() - t0 < 10:
+        time.sleep(0.01)
+    calls = {"n": 0}
+    from ttt3r.writers import layout
+
+    real = layout.write_demo_frame
+
+    def failing(out_dir, frame):
+        calls["n"] += 1
+        raise TTT3RError(f"{out_dir}: no space left on device while writing")
+
+    monkeypatch.setattr(layout, "write_demo_frame", failing)
+    with pytest.raises(TTT3RError, match="no space left"):
+        for f in frames[1:]:
+            rw.add(f)
+        rw.close()
+    monkeypatch.setattr(layout, "write_demo_frame", real)
+    rw.close()
+    info = json.loads((tmp_path / "o" / "run.json").read_text())
+    assert info["interrupted"] is True and info["frames_done"] == 1
+    assert len(np.loadtxt(tmp_path / "o" / "trajectory.txt", ndmin=2)) == 1

@@ -14,6 +14,8 @@ Output folder layout (by export name)::
 from __future__ import annotations
 
 import os
+import queue
+import threading
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -76,6 +78,12 @@ class RunWriter:
         overwrite: replace the files of an earlier ttt3r run in ``out_dir``.
         options: :class:`WriterOptions`.
         info: recorded in ``run.json`` (input, weights, settings, ...).
+        background: write in a background thread (``add`` only queues the
+            frame; at most ``queue_size`` frames wait, so memory stays bounded)
+            so that file writing overlaps with the network. A frame must not be
+            modified after ``add``. An error in the writer thread is raised by
+            the next ``add`` or by ``close``.
+        queue_size: frames that may wait for the writer thread.
 
     On ``__exit__`` with an exception, :meth:`close` runs with
     ``interrupted=True``: every file is written for the frames finished so far
@@ -84,7 +92,7 @@ class RunWriter:
 
     def __init__(self, out_dir: str | os.PathLike, exports: Iterable[str] = DEFAULT_EXPORTS, *,
                  fps: float | None = None, overwrite: bool = False, options: WriterOptions | None = None,
-                 info: dict[str, Any] | None = None) -> None:
+                 info: dict[str, Any] | None = None, background: bool = False, queue_size: int = 4) -> None:
         exports = list(dict.fromkeys(exports))
         unknown = [e for e in exports if e not in EXPORTS]
         if unknown:
@@ -140,6 +148,14 @@ class RunWriter:
         self.info = RunInfoWriter(d / "run.json", info, every=opt.info_every)
         self.n_frames = 0
         self.closed = False
+        self._error: BaseException | None = None
+        self._error_reported = False
+        self._queue: queue.Queue | None = None
+        self._thread: threading.Thread | None = None
+        if background:
+            self._queue = queue.Queue(maxsize=max(1, int(queue_size)))
+            self._thread = threading.Thread(target=self._worker, name="ttt3r-writer", daemon=True)
+            self._thread.start()
 
     @property
     def paths(self) -> dict[str, Path]:
@@ -153,12 +169,33 @@ class RunWriter:
         """Write / accumulate one frame (frames arrive in index order)."""
         if self.closed:
             raise RuntimeError("RunWriter is closed")
+        if self._queue is None:
+            self._write(frame)
+            return
+        if self._error is not None:
+            self._error_reported = True
+            raise self._error
+        self._queue.put(frame)
+
+    def _write(self, frame: FrameResult) -> None:
         if self.fusion is not None:
             self.fusion.add_frame(frame)
         for w in self.writers.values():
             w.add(frame)
         self.info.add(frame)
         self.n_frames += 1
+
+    def _worker(self) -> None:
+        assert self._queue is not None
+        while True:
+            frame = self._queue.get()
+            if frame is None:
+                return
+            if self._error is None:  # after an error, drain the queue without writing
+                try:
+                    self._write(frame)
+                except BaseException as e:  # re-raised in the caller's thread
+                    self._error = e
 
     def close(self, interrupted: bool = False) -> None:
         """Finish every file; ``interrupted`` marks a partial run. Idempotent.
@@ -169,13 +206,18 @@ class RunWriter:
         if self.closed:
             return
         self.closed = True
-        error: BaseException | None = None
+        if self._thread is not None and self._queue is not None:
+            self._queue.put(None)
+            self._thread.join()
+        interrupted = interrupted or self._error is not None
+        error: BaseException | None = None if self._error_reported else self._error
         for w in self.writers.values():
             try:
                 w.close(interrupted=interrupted)
             except Exception as e:  # keep closing the others
                 error = error or e
         self.info.close(interrupted=interrupted or error is not None)
+        self.n_frames = self.info.n_frames
         if error is not None:
             raise error
 
