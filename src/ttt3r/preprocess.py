@@ -1,0 +1,137 @@
+"""Image preprocessing, exactly as the original CUT3R demo and evaluation do it.
+
+* size 512: resize so the long side is 512 (Lanczos when shrinking, bicubic when
+  enlarging), then crop around ``(W//2, H//2)`` to half-sizes rounded down to
+  multiples of 8 (so both sides are multiples of 16); a square image gets a 4:3
+  crop instead. A 1920x1080 video becomes 512x288.
+* size 224: resize so the *short* side is about 224 (long side
+  ``round(224 * long / short)``), then a centre square crop of half-size
+  ``min(W//2, H//2)``.
+* pixels to float32 in [-1, 1]: ``(x / 255 - 0.5) / 0.5``.
+
+EXIF orientation is applied when reading from files (see :mod:`ttt3r.io.frames`).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps
+
+from .errors import InputError
+
+ImageLike = "str | os.PathLike | Image.Image | np.ndarray"
+
+
+@dataclass
+class Preprocessed:
+    """A frame ready for the network.
+
+    Attributes:
+        tensor: (1, 3, H, W) float32 in [-1, 1].
+        rgb: (H, W, 3) uint8, the same pixels (what the network saw).
+        source_hw: (H0, W0) size of the input before resizing and cropping.
+    """
+
+    tensor: torch.Tensor
+    rgb: np.ndarray
+    source_hw: tuple[int, int]
+
+
+def _resize_long(img: Image.Image, long_edge: int) -> Image.Image:
+    s = max(img.size)
+    interp = Image.LANCZOS if s > long_edge else Image.BICUBIC
+    new = tuple(int(round(x * long_edge / s)) for x in img.size)
+    return img.resize(new, interp)
+
+
+def resize_and_crop(img: Image.Image, size: int = 512, square_ok: bool = False) -> Image.Image:
+    """The original's resize + centre crop for ``size`` 512 (or any multiple of 16) or 224."""
+    w1, h1 = img.size
+    if size == 224:
+        img = _resize_long(img, round(size * max(w1 / h1, h1 / w1)))
+    else:
+        img = _resize_long(img, size)
+    w, h = img.size
+    cx, cy = w // 2, h // 2
+    if size == 224:
+        half = min(cx, cy)
+        box = (cx - half, cy - half, cx + half, cy + half)
+    else:
+        halfw, halfh = ((2 * cx) // 16) * 8, ((2 * cy) // 16) * 8
+        if not square_ok and w == h:
+            halfh = 3 * halfw / 4
+        box = (cx - halfw, cy - halfh, cx + halfw, cy + halfh)
+    box = tuple(int(round(v)) for v in box)  # PIL rounds float boxes the same way
+    return img.crop(box)
+
+
+def to_pil(image: str | os.PathLike | Image.Image | np.ndarray) -> Image.Image:
+    """Any supported image input as an RGB PIL image (EXIF orientation applied to files)."""
+    if isinstance(image, Image.Image):
+        return image.convert("RGB") if image.mode != "RGB" else image
+    if isinstance(image, np.ndarray):
+        return Image.fromarray(_array_to_rgb8(image))
+    if isinstance(image, (str, os.PathLike)):
+        try:
+            with Image.open(image) as im:
+                im = ImageOps.exif_transpose(im)
+                return to_pil(_pil_to_rgb8(im))
+        except (OSError, ValueError, Image.DecompressionBombError) as e:
+            raise InputError(f"{image}: cannot read image ({e})") from None
+    raise InputError(f"unsupported image input of type {type(image).__name__}")
+
+
+def _pil_to_rgb8(im: Image.Image) -> np.ndarray:
+    if im.mode in ("I;16", "I;16B", "I;16L", "I"):
+        a = np.asarray(im, dtype=np.float64)
+        return _array_to_rgb8(a / (65535.0 if a.max() > 255 else 255.0))
+    if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+        bg = Image.new("RGBA", im.size, (255, 255, 255, 255))
+        return np.asarray(Image.alpha_composite(bg, im.convert("RGBA")).convert("RGB"))
+    return np.asarray(im.convert("RGB"))
+
+
+def _array_to_rgb8(a: np.ndarray) -> np.ndarray:
+    """HxW, HxWx1/3/4 arrays of uint8, uint16 or floats in [0, 1] -> HxWx3 uint8."""
+    if a.ndim == 2:
+        a = a[..., None]
+    if a.ndim != 3 or a.shape[-1] not in (1, 3, 4):
+        raise InputError(f"image array must be HxW or HxWx{{1,3,4}}, got shape {a.shape}")
+    if a.shape[-1] == 4:
+        a = a[..., :3]
+    if a.shape[-1] == 1:
+        a = np.repeat(a, 3, axis=-1)
+    if a.dtype == np.uint8:
+        return np.ascontiguousarray(a)
+    if a.dtype == np.uint16:
+        return (a.astype(np.float64) / 257.0).round().astype(np.uint8)
+    if np.issubdtype(a.dtype, np.floating):
+        return (np.clip(a, 0.0, 1.0) * 255.0).round().astype(np.uint8)
+    raise InputError(f"unsupported image array dtype {a.dtype}")
+
+
+def normalize(rgb: np.ndarray) -> torch.Tensor:
+    """(H, W, 3) uint8 -> (1, 3, H, W) float32 in [-1, 1]."""
+    t = torch.from_numpy(np.array(rgb, dtype=np.uint8, copy=True)).permute(2, 0, 1).float() / 255.0
+    return ((t - 0.5) / 0.5)[None]
+
+
+def preprocess(image: str | os.PathLike | Image.Image | np.ndarray, size: int = 512,
+               name: str | None = None) -> Preprocessed:
+    """Resize, crop and normalise one image for a network trained at ``size`` (512 or 224)."""
+    if size != 224 and (size % 16 or size < 32):
+        raise InputError(f"size must be 224 or a multiple of 16 >= 32, got {size}")
+    pil = to_pil(image)
+    w0, h0 = pil.size
+    label = name or (str(image) if isinstance(image, (str, os.PathLike)) else "image")
+    if min(w0, h0) < 16:
+        raise InputError(f"{label}: image is {w0}x{h0}, smaller than one 16x16 patch")
+    out = resize_and_crop(pil, size)
+    if out.size[0] < 16 or out.size[1] < 16:
+        raise InputError(f"{label}: image {w0}x{h0} is too elongated: crops to {out.size[0]}x{out.size[1]}")
+    rgb = np.asarray(out, dtype=np.uint8)
+    return Preprocessed(normalize(rgb), rgb, (h0, w0))

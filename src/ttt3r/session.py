@@ -1,0 +1,143 @@
+"""Streaming reconstruction: one frame in, one :class:`FrameResult` out.
+
+A :class:`Session` owns the recurrent state and applies, per frame: preprocessing,
+the network step with the chosen update rule, optional periodic resets with
+chunk chaining, and post-processing (depth, confidence, camera-to-world pose,
+intrinsics from the Weiszfeld focal fit). Memory is constant in the number of
+frames: only the state, the pose memory and a 4x4 chunk base are kept.
+
+Resets (``reset_every=N``) follow the original demo: after every N-th frame the
+state and pose memory return to their initial values and that frame is fed again
+(its output discarded) to open the next chunk; the new chunk's poses are
+expressed in the previous chunk's frame by left-multiplying with the shared
+frame's pose. The re-feed happens lazily, when the next frame arrives, so a
+sequence that ends on a reset does no wasted work.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+import numpy as np
+import torch
+
+from .geometry import estimate_focal_weiszfeld, intrinsics_from_focal, pose_encoding_to_matrix
+from .model.cut3r import CUT3R, State, StepOutput
+from .preprocess import Preprocessed, preprocess
+from .results import FrameResult
+from .update import UpdateRule, get_rule
+
+Image = Any  # path, PIL image or HxWx3 array
+
+
+class Session:
+    """Stream frames through a CUT3R network with a chosen update rule.
+
+    Args:
+        model: a loaded network (see :func:`ttt3r.load_model`).
+        update: state-update rule name (``"ttt3r"``, ``"cut3r"``) or rule object.
+        reset_every: reset the state after every N frames (0: never).
+        size: preprocessing size (512 or 224); default: the checkpoint's.
+        want: extra outputs: ``"world"`` (world-frame pointmap head), ``"rgb"``.
+        raw_hook: called with each fed view's raw :class:`StepOutput` (including
+            the re-fed reset frames), for debugging and parity checks.
+    """
+
+    def __init__(self, model: CUT3R, update: str | UpdateRule = "ttt3r", reset_every: int = 0,
+                 size: int | None = None, want: Iterable[str] = (),
+                 raw_hook: Callable[[StepOutput], None] | None = None):
+        if reset_every < 0:
+            raise ValueError("reset_every must be >= 0")
+        self.model = model
+        self.rule = get_rule(update)
+        self.reset_every = int(reset_every)
+        self.size = int(size or model.cfg.default_size)
+        self.want = frozenset(want)
+        self.raw_hook = raw_hook
+        self.state: State | None = None
+        self._base = np.eye(4)
+        self._pending: Preprocessed | None = None
+        self.frames_done = 0
+
+    # ------------------------------------------------------------------
+    def reset(self) -> None:
+        """Forget everything: the next frame starts a new sequence."""
+        self.state = None
+        self._base = np.eye(4)
+        self._pending = None
+        self.frames_done = 0
+
+    @torch.inference_mode()
+    def _feed(self, pre: Preprocessed) -> StepOutput:
+        m = self.model
+        img = pre.tensor.to(device=m.device, dtype=m.dtype, non_blocking=True)
+        if self.state is None:
+            self.state = m.init_state(img.shape[0])
+        out, self.state = m.step(img, self.state, self.rule, want=self.want)
+        if self.raw_hook is not None:
+            self.raw_hook(out)
+        return out
+
+    def flush(self) -> None:
+        """Feed a pending reset re-open now (normally done when the next frame comes)."""
+        if self._pending is not None:
+            pre, self._pending = self._pending, None
+            self._feed(pre)
+
+    def step(self, image: Image | Preprocessed, name: str | None = None) -> FrameResult:
+        """Process one frame (path, PIL image, HxWx3 array, or :class:`Preprocessed`)."""
+        t0 = time.perf_counter()
+        pre = image if isinstance(image, Preprocessed) else preprocess(image, self.size, name)
+        self.flush()
+        out = self._feed(pre)
+        index = self.frames_done
+        self.frames_done += 1
+        result = self._postprocess(out, pre, index, name)
+        if self.reset_every and self.frames_done % self.reset_every == 0:
+            self._base = result.pose.copy()
+            self.state = self.state.reset() if self.state is not None else None
+            self._pending = pre
+        result.time_s = time.perf_counter() - t0
+        return result
+
+    def run(self, frames: Iterable[Image], names: Iterable[str] | None = None) -> Iterator[FrameResult]:
+        """Yield one :class:`FrameResult` per frame, as each is produced."""
+        names_it = iter(names) if names is not None else None
+        for frame in frames:
+            name = next(names_it) if names_it is not None else None
+            if name is None and isinstance(frame, (str, os.PathLike)):
+                name = os.path.basename(os.fspath(frame))
+            yield self.step(frame, name)
+
+    # ------------------------------------------------------------------
+    def _postprocess(self, out: StepOutput, pre: Preprocessed, index: int, name: str | None) -> FrameResult:
+        pts = out.pts3d_self.float()
+        h, w = pts.shape[1:3]
+        pp = torch.tensor([[w // 2, h // 2]], dtype=torch.float32, device=pts.device)
+        focal = estimate_focal_weiszfeld(pts, pp)[0]
+        raw_pose = pose_encoding_to_matrix(out.pose.float())[0].double().cpu().numpy()
+        pose = self._base @ raw_pose
+        extras: dict[str, np.ndarray] = {}
+        world = None
+        if out.pts3d_world is not None:
+            world = out.pts3d_world[0].float().cpu().numpy()
+            world = (world.astype(np.float64) @ self._base[:3, :3].T + self._base[:3, 3]).astype(np.float32)
+            extras["conf_world"] = out.conf_world[0].float().cpu().numpy()
+        rgb_pred = None
+        if out.rgb is not None:
+            rgb_pred = ((out.rgb[0].float().cpu().numpy() + 1.0) / 2.0).clip(0, 1)
+        return FrameResult(
+            index=index,
+            name=name or f"frame{index:06d}",
+            pts3d_cam=pts[0].cpu().numpy(),
+            conf=out.conf_self[0].float().cpu().numpy(),
+            pose=pose,
+            intrinsics=intrinsics_from_focal(focal.item(), h, w),
+            rgb=pre.rgb,
+            pts3d_world=world,
+            rgb_pred=rgb_pred,
+            extras=extras,
+        )

@@ -1,0 +1,339 @@
+"""Loading, checking and converting checkpoints.
+
+Two formats are read:
+
+* the released CUT3R ``.pth`` files: a ``torch.save`` dict with ``"model"`` (the
+  state dict) and ``"args"`` (an omegaconf config whose ``model`` entry is the
+  constructor string). It is unpickled with an allowlist: tensors, containers and
+  stand-ins for omegaconf/argparse objects. Any other global (e.g. ``os.system``)
+  is refused before anything runs. omegaconf does not need to be installed.
+* our own format: a folder (or the path of its ``model.safetensors``) holding
+  ``model.safetensors`` and ``config.json`` (:class:`ttt3r.config.ModelConfig`).
+
+Compatibility steps of the original loader are applied (``module.`` prefix
+stripped; ``dec_blocks`` copied to ``dec_blocks_state`` when the file has no
+state-decoder weights), then the state dict must match the network exactly:
+missing, unexpected or mis-shaped keys are refused with their names.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import pickle
+import zipfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .config import ModelConfig
+from .errors import CheckpointError
+from .io.atomic import atomic_write_text
+
+SAFETENSORS_NAME = "model.safetensors"
+CONFIG_NAME = "config.json"
+
+# --------------------------------------------------------------------------------------
+# restricted unpickling
+
+
+class _Stub:
+    """Stand-in for an allowed foreign class (omegaconf, argparse): keeps its state only."""
+
+    _qualname = "?"
+
+    def __init__(self, *args: Any, **kw: Any) -> None:
+        self.args = args
+        self.state: Any = None
+
+    def __setstate__(self, state: Any) -> None:
+        self.state = state
+
+    def __repr__(self) -> str:
+        return f"<{self._qualname} {self.state!r}>"
+
+
+def _stub(qualname: str) -> type:
+    return type(qualname.rsplit(".", 1)[-1], (_Stub,), {"_qualname": qualname})
+
+
+_STUB_PREFIXES = ("omegaconf.",)
+_STUB_NAMES = {"argparse.Namespace", "typing.Any", "pathlib.PosixPath", "pathlib.WindowsPath"}
+_BUILTINS = {
+    "dict": dict, "list": list, "tuple": tuple, "set": set, "frozenset": frozenset,
+    "int": int, "long": int, "float": float, "str": str, "bytes": bytes, "bool": bool,
+    "complex": complex, "bytearray": bytearray, "slice": slice,
+}
+_STUB_CACHE: dict[str, type] = {}
+
+
+def _safe_reconstructor(cls: Any, base: Any, state: Any) -> Any:
+    if not (isinstance(cls, type) and issubclass(cls, _Stub)):
+        raise pickle.UnpicklingError(f"copyreg reconstruction of {cls!r} is not allowed")
+    return cls()
+
+
+def _torch_allowed() -> dict[str, Any]:
+    try:
+        from torch._weights_only_unpickler import _get_allowed_globals
+
+        return dict(_get_allowed_globals())
+    except Exception:  # pragma: no cover - older/newer torch without the helper
+        import collections
+
+        return {
+            "collections.OrderedDict": collections.OrderedDict,
+            "torch._utils._rebuild_tensor_v2": torch._utils._rebuild_tensor_v2,
+            "torch._utils._rebuild_parameter": torch._utils._rebuild_parameter,
+        }
+
+
+class _RestrictedUnpickler(pickle.Unpickler):
+    allowed: dict[str, Any] = {}
+
+    def find_class(self, module: str, name: str) -> Any:  # noqa: D401
+        full = f"{module}.{name}"
+        if module in ("builtins", "__builtin__") and name in _BUILTINS:
+            return _BUILTINS[name]
+        if full == "collections.defaultdict":
+            import collections
+
+            return collections.defaultdict
+        if full in ("copyreg._reconstructor", "copy_reg._reconstructor"):
+            return _safe_reconstructor
+        if full in self.allowed:
+            return self.allowed[full]
+        if full in _STUB_NAMES or module.startswith(_STUB_PREFIXES):
+            if full not in _STUB_CACHE:
+                _STUB_CACHE[full] = _stub(full)
+            return _STUB_CACHE[full]
+        raise pickle.UnpicklingError(f"refused global {full!r}")
+
+
+class _SafePickleModule:
+    """A ``pickle_module`` for :func:`torch.load` whose Unpickler uses an allowlist."""
+
+    Unpickler = _RestrictedUnpickler
+    UnpicklingError = pickle.UnpicklingError
+    __name__ = "ttt3r_safe_pickle"
+
+    @staticmethod
+    def load(f: Any, **kw: Any) -> Any:
+        return _RestrictedUnpickler(f, **kw).load()
+
+
+def _plain(obj: Any) -> Any:
+    """Turn omegaconf/argparse stand-ins into plain dicts, lists and values."""
+    if isinstance(obj, _Stub):
+        q = obj._qualname
+        st = obj.state
+        if q.endswith("DictConfig"):
+            content = st.get("_content") if isinstance(st, dict) else None
+            return {k: _plain(v) for k, v in (content or {}).items()}
+        if q.endswith("ListConfig"):
+            content = st.get("_content") if isinstance(st, dict) else None
+            return [_plain(v) for v in (content or [])]
+        if isinstance(st, dict) and "_val" in st:
+            return _plain(st["_val"])
+        if q == "argparse.Namespace":
+            return {k: _plain(v) for k, v in (st or {}).items()} if isinstance(st, dict) else {}
+        return None
+    if isinstance(obj, Mapping) and not isinstance(obj, torch.Tensor):
+        return {k: _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    return obj
+
+
+def _torch_load_safe(path: Path) -> Any:
+    _RestrictedUnpickler.allowed = _torch_allowed()
+    mmap = zipfile.is_zipfile(path)
+    try:
+        return torch.load(path, map_location="cpu", pickle_module=_SafePickleModule,
+                          weights_only=False, mmap=mmap)
+    except pickle.UnpicklingError as e:
+        msg = str(e)
+        if "refused global" in msg:
+            raise CheckpointError(
+                f"{path}: refused to load: the file references {msg.split('refused global ')[-1]}, "
+                "which could run code (only tensors and plain data are allowed)") from None
+        raise CheckpointError(f"{path}: not a readable checkpoint ({msg})") from None
+    except (RuntimeError, EOFError, OSError, ValueError, KeyError, zipfile.BadZipFile) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CheckpointError(f"{path}: truncated or corrupt checkpoint ({first})") from None
+
+
+# --------------------------------------------------------------------------------------
+# reading
+
+
+def read_checkpoint(path: str | os.PathLike) -> tuple[ModelConfig, dict[str, torch.Tensor]]:
+    """Read a checkpoint in either format; return its config and raw state dict (CPU)."""
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"{path}: no such file or directory")
+    if path.is_dir() or path.suffix == ".safetensors":
+        return _read_safetensors(path)
+    ckpt = _torch_load_safe(path)
+    if not isinstance(ckpt, Mapping) or "model" not in ckpt:
+        raise CheckpointError(f"{path}: not a CUT3R checkpoint (expected a dict with a 'model' state dict)")
+    sd = ckpt["model"]
+    if not isinstance(sd, Mapping) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
+        raise CheckpointError(f"{path}: 'model' is not a state dict of tensors")
+    args = _plain(ckpt.get("args"))
+    text = args.get("model") if isinstance(args, dict) else None
+    if not isinstance(text, str):
+        raise CheckpointError(f"{path}: no model constructor string in args.model")
+    try:
+        cfg = ModelConfig.from_constructor(text)
+    except CheckpointError as e:
+        raise CheckpointError(f"{path}: {e}") from None
+    return cfg, dict(sd)
+
+
+def _read_safetensors(path: Path) -> tuple[ModelConfig, dict[str, torch.Tensor]]:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    folder = path if path.is_dir() else path.parent
+    weights = folder / SAFETENSORS_NAME if path.is_dir() else path
+    cfg_path = folder / CONFIG_NAME
+    for p in (weights, cfg_path):
+        if not p.is_file():
+            raise CheckpointError(f"{p}: missing (a converted checkpoint holds {SAFETENSORS_NAME} and {CONFIG_NAME})")
+    try:
+        cfg = ModelConfig.from_json(cfg_path.read_text())
+    except (ValueError, TypeError, KeyError) as e:
+        raise CheckpointError(f"{cfg_path}: invalid model config ({e})") from None
+    try:
+        sd = load_file(str(weights))
+    except (SafetensorError, OSError, ValueError) as e:
+        raise CheckpointError(f"{weights}: truncated or corrupt safetensors file ({e})") from None
+    return cfg, sd
+
+
+# --------------------------------------------------------------------------------------
+# matching a state dict to the network
+
+
+def _alias_pairs(keys: list[str]) -> list[tuple[str, str]]:
+    """(``...scratch.layer{j+1}_rn.weight``, ``...scratch.layer_rn.{j}.weight``) pairs."""
+    pairs = []
+    for k in keys:
+        if ".scratch.layer_rn." in k:
+            pre, rest = k.split(".scratch.layer_rn.")
+            j, tail = rest.split(".", 1)
+            pairs.append((f"{pre}.scratch.layer{int(j) + 1}_rn.{tail}", k))
+    return pairs
+
+
+def adapt_state_dict(sd: Mapping[str, torch.Tensor], expected: Mapping[str, torch.Size],
+                     source: str = "checkpoint") -> dict[str, torch.Tensor]:
+    """Apply the compatibility steps and check keys and shapes against ``expected``.
+
+    Raises :class:`CheckpointError` naming missing, unexpected or mis-shaped keys.
+    """
+    sd = {(k[len("module."):] if k.startswith("module.") else k): v for k, v in sd.items()}
+    if not any(k.startswith("dec_blocks_state.") for k in sd):
+        for k in list(sd):
+            if k.startswith("dec_blocks."):
+                sd["dec_blocks_state." + k[len("dec_blocks."):]] = sd[k]
+    for canon, alias in _alias_pairs(list(expected)):
+        if canon in sd and alias not in sd:
+            sd[alias] = sd[canon]
+        elif alias in sd and canon not in sd:
+            sd[canon] = sd[alias]
+    missing = [k for k in expected if k not in sd]
+    unexpected = [k for k in sd if k not in expected]
+    problems = []
+    if missing:
+        problems.append(f"{len(missing)} missing key(s) ({_few(missing)})")
+    if unexpected:
+        problems.append(f"{len(unexpected)} unexpected key(s) ({_few(unexpected)})")
+    bad = [f"{k} {tuple(sd[k].shape)} != {tuple(s)}" for k, s in expected.items()
+           if k in sd and tuple(sd[k].shape) != tuple(s)]
+    if bad:
+        problems.append(f"{len(bad)} shape mismatch(es) ({_few(bad)})")
+    if problems:
+        raise CheckpointError(f"{source}: does not match the network: " + "; ".join(problems))
+    return sd
+
+
+def _few(items: list[str], n: int = 3) -> str:
+    return ", ".join(items[:n]) + (", ..." if len(items) > n else "")
+
+
+# --------------------------------------------------------------------------------------
+# public entry points
+
+
+def build_model(cfg: ModelConfig, device: str | torch.device = "cpu") -> torch.nn.Module:
+    """An uninitialised network for ``cfg`` (weights are zeros; use ``meta`` for shapes only)."""
+    from .model.cut3r import CUT3R
+
+    with torch.device(device):
+        return CUT3R(cfg)
+
+
+def load_weights_file(path: str | os.PathLike, device: str | torch.device = "cpu",
+                      dtype: torch.dtype = torch.float32):
+    """Load a checkpoint file or folder into a ready network in eval mode.
+
+    Weights are memory-mapped when the file allows it and assigned without a
+    second copy; ``dtype`` converts them (floating-point parameters only).
+    """
+    cfg, sd = read_checkpoint(path)
+    model = build_model(cfg, "meta")
+    expected = {k: v.shape for k, v in model.state_dict().items()}
+    sd = adapt_state_dict(sd, expected, source=str(path))
+    model.load_state_dict(sd, strict=True, assign=True)
+    del sd
+    model = model.to(device=device, dtype=dtype)
+    return model.eval().requires_grad_(False)
+
+
+def save_converted(model_or_sd: Any, cfg: ModelConfig, out_dir: str | os.PathLike) -> Path:
+    """Write ``model.safetensors`` + ``config.json`` into ``out_dir`` (atomically, file by file)."""
+    from safetensors.torch import save_file
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    sd = model_or_sd.state_dict() if hasattr(model_or_sd, "state_dict") else dict(model_or_sd)
+    aliases = {alias for _, alias in _alias_pairs(list(sd))}
+    tensors = {k: v.detach().to("cpu").contiguous() for k, v in sd.items() if k not in aliases}
+    tmp = out / f".{SAFETENSORS_NAME}.tmp"
+    try:
+        save_file(tensors, str(tmp), metadata={"format": "pt", "producer": "ttt3r"})
+        os.replace(tmp, out / SAFETENSORS_NAME)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise CheckpointError(f"{out / SAFETENSORS_NAME}: cannot write ({e.strerror})") from None
+    atomic_write_text(out / CONFIG_NAME, cfg.to_json() + "\n")
+    return out
+
+
+def convert_checkpoint(src: str | os.PathLike, out_dir: str | os.PathLike) -> Path:
+    """Convert a released ``.pth`` to our safetensors + JSON format (checked on the way)."""
+    cfg, sd = read_checkpoint(src)
+    expected = {k: v.shape for k, v in build_model(cfg, "meta").state_dict().items()}
+    sd = adapt_state_dict(sd, expected, source=str(src))
+    return save_converted(sd, cfg, out_dir)
+
+
+def config_to_json_file(cfg: ModelConfig, path: str | os.PathLike) -> None:
+    atomic_write_text(path, json.dumps(cfg.to_dict(), indent=1) + "\n")
+
+
+__all__ = [
+    "adapt_state_dict",
+    "build_model",
+    "convert_checkpoint",
+    "load_weights_file",
+    "read_checkpoint",
+    "save_converted",
+]
+
+_ = io  # (kept for type checkers of file-like arguments)
