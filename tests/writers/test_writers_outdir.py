@@ -96,3 +96,22 @@ def test_unknown_export(tmp_path: Path) -> None:
     with pytest.raises(TTT3RError, match="unknown export 'obj'"):
         RunWriter(tmp_path / "o", ["ply", "obj"])
     assert not (tmp_path / "o").exists()
+
+
+def test_glb_without_trimesh_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "trimesh", None)  # import trimesh -> ImportError
+    with pytest.raises(TTT3RError, match="pip install trimesh"):
+        RunWriter(tmp_path / "o", ["ply", "glb"])
+    assert not (tmp_path / "o").exists()  # refused before touching the folder
+
+
+def test_deep_foreign_tree_untouched(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    _run(out, 2)
+    deep = out / "my" / "depth"
+    deep.mkdir(parents=True)
+    (deep / "000000.npy").write_bytes(b"not ours: wrong folder")
+    _run(out, 2, overwrite=True)
+    assert (deep / "000000.npy").read_bytes() == b"not ours: wrong folder"

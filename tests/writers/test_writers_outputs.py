@@ -80,9 +80,11 @@ def test_ply_points_on_geometry(run_dir: Path, frames) -> None:
     assert xyz[:, 0].max() > 2.0 and xyz[:, 0].min() < -2.0
 
 
-def test_colmap_model(run_dir: Path, frames) -> None:
+@pytest.mark.parametrize("fmt", ["text", "binary"])
+def test_colmap_model(run_dir: Path, frames, fmt: str) -> None:
     pycolmap = pytest.importorskip("pycolmap")
-    rec = pycolmap.Reconstruction(str(run_dir / "colmap" / "sparse" / "0"))
+    rec = pycolmap.Reconstruction()
+    getattr(rec, f"read_{fmt}")(str(run_dir / "colmap" / "sparse" / "0"))
     assert rec.num_images() == N and rec.num_points3D() > 1000
     # all intrinsics equal -> one shared camera
     assert rec.num_cameras() == 1
@@ -102,7 +104,14 @@ def test_colmap_model(run_dir: Path, frames) -> None:
         uv = cam.img_from_cam(im.cam_from_world() * pw)
         np.testing.assert_allclose(uv, [30.5, 20.5], atol=1e-3)
     pts = np.array([p.xyz for p in rec.points3D.values()])
+    cols = np.array([p.color for p in rec.points3D.values()])
     assert surface_distance(pts).max() < 0.2
+    # the same points as points.ply
+    v = PlyData.read(str(run_dir / "points.ply"))["vertex"]
+    ply = np.stack([v["x"], v["y"], v["z"]], 1)
+    order_a, order_b = np.lexsort(pts.T), np.lexsort(ply.T)
+    np.testing.assert_allclose(pts[order_a], ply[order_b], atol=1e-6)
+    np.testing.assert_array_equal(cols[order_a], np.stack([v["red"], v["green"], v["blue"]], 1)[order_b])
 
 
 def test_glb(run_dir: Path) -> None:

@@ -4,6 +4,7 @@
     colmap/sparse/0/cameras.txt       PINHOLE fx fy cx cy, one camera per distinct intrinsics
     colmap/sparse/0/images.txt        world-to-camera pose QW QX QY QZ TX TY TZ, CAMERA_ID, NAME
     colmap/sparse/0/points3D.txt      the fused cloud (empty tracks)
+    colmap/sparse/0/*.bin             the same model in COLMAP's binary format
 
 COLMAP's camera axes are OpenCV's, so only the direction changes: ttt3r's
 camera-to-world ``(R, c)`` becomes ``R^T``, ``-R^T c``. Image names are relative
@@ -14,6 +15,7 @@ to ``colmap/images`` (e.g. ``gsplat --data_dir OUT/colmap``, nerfstudio
 from __future__ import annotations
 
 import os
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -47,16 +49,19 @@ class ColmapWriter:
         fusion: the fused cloud for ``points3D.txt`` (shared, fed elsewhere);
             ``None``: this writer owns one (``fusion_kwargs``) and feeds it.
         max_points: at most this many points in ``points3D.txt`` (random subset).
-        every: rewrite the text files every ``every`` frames (0: only at close).
+        every: rewrite the model files every ``every`` frames (0: only at close).
+        binary: also write ``cameras.bin``, ``images.bin``, ``points3D.bin`` (the
+            same model; COLMAP and pycolmap read the binary files when present).
     """
 
     def __init__(self, root: str | os.PathLike, fusion: VoxelFusion | None = None, max_points: int = 500_000,
-                 every: int = 100, **fusion_kwargs) -> None:
+                 every: int = 100, binary: bool = True, **fusion_kwargs) -> None:
         self.root = Path(root)
         self.owns_fusion = fusion is None
         self.fusion = fusion if fusion is not None else VoxelFusion(**fusion_kwargs)
         self.max_points = int(max_points)
         self.every = int(every)
+        self.binary = bool(binary)
         self._cameras: dict[tuple, int] = {}
         self._images: list[tuple[int, np.ndarray, np.ndarray, int, str]] = []
 
@@ -109,7 +114,32 @@ class ColmapWriter:
             if len(xyz):
                 ids = np.arange(1, len(xyz) + 1)
                 np.savetxt(f, np.column_stack([ids, xyz.astype(np.float64), rgb, np.zeros(len(xyz))]),
-                           fmt=["%d", "%.6g", "%.6g", "%.6g", "%d", "%d", "%d", "%.1f"])
+                           fmt=["%d", "%.9g", "%.9g", "%.9g", "%d", "%d", "%d", "%.1f"])
+
+        if self.binary:
+            self._write_binary(xyz, rgb)
+
+    def _write_binary(self, xyz: np.ndarray, rgb: np.ndarray) -> None:
+        """The same model in COLMAP's binary format (``*.bin``), for readers that only take binary."""
+        d = self.sparse_dir
+        cam_dt = np.dtype([("id", "<u4"), ("model", "<i4"), ("w", "<u8"), ("h", "<u8"), ("p", "<f8", 4)])
+        cams = np.empty(len(self._cameras), cam_dt)
+        for j, (cam, cid) in enumerate(self._cameras.items()):
+            cams[j] = (cid, 1, cam[0], cam[1], cam[2:])  # model 1 = PINHOLE
+        atomic_write_bytes(d / "cameras.bin", struct.pack("<Q", len(cams)) + cams.tobytes())
+
+        parts = [struct.pack("<Q", len(self._images))]
+        for iid, q, t, cid, name in self._images:
+            parts.append(struct.pack("<I7dI", iid, *q, *t, cid) + name.encode() + b"\0" + struct.pack("<Q", 0))
+        atomic_write_bytes(d / "images.bin", b"".join(parts))
+
+        pt_dt = np.dtype([("id", "<u8"), ("xyz", "<f8", 3), ("rgb", "u1", 3), ("err", "<f8"), ("track", "<u8")])
+        pts = np.zeros(len(xyz), pt_dt)
+        pts["id"] = np.arange(1, len(xyz) + 1)
+        pts["xyz"], pts["rgb"] = xyz, rgb
+        with atomic_open(d / "points3D.bin", "wb") as f:
+            f.write(struct.pack("<Q", len(pts)))
+            f.write(pts.tobytes())
 
     def close(self, interrupted: bool = False) -> None:
         self.flush()

@@ -45,6 +45,9 @@ KNOWN_PATTERNS: dict[str, tuple[str, ...]] = {
         r"colmap/sparse/0/cameras\.txt",
         r"colmap/sparse/0/images\.txt",
         r"colmap/sparse/0/points3D\.txt",
+        r"colmap/sparse/0/cameras\.bin",
+        r"colmap/sparse/0/images\.bin",
+        r"colmap/sparse/0/points3D\.bin",
     ),
     "glb": (r"scene\.glb",),
     "preview": (r"preview\.png",),
@@ -106,12 +109,17 @@ class OutputDir:
         return self.path / MANIFEST_NAME
 
     def _files(self) -> list[str]:
-        out = []
-        for root, dirs, files in os.walk(self.path):
-            dirs.sort()
-            for f in sorted(files):
-                rel = os.path.relpath(os.path.join(root, f), self.path).replace(os.sep, "/")
-                out.append(rel)
+        """Relative paths of the folder's top-level entries and of every file in ttt3r's sub-folders.
+
+        Only these can match ttt3r's patterns; other sub-folders are not walked.
+        """
+        out = sorted(c.name + ("/" if c.is_dir() else "") for c in self.path.iterdir())
+        for d in _OWN_DIRS:
+            sub = self.path / d
+            if sub.is_dir() and not sub.is_symlink():
+                for c in sorted(sub.iterdir()):
+                    if c.is_file() or c.is_symlink():
+                        out.append(f"{d}/{c.name}")
         return out
 
     def _previous_patterns(self) -> list[str]:
