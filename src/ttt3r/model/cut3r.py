@@ -145,7 +145,6 @@ class CUT3R(nn.Module):
             pos = torch.stack([idx // width, idx % width], dim=-1)
         return pos[None].expand(batch_size, -1, -1)
 
-    @torch.no_grad()
     def init_state(self, batch_size: int = 1) -> State:
         """The initial state: embedded learned tokens and the learned pose memory."""
         feat = self.decoder_embed_state(self.register_tokens.weight)[None].expand(batch_size, -1, -1)
