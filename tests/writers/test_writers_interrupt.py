@@ -46,8 +46,8 @@ def test_periodic_files_valid_before_close(tmp_path: Path) -> None:
     """As if the process were killed: files written every N frames already hold those frames."""
     out = tmp_path / "out"
     frames = make_frames(7, h=24, w=32, f=25.0)
-    rw = RunWriter(out, ["trajectory", "ply"], options=WriterOptions(flush_every=3, trajectory_every=2,
-                                                                      info_every=2))
+    rw = RunWriter(out, ["trajectory", "ply", "colmap"],
+                   options=WriterOptions(flush_every=3, trajectory_every=2, info_every=2))
     info = json.loads((out / "run.json").read_text())
     assert info["status"] == "running" and info["interrupted"] is True and info["frames_done"] == 0
     for f in frames:
@@ -55,6 +55,11 @@ def test_periodic_files_valid_before_close(tmp_path: Path) -> None:
     assert len(np.loadtxt(out / "trajectory.txt", ndmin=2)) == 6
     assert len(PlyData.read(str(out / "points.ply"))["vertex"]) > 100
     assert json.loads((out / "run.json").read_text())["frames_done"] == 6
+    pycolmap = pytest.importorskip("pycolmap")
+    for fmt in ("text", "binary"):
+        rec = pycolmap.Reconstruction()
+        getattr(rec, f"read_{fmt}")(str(out / "colmap" / "sparse" / "0"))
+        assert rec.num_images() == 6 and rec.num_points3D() > 100
     rw.close()
     assert len(np.loadtxt(out / "trajectory.txt", ndmin=2)) == 7
     assert json.loads((out / "run.json").read_text())["interrupted"] is False

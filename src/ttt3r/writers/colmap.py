@@ -62,6 +62,7 @@ class ColmapWriter:
         self.max_points = int(max_points)
         self.every = int(every)
         self.binary = bool(binary)
+        self._n_flush = 0
         self._cameras: dict[tuple, int] = {}
         self._images: list[tuple[int, np.ndarray, np.ndarray, int, str]] = []
 
@@ -88,6 +89,11 @@ class ColmapWriter:
             self.flush()
 
     def flush(self) -> None:
+        """Rewrite the model (points only every 10th call: large text files are slow to write)."""
+        self._n_flush += 1
+        self._write(points=self._n_flush % 10 == 1)
+
+    def _write(self, points: bool) -> None:
         d = self.sparse_dir
         lines = ["# Camera list with one line of data per camera:",
                  "#   CAMERA_ID, MODEL, WIDTH, HEIGHT, PARAMS[]",
@@ -106,6 +112,10 @@ class ColmapWriter:
             lines.append("")
         atomic_write_text(d / "images.txt", "\n".join(lines) + "\n")
 
+        if not points:
+            if self.binary:
+                self._write_binary(None, None)
+            return
         xyz, rgb = self.fusion.sample(self.max_points)
         with atomic_open(d / "points3D.txt", "w") as f:
             f.write("# 3D point list with one line of data per point:\n")
@@ -119,7 +129,7 @@ class ColmapWriter:
         if self.binary:
             self._write_binary(xyz, rgb)
 
-    def _write_binary(self, xyz: np.ndarray, rgb: np.ndarray) -> None:
+    def _write_binary(self, xyz: np.ndarray | None, rgb: np.ndarray | None) -> None:
         """The same model in COLMAP's binary format (``*.bin``), for readers that only take binary."""
         d = self.sparse_dir
         cam_dt = np.dtype([("id", "<u4"), ("model", "<i4"), ("w", "<u8"), ("h", "<u8"), ("p", "<f8", 4)])
@@ -132,6 +142,8 @@ class ColmapWriter:
         for iid, q, t, cid, name in self._images:
             parts.append(struct.pack("<I7dI", iid, *q, *t, cid) + name.encode() + b"\0" + struct.pack("<Q", 0))
         atomic_write_bytes(d / "images.bin", b"".join(parts))
+        if xyz is None or rgb is None:
+            return
 
         pt_dt = np.dtype([("id", "<u8"), ("xyz", "<f8", 3), ("rgb", "u1", 3), ("err", "<f8"), ("track", "<u8")])
         pts = np.zeros(len(xyz), pt_dt)
@@ -142,4 +154,4 @@ class ColmapWriter:
             f.write(pts.tobytes())
 
     def close(self, interrupted: bool = False) -> None:
-        self.flush()
+        self._write(points=True)

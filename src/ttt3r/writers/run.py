@@ -53,17 +53,20 @@ class WriterOptions:
         colmap_max_points: points in ``points3D.txt`` at most.
         glb_max_points: points in ``scene.glb`` at most.
         preview_frames: frames in the preview's depth strip.
+        fusion_pixel_stride: fuse every N-th pixel per axis (1: all; 2 is
+            4x faster and loses little since voxels span about two pixels).
     """
 
     conf_threshold: float = 1.5
     voxel_size: float | None = None
     max_points: int = 2_000_000
-    flush_every: int = 50
+    flush_every: int = 100
     trajectory_every: int = 10
     info_every: int = 10
     colmap_max_points: int = 500_000
     glb_max_points: int = 1_000_000
     preview_frames: int = 6
+    fusion_pixel_stride: int = 2
 
 
 class RunWriter:
@@ -111,7 +114,7 @@ class RunWriter:
         self.fusion: VoxelFusion | None = None
         if _NEEDS_FUSION & set(self.exports):
             self.fusion = VoxelFusion(voxel_size=opt.voxel_size, max_points=opt.max_points,
-                                      conf_threshold=opt.conf_threshold)
+                                      conf_threshold=opt.conf_threshold, pixel_stride=opt.fusion_pixel_stride)
         self.writers: dict[str, Writer] = {}
         for e in self.exports:
             if e == "demo":

@@ -39,12 +39,13 @@ def tum_to_pose(row: np.ndarray) -> np.ndarray:
     return T
 
 
+def _tum_line(t: float, row: np.ndarray) -> str:
+    return f"{float(t):.6f} " + " ".join(f"{float(v):.9g}" for v in row)
+
+
 def format_tum(timestamps: np.ndarray, rows: np.ndarray) -> str:
     """Text of a TUM file: header line then one ``t tx ty tz qx qy qz qw`` line per pose."""
-    lines = [TUM_HEADER]
-    for t, r in zip(timestamps, rows):
-        lines.append(f"{float(t):.6f} " + " ".join(f"{float(v):.9g}" for v in r))
-    return "\n".join(lines) + "\n"
+    return "\n".join([TUM_HEADER, *(_tum_line(t, r) for t, r in zip(timestamps, rows))]) + "\n"
 
 
 def read_tum(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
@@ -70,8 +71,8 @@ class TrajectoryWriter:
         self.path = Path(path)
         self.fps = fps
         self.every = max(1, int(every))
-        self._t: list[float] = []
         self._rows: list[np.ndarray] = []
+        self._lines: list[str] = [TUM_HEADER]  # formatted once (~100 bytes a frame)
         self._written = -1
 
     def timestamp(self, frame: FrameResult) -> float:
@@ -81,15 +82,16 @@ class TrajectoryWriter:
         return frame.index / self.fps if self.fps else float(frame.index)
 
     def add(self, frame: FrameResult) -> None:
-        self._t.append(self.timestamp(frame))
-        self._rows.append(pose_to_tum(frame.pose))
+        row = pose_to_tum(frame.pose)
+        self._rows.append(row)
+        self._lines.append(_tum_line(self.timestamp(frame), row))
         if len(self._rows) % self.every == 0:
             self.flush()
 
     def flush(self) -> None:
         if self._written == len(self._rows):
             return
-        atomic_write_text(self.path, format_tum(np.asarray(self._t), np.asarray(self._rows).reshape(-1, 7)))
+        atomic_write_text(self.path, "\n".join(self._lines) + "\n")
         self._written = len(self._rows)
 
     def close(self, interrupted: bool = False) -> None:
