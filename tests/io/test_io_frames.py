@@ -335,3 +335,28 @@ def test_video_undecodable_frame_and_skip_bad(tmp_path: Path) -> None:
     assert [f.index for f in frames] == list(range(len(frames)))
     for f in frames:  # every frame that came through is the right, intact one
         assert np.array_equal(f.image, imgs[f.source_index]), f.name
+
+
+def test_video_unknown_length(tmp_path: Path) -> None:
+    v = tmp_path / "clip.mkv"
+    _make_video(v, n=7, fps=10)
+    src = open_frames(v, frame_interval=2)
+    if src.total is not None:  # some muxers do store the count
+        assert len(src) == 4
+    else:
+        with pytest.raises(TypeError):
+            len(src)
+    frames = list(src)
+    assert [f.source_index for f in frames] == [0, 2, 4, 6]
+    assert src.fps == pytest.approx(10.0)
+
+
+def test_h264_example_video() -> None:
+    v = Path(__file__).resolve().parents[2] / "examples" / "synthetic_orbit.mp4"
+    if not v.is_file():
+        pytest.skip("examples/synthetic_orbit.mp4 not present")
+    src = open_frames(v, frame_interval=4)
+    frames = list(src)
+    assert len(frames) == len(src) > 0
+    assert all(f.image.shape[2] == 3 and f.image.dtype == np.uint8 and f.image.std() > 5 for f in frames)
+    assert frames[1].source_index == 4 and frames[1].timestamp == pytest.approx(4 / src.fps, abs=1e-3)
