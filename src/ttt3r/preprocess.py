@@ -31,12 +31,12 @@ class Preprocessed:
     """A frame ready for the network.
 
     Attributes:
-        tensor: (1, 3, H, W) float32 in [-1, 1].
+        tensor: (1, 3, H, W) float32 in [-1, 1] (None for a ray-map-only frame).
         rgb: (H, W, 3) uint8, the same pixels (what the network saw).
         source_hw: (H0, W0) size of the input before resizing and cropping.
     """
 
-    tensor: torch.Tensor
+    tensor: torch.Tensor | None
     rgb: np.ndarray
     source_hw: tuple[int, int]
 

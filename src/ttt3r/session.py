@@ -59,7 +59,7 @@ class Session:
         self.raw_hook = raw_hook
         self.state: State | None = None
         self._base = np.eye(4)
-        self._pending: Preprocessed | None = None
+        self._pending: tuple[Preprocessed, torch.Tensor | None] | None = None
         self.frames_done = 0
 
     # ------------------------------------------------------------------
@@ -71,12 +71,19 @@ class Session:
         self.frames_done = 0
 
     @torch.inference_mode()
-    def _feed(self, pre: Preprocessed) -> StepOutput:
+    def _feed(self, pre: Preprocessed, rays: torch.Tensor | None = None) -> StepOutput:
         m = self.model
-        img = pre.tensor.to(device=m.device, dtype=m.dtype, non_blocking=True)
+        img = pre.tensor.to(device=m.device, dtype=m.dtype) if pre.tensor is not None else None
+        if rays is not None:
+            rays = rays.to(device=m.device, dtype=m.dtype)
         if self.state is None:
-            self.state = m.init_state(img.shape[0])
-        out, self.state = m.step(img, self.state, self.rule, want=self.want)
+            self.state = m.init_state(1)
+        want = self.want if img is not None else self.want | {"rgb"}
+        out, new_state = m.step(img, self.state, self.rule, rays=rays, want=want)
+        if img is not None:
+            self.state = new_state
+        # a ray-map-only frame queries the state without updating it (as the original:
+        # its update mask is its image mask)
         if self.raw_hook is not None:
             self.raw_hook(out)
         return out
@@ -84,22 +91,40 @@ class Session:
     def flush(self) -> None:
         """Feed a pending reset re-open now (normally done when the next frame comes)."""
         if self._pending is not None:
-            pre, self._pending = self._pending, None
-            self._feed(pre)
+            (pre, rays), self._pending = self._pending, None
+            self._feed(pre, rays)
 
-    def step(self, image: Image | Preprocessed, name: str | None = None) -> FrameResult:
-        """Process one frame (path, PIL image, HxWx3 array, or :class:`Preprocessed`)."""
+    def step(self, image: Image | Preprocessed | None, name: str | None = None,
+             rays: np.ndarray | None = None) -> FrameResult:
+        """Process one frame: an image (path, PIL image, HxWx3 array, :class:`Preprocessed`),
+        a ray map (H, W, 6) of a known camera (see :func:`ttt3r.geometry.ray_map`), or both.
+
+        A ray-map-only frame has no pixels; it reads the state without changing it,
+        and its ``rgb`` is the network's RGB prediction.
+        Ray maps are given at the network's input resolution (multiples of 16).
+        """
         t0 = time.perf_counter()
-        pre = image if isinstance(image, Preprocessed) else preprocess(image, self.size, name)
+        rays_t = None
+        if rays is not None:
+            rays_t = torch.from_numpy(np.asarray(rays, dtype=np.float32)).permute(2, 0, 1)[None]
+        if image is None:
+            if rays_t is None:
+                raise ValueError("a frame needs an image, a ray map, or both")
+            h, w = rays_t.shape[-2:]
+            pre = Preprocessed(None, np.zeros((h, w, 3), np.uint8), (h, w))
+        else:
+            pre = image if isinstance(image, Preprocessed) else preprocess(image, self.size, name)
         self.flush()
-        out = self._feed(pre)
+        out = self._feed(pre, rays_t)
+        if image is None and out.rgb is not None:
+            pre.rgb = ((out.rgb[0].float().cpu().numpy() + 1) * 127.5).clip(0, 255).astype(np.uint8)
         index = self.frames_done
         self.frames_done += 1
         result = self._postprocess(out, pre, index, name)
         if self.reset_every and self.frames_done % self.reset_every == 0:
             self._base = result.pose.copy()
             self.state = self.state.reset() if self.state is not None else None
-            self._pending = pre
+            self._pending = (pre, rays_t)
         result.time_s = time.perf_counter() - t0
         return result
 
