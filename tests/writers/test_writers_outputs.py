@@ -165,3 +165,20 @@ def test_timestamps_from_extras(tmp_path: Path) -> None:
     np.testing.assert_allclose(data[:, 0], [0.0, 0.5, 2.0])
     q = data[:, 4:8]  # qx qy qz qw
     np.testing.assert_allclose(Rotation.from_quat(q).as_matrix(), [f.pose[:3, :3] for f in fr], atol=1e-7)
+
+
+def test_mixed_frame_sizes(tmp_path: Path) -> None:
+    from writer_scene import make_frame
+
+    frames = [make_frame(0, h=24, w=32, f=25.0), make_frame(1, h=32, w=24, f=30.0), make_frame(2, h=24, w=32, f=25.0)]
+    with RunWriter(tmp_path / "o", EXPORTS) as rw:
+        for f in frames:
+            rw.add(f)
+    pycolmap = pytest.importorskip("pycolmap")
+    rec = pycolmap.Reconstruction(str(tmp_path / "o" / "colmap" / "sparse" / "0"))
+    assert rec.num_images() == 3 and rec.num_cameras() == 2
+    sizes = sorted((c.width, c.height) for c in rec.cameras.values())
+    assert sizes == [(24, 32), (32, 24)]
+    by_name = {im.name: im for im in rec.images.values()}
+    assert by_name["000000.png"].camera_id == by_name["000002.png"].camera_id != by_name["000001.png"].camera_id
+    assert (tmp_path / "o" / "preview.png").stat().st_size > 1000
