@@ -19,15 +19,18 @@ def _path(motion, n, seed, scene_seed=None):
 
 
 @pytest.mark.parametrize("motion", MOTIONS)
-@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("seed", range(8))
 def test_poses_are_rigid_inside_the_scene_and_above_low_objects(motion, seed):
-    spec, poses = _path(motion, 400, seed)
+    spec, poses = _path(motion, (400, 60, 2500)[seed % 3], seed)
     R = poses[:, :3, :3]
     assert np.allclose(R @ R.transpose(0, 2, 1), np.eye(3), atol=1e-9)
     assert np.allclose(np.linalg.det(R), 1.0)
     assert np.allclose(poses[:, 3], [0, 0, 0, 1])
     lo, hi = np.array(spec.bounds[0]), np.array(spec.bounds[1])
     eye = poses[:, :3, 3]
+    for o in spec.objects:  # objects stay inside the enclosure
+        assert (np.array(o.position[:2]) - o.radius >= lo[:2] - 1e-9).all() and o.top <= hi[2]
+        assert (np.array(o.position[:2]) + o.radius <= hi[:2] + 1e-9).all()
     assert (eye[:, :2] > lo[:2] + 0.5).all() and (eye[:, :2] < hi[:2] - 0.5).all()
     low_tops = [o.top for o in spec.objects if o.top <= 1.3]
     assert eye[:, 2].min() >= max(low_tops) + 0.3 - 1e-9
@@ -37,12 +40,15 @@ def test_poses_are_rigid_inside_the_scene_and_above_low_objects(motion, seed):
         if o.top > 1.3:
             d = np.hypot(eye[:, 0] - o.position[0], eye[:, 1] - o.position[1])
             assert d.min() > o.radius + 0.05, (o.name, d.min(), o.radius)
-    # smooth: no jumps between consecutive frames
+    # smooth: no jumps between consecutive frames (short orbits/loops go round in
+    # fewer frames, so their steps are longer)
     steps = np.linalg.norm(np.diff(eye, axis=0), axis=1)
-    assert steps.max() < 0.15
+    assert steps.max() < (0.5 if len(poses) < 240 else 0.15)
+    acc = np.linalg.norm(np.diff(eye, 2, axis=0), axis=1)
+    assert acc.max() < 0.25 * steps.max() + 1e-3  # no kinks
     # same arguments -> same poses; another seed -> other poses
-    assert np.array_equal(poses, _path(motion, 400, seed)[1])
-    assert not np.allclose(poses, _path(motion, 400, seed + 10, scene_seed=seed)[1])
+    assert np.array_equal(poses, _path(motion, len(poses), seed)[1])
+    assert not np.allclose(poses, _path(motion, len(poses), seed + 10, scene_seed=seed)[1])
 
 
 def test_orbit_is_a_circle_around_the_centre_looking_at_the_axis():

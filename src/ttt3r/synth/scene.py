@@ -172,7 +172,7 @@ def _make_room(rng, seed, surfaces, light, data_path) -> SceneSpec:
     n_tall = int(rng.integers(0, 5))
     # tall objects: centre disc or the corners outside the camera ellipse
     for _ in range(n_tall):
-        obj = _draw_tall(rng)
+        obj = _draw_tall(rng, height)
         for _try in range(40):
             if rng.random() < 0.5:
                 x, y = rng.uniform(-0.3, 0.3) * ea, rng.uniform(-0.3, 0.3) * eb
@@ -212,7 +212,7 @@ def _make_corridor(rng, seed, surfaces, light, data_path, length) -> SceneSpec:
     n_tall = int(min(15, round(length * rng.uniform(0.1, 0.3))))
     n_low = int(min(48, max(6, round(length * rng.uniform(0.8, 1.4)))))
     for _ in range(n_tall):
-        obj = _draw_tall(rng, max_radius=0.27)
+        obj = _draw_tall(rng, height, max_radius=0.27)
         for _try in range(40):
             x = rng.uniform(obj.radius + 0.1, length - obj.radius - 0.1)
             y = math.copysign(w - obj.radius - 0.1, rng.uniform(-1, 1))
@@ -259,12 +259,12 @@ def _color(rng) -> tuple[float, float, float, float]:
     return (float(c[0]), float(c[1]), float(c[2]), 1.0)
 
 
-def _draw_tall(rng, max_radius: float = 0.6) -> ObjectSpec:
+def _draw_tall(rng, ceiling: float, max_radius: float = 0.6) -> ObjectSpec:
     kind = "shelf" if rng.random() < 0.5 else "pillar"
     tex = random_texture_spec(rng, 0.25)
     if kind == "pillar":
         r = float(rng.uniform(0.12, min(0.35, max_radius)))
-        h = float(rng.uniform(1.8, 2.6))
+        h = min(float(rng.uniform(1.8, 2.6)), ceiling)  # at most floor to ceiling
         square = bool(rng.random() < 0.5)
         dims = (r, h, 1.0 if square else 0.0)
         return ObjectSpec("pillar", "pillar", (0, 0, 0), float(rng.uniform(0, 2 * math.pi)), h, r * (1.42 if square else 1.0), dims=dims, texture=tex, tile=float(rng.uniform(0.3, 1.2)))
@@ -273,7 +273,7 @@ def _draw_tall(rng, max_radius: float = 0.6) -> ObjectSpec:
     if max_radius < 0.6:  # along a corridor wall: keep it thin, facing inward
         wdt = min(wdt, 2 * max_radius - 0.02)
         d = min(d, wdt)
-    h = float(rng.uniform(1.4, 2.2))
+    h = min(float(rng.uniform(1.4, 2.2)), ceiling - 0.1)
     shelves = int(rng.integers(2, 6))
     r = 0.5 * math.hypot(wdt, d)
     return ObjectSpec("shelf", "shelf", (0, 0, 0), float(rng.choice([0, math.pi / 2, math.pi, 3 * math.pi / 2]) + rng.normal(0, 0.05)), h, r, dims=(wdt, d, h, shelves), texture=tex, tile=float(rng.uniform(0.3, 1.2)))
@@ -302,15 +302,19 @@ def _draw_low(rng, data_path, max_extent: float | None = None) -> ObjectSpec:
             return ObjectSpec("ball", "sphere", (0, 0, 0), yaw, 2 * r, r, dims=(r,), texture=tex, tile=tile)
         r, h = float(rng.uniform(0.08, cap / 2)), float(rng.uniform(0.1, min(cap, LOW_MAX_TOP)))
         return ObjectSpec("cylinder", "cylinder", (0, 0, 0), yaw, h, r, dims=(r, h), texture=tex, tile=tile)
-    if u < 0.7:
-        k = int(rng.integers(N_RANDOM_URDFS))
-        path, up, rng_ext, own_tex, has_uv = f"random_urdfs/{k:03d}/{k:03d}.obj", "z", (0.25, 0.8), False, False
-        name = f"random_urdfs/{k:03d}"
-    else:
-        names = sorted(MESHES)
-        name = names[int(rng.integers(len(names)))]
-        path, up, rng_ext, own_tex, has_uv = MESHES[name]
-    lo, hi = _mesh_bounds(data_path, path, up)
+    while True:  # a few shipped meshes are broken (e.g. random_urdfs/168 is all NaN): draw again
+        if u < 0.7:
+            k = int(rng.integers(N_RANDOM_URDFS))
+            path, up, rng_ext, own_tex, has_uv = f"random_urdfs/{k:03d}/{k:03d}.obj", "z", (0.25, 0.8), False, False
+            name = f"random_urdfs/{k:03d}"
+        else:
+            names = sorted(MESHES)
+            name = names[int(rng.integers(len(names)))]
+            path, up, rng_ext, own_tex, has_uv = MESHES[name]
+        lo, hi = _mesh_bounds(data_path, path, up)
+        ext3 = hi - lo
+        if np.isfinite(ext3).all() and ext3.min() > 1e-3 * ext3.max() > 0:
+            break
     ext = float(rng.uniform(*rng_ext))
     if max_extent is not None:
         ext = min(ext, max_extent)
