@@ -333,7 +333,11 @@ class VideoSource(FrameSource):
                     if self.max_frames is not None and n_out >= self.max_frames:
                         return
         except av.error.FFmpegError as e:
-            raise InputError(f"{self.path}#{n_dec}: cannot read video ({_one_line(e)})") from e
+            msg = f"{self.path}#{n_dec}: cannot read video ({_one_line(e)})"
+            if not (self.skip_bad and n_out > 0):
+                raise InputError(msg) from e
+            _warn_skip(f"{msg}; stopping after {n_out} frames")  # e.g. a truncated file
+            return
         finally:
             container.close()
         if n_out == 0:
