@@ -134,8 +134,8 @@ class OutputDir:
         # only patterns that ttt3r itself knows: a tampered manifest cannot widen deletion
         return [p for p in pats if p in _ALL_PATTERNS]
 
-    def prepare(self) -> None:
-        """Check the folder, remove an earlier run's files if allowed, write the manifest.
+    def check(self) -> list[str]:
+        """Validate the folder without changing anything; return the files ``prepare`` would remove.
 
         Raises:
             TTT3RError: the path is a file, the folder is not empty and
@@ -145,32 +145,36 @@ class OutputDir:
         p = self.path
         if p.exists() and not p.is_dir():
             raise TTT3RError(f"{p}: output path exists and is not a folder")
-        try:
-            p.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise TTT3RError(f"{p}: cannot create output folder ({e.strerror or e})") from e
+        if not p.exists():
+            return []
         files = self._files()
-        if files:
-            if not self.overwrite:
-                prev = self.manifest_path.is_file()
-                what = "holds a previous ttt3r run" if prev else "is not empty"
-                raise TTT3RError(f"{p}: output folder {what}; use --overwrite to replace ttt3r's files "
-                                 "(other files are kept), or choose another folder")
-            ours = _compile(self._previous_patterns())
-            mine = _compile(self.patterns)
-            for rel in files:
-                if rel == MANIFEST_NAME:
-                    continue
-                if ours.fullmatch(rel):
-                    continue
-                if mine.fullmatch(rel):
-                    raise TTT3RError(f"{p / rel}: exists and was not written by ttt3r; move it away or "
-                                     "choose another output folder")
-            for rel in files:
-                if rel != MANIFEST_NAME and ours.fullmatch(rel):
-                    with contextlib.suppress(FileNotFoundError):
-                        (p / rel).unlink()
-                    self.removed.append(rel)
+        if not files:
+            return []
+        if not self.overwrite:
+            prev = self.manifest_path.is_file()
+            what = "holds a previous ttt3r run" if prev else "is not empty"
+            raise TTT3RError(f"{p}: output folder {what}; use --overwrite to replace ttt3r's files "
+                             "(other files are kept), or choose another folder")
+        ours = _compile(self._previous_patterns())
+        mine = _compile(self.patterns)
+        for rel in files:
+            if rel != MANIFEST_NAME and not ours.fullmatch(rel) and mine.fullmatch(rel):
+                raise TTT3RError(f"{p / rel}: exists and was not written by ttt3r; move it away or "
+                                 "choose another output folder")
+        return [rel for rel in files if rel != MANIFEST_NAME and ours.fullmatch(rel)]
+
+    def prepare(self) -> None:
+        """:meth:`check` the folder, remove an earlier run's files if allowed, write the manifest."""
+        to_remove = self.check()
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise TTT3RError(f"{self.path}: cannot create output folder ({e.strerror or e})") from e
+        for rel in to_remove:
+            with contextlib.suppress(FileNotFoundError):
+                (self.path / rel).unlink()
+            self.removed.append(rel)
+        if to_remove:
             self._remove_empty_dirs()
         self._write_manifest()
 
