@@ -56,6 +56,15 @@ def test_layout_and_loader(walk4):
         # TUM trajectory (text) matches the exact per-frame pose
         np.testing.assert_allclose(seq.poses[i], f.pose, atol=1e-9)
     assert seq[-1].index == 3
+    rel = seq.poses_from_first()
+    np.testing.assert_allclose(rel[0], np.eye(4), atol=1e-12)
+    f0, f3 = seq[0], seq[3]
+    np.testing.assert_allclose(f0.points_cam()[..., 2], f0.depth)
+    # a pixel's world point seen from frame 0 equals rel-pose-free unprojection
+    pw = f3.points_world().reshape(-1, 3).astype(np.float64)
+    pc0 = (pw - f0.pose[:3, 3]) @ f0.pose[:3, :3]
+    pc0_rel = f3.points_cam().reshape(-1, 3) @ rel[3][:3, :3].T + rel[3][:3, 3]
+    np.testing.assert_allclose(pc0, pc0_rel, atol=1e-4)
     with pytest.raises(IndexError):
         seq[4]
 
@@ -189,3 +198,10 @@ def test_cli_refuses_a_file_as_output(tmp_path, capsys):
     assert err.count("\n") == 1 and str(f) in err and "not a folder" in err
     assert cli_main(["synth", "--frames", "1"]) == 2
     assert "--out" in capsys.readouterr().err
+
+
+def test_parallel_workers_write_the_same_files(walk4, tmp_path):
+    d = render_sequence(tmp_path / "par", frames=4, seed=7, motion="walk", workers=2, **SMALL)
+    assert _bytes(d) == _bytes(walk4)
+    with pytest.raises(TTT3RError, match="workers"):
+        render_sequence(tmp_path / "w0", frames=4, seed=7, motion="walk", workers=0, **SMALL)

@@ -41,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fov", type=float, default=DEFAULT_FOV, help=f"horizontal field of view in degrees (default {DEFAULT_FOV:g})")
     p.add_argument("--scene-seed", type=int, default=None, help="seed of objects, textures, light and layout (default: --seed)")
     p.add_argument("--fps", type=float, default=DEFAULT_FPS, help=f"frame rate for trajectory timestamps (default {DEFAULT_FPS:g})")
+    p.add_argument("--workers", type=int, default=1, help="parallel rendering processes (default 1; same output)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 
@@ -59,6 +60,7 @@ def main(argv: list[str]) -> int:
         scene_seed=args.scene_seed,
         fps=args.fps,
         progress=not args.no_progress,
+        workers=args.workers,
     )
     print(out)
     return 0

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import TTT3RError
-from .camera import quaternion_to_rotation
+from .camera import quaternion_to_rotation, unproject
 from .render import frame_paths
 
 
@@ -33,6 +33,14 @@ class SynthFrame:
     depth: np.ndarray
     pose: np.ndarray
     intrinsics: np.ndarray
+
+    def points_cam(self) -> np.ndarray:
+        """(H, W, 3) float32 pointmap in this camera's frame (OpenCV axes, metres)."""
+        return unproject(self.intrinsics, np.eye(4), self.depth).astype(np.float32)
+
+    def points_world(self) -> np.ndarray:
+        """(H, W, 3) float32 world points of every pixel (``pose`` applied to :meth:`points_cam`)."""
+        return unproject(self.intrinsics, self.pose, self.depth).astype(np.float32)
 
 
 @dataclass(frozen=True)
@@ -67,6 +75,10 @@ class SynthSequence:
     @property
     def fps(self) -> float:
         return float(self.meta["fps"])
+
+    def poses_from_first(self) -> np.ndarray:
+        """(N, 4, 4) ground truth re-expressed in frame 0's camera frame (as reconstructions are)."""
+        return np.linalg.inv(self.poses[0]) @ self.poses
 
     def rgb(self, i: int) -> np.ndarray:
         """(H, W, 3) uint8 image of frame ``i``."""

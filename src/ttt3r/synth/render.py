@@ -114,6 +114,7 @@ def render_sequence(
     scene_seed: int | None = None,
     fps: float = DEFAULT_FPS,
     progress: bool = True,
+    workers: int = 1,
 ) -> Path:
     """Render a synthetic sequence with exact ground truth into ``out_dir``; returns it.
 
@@ -127,6 +128,8 @@ def render_sequence(
         scene_seed: drives objects, textures, light and layout; defaults to ``seed``.
         fps: frame rate used for the TUM timestamps (``t = index / fps``).
         progress: show a tqdm bar (frames, fps, ETA) on stderr.
+        workers: processes rendering in parallel (each builds the scene once);
+            the files are identical to a serial render.
 
     Frames are streamed to disk as they are rendered (each file written
     atomically); frames already complete on disk are skipped, so an interrupted
@@ -134,6 +137,8 @@ def render_sequence(
     settings is refused with a :class:`TTT3RError`.
     """
     settings = _check_args(out_dir, frames, seed, motion, size, fov_deg, scene_seed, fps)
+    if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 1:
+        raise TTT3RError(f"{out_dir}: workers must be a positive integer, got {workers!r}")
     out = Path(out_dir)
     frames, seed, scene_seed = settings["frames"], settings["seed"], settings["scene_seed"]
     width, height = settings["width"], settings["height"]
@@ -169,25 +174,70 @@ def render_sequence(
     todo = [i for i in range(frames) if not all(p.exists() for p in frame_paths(out, i))]
     if todo:
         bar = _progress(frames, frames - len(todo), progress)
-        # encoding + fsync run in one writer thread, overlapping the next render;
-        # at most a few frames are in flight, so memory stays bounded
-        pending: collections.deque = collections.deque()
         try:
-            with Renderer(spec, (width, height), K) as r, ThreadPoolExecutor(max_workers=1) as pool:
-                for i in todo:
-                    rgb, depth = r.render(poses[i])
-                    pending.append(pool.submit(write_frame, out, i, rgb, depth, poses[i], K))
-                    while len(pending) > 2 or (pending and pending[0].done()):
-                        pending.popleft().result()
-                        bar.update(1)
-                while pending:
-                    pending.popleft().result()
-                    bar.update(1)
+            if workers > 1 and len(todo) > 1:
+                _render_parallel(out, spec, (width, height), K, poses, todo, workers, bar)
+            else:
+                _render_serial(out, spec, (width, height), K, poses, todo, bar)
         finally:
             bar.close()
     meta["complete"] = True
     atomic_write_text(out / "meta.json", json.dumps(meta, indent=1) + "\n")
     return out
+
+
+def _render_serial(out, spec, size, K, poses, todo, bar) -> None:
+    # encoding + fsync run in one writer thread, overlapping the next render;
+    # at most a few frames are in flight, so memory stays bounded
+    pending: collections.deque = collections.deque()
+    with Renderer(spec, size, K) as r, ThreadPoolExecutor(max_workers=1) as pool:
+        for i in todo:
+            rgb, depth = r.render(poses[i])
+            pending.append(pool.submit(write_frame, out, i, rgb, depth, poses[i], K))
+            while len(pending) > 2 or (pending and pending[0].done()):
+                pending.popleft().result()
+                bar.update(1)
+        while pending:
+            pending.popleft().result()
+            bar.update(1)
+
+
+_WORKER: dict = {}
+
+
+def _worker_init(out, spec, size, K) -> None:
+    _WORKER.update(out=out, K=K, renderer=Renderer(spec, size, K))
+
+
+def _worker_render(indices: list[int], poses: np.ndarray) -> int:
+    r = _WORKER["renderer"]
+    for i, pose in zip(indices, poses):
+        rgb, depth = r.render(pose)
+        write_frame(_WORKER["out"], i, rgb, depth, pose, _WORKER["K"])
+    return len(indices)
+
+
+def _render_parallel(out, spec, size, K, poses, todo, workers, bar, chunk: int = 4) -> None:
+    """Render ``todo`` in ``workers`` processes (each builds the scene once); same files as serial."""
+    import multiprocessing
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+    ctx = multiprocessing.get_context("spawn")  # no fork of a process holding threads
+    chunks = [todo[k : k + chunk] for k in range(0, len(todo), chunk)]
+    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init, initargs=(out, spec, size, K)) as ex:
+        pending = set()
+        try:
+            for c in chunks:
+                pending.add(ex.submit(_worker_render, c, poses[c]))
+                if len(pending) >= 4 * workers:  # bounded queue
+                    done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                    for f in done:
+                        bar.update(f.result())
+            for f in pending:
+                bar.update(f.result())
+        except BaseException:
+            ex.shutdown(wait=True, cancel_futures=True)
+            raise
 
 
 def write_frame(out: Path, index: int, rgb: np.ndarray, depth: np.ndarray, pose: np.ndarray, K: np.ndarray) -> None:
