@@ -135,3 +135,22 @@ def test_background_writer_error_surfaces(tmp_path: Path, monkeypatch: pytest.Mo
     info = json.loads((tmp_path / "o" / "run.json").read_text())
     assert info["interrupted"] is True and info["frames_done"] == 1
     assert len(np.loadtxt(tmp_path / "o" / "trajectory.txt", ndmin=2)) == 1
+
+
+def test_non_finite_network_output_does_not_break_writers(tmp_path: Path) -> None:
+    frames = make_frames(4, h=24, w=32, f=25.0)
+    frames[2].pose = np.full((4, 4), np.nan)
+    frames[1].pts3d_cam[:] = np.nan
+    with pytest.warns(RuntimeWarning, match="frame 2"):
+        with RunWriter(tmp_path / "o", EXPORTS) as rw:
+            for f in frames:
+                rw.add(f)
+    data = np.loadtxt(tmp_path / "o" / "trajectory.txt", ndmin=2)
+    np.testing.assert_array_equal(data[:, 0], [0, 1, 3])  # the timestamp names the missing frame
+    assert np.isfinite(data).all()
+    v = PlyData.read(str(tmp_path / "o" / "points.ply"))["vertex"]
+    assert len(v) > 100 and np.isfinite(v["x"]).all()
+    pycolmap = pytest.importorskip("pycolmap")
+    rec = pycolmap.Reconstruction(str(tmp_path / "o" / "colmap" / "sparse" / "0"))
+    assert sorted(im.name for im in rec.images.values()) == ["000000.png", "000001.png", "000003.png"]
+    assert json.loads((tmp_path / "o" / "run.json").read_text())["frames_done"] == 4

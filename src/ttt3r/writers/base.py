@@ -2,11 +2,28 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Protocol, runtime_checkable
+
+import numpy as np
 
 from ..results import FrameResult
 
-__all__ = ["Writer"]
+__all__ = ["Writer", "pose_is_valid", "warn_invalid_pose"]
+
+
+def pose_is_valid(pose: np.ndarray) -> bool:
+    """True when a (4, 4) pose is finite with a non-degenerate rotation block."""
+    pose = np.asarray(pose, np.float64)
+    if pose.shape != (4, 4) or not np.isfinite(pose).all():
+        return False
+    return abs(float(np.linalg.det(pose[:3, :3]))) > 1e-6
+
+
+def warn_invalid_pose(what: str, frame: FrameResult) -> None:
+    """Warn (once per writer and frame) that a frame's pose is skipped."""
+    warnings.warn(f"{what}: frame {frame.index} ({frame.name}) has a non-finite or degenerate pose; "
+                  "left out", RuntimeWarning, stacklevel=3)
 
 
 @runtime_checkable

@@ -23,6 +23,7 @@ from scipy.spatial.transform import Rotation
 
 from ..io.atomic import atomic_open, atomic_write_bytes, atomic_write_text
 from ..results import FrameResult
+from .base import pose_is_valid, warn_invalid_pose
 from .fusion import VoxelFusion
 from .layout import png_bytes
 
@@ -63,6 +64,7 @@ class ColmapWriter:
         self.every = int(every)
         self.binary = bool(binary)
         self._n_flush = 0
+        self._n_added = 0
         self._cameras: dict[tuple, int] = {}
         self._images: list[tuple[int, np.ndarray, np.ndarray, int, str]] = []
 
@@ -77,6 +79,10 @@ class ColmapWriter:
     def add(self, frame: FrameResult) -> None:
         if self.owns_fusion:
             self.fusion.add_frame(frame)
+        self._n_added += 1
+        if not pose_is_valid(frame.pose):
+            warn_invalid_pose("colmap", frame)
+            return
         name = f"{frame.index:06d}.png"
         atomic_write_bytes(self.images_dir / name, png_bytes(frame.rgb))
         h, w = frame.hw
@@ -85,7 +91,7 @@ class ColmapWriter:
         cam_id = self._cameras.setdefault(cam, len(self._cameras) + 1)
         q, t = world_to_camera(frame.pose)
         self._images.append((frame.index + 1, q, t, cam_id, name))
-        if self.every > 0 and len(self._images) % self.every == 0:
+        if self.every > 0 and self._n_added % self.every == 0:
             self.flush()
 
     def flush(self) -> None:

@@ -15,6 +15,7 @@ import numpy as np
 from ..errors import TTT3RError
 from ..io.atomic import atomic_write_bytes
 from ..results import FrameResult
+from .base import pose_is_valid
 from .fusion import VoxelFusion
 
 __all__ = ["GLTF_FROM_OPENCV", "GlbWriter", "frustum_segments"]
@@ -68,6 +69,8 @@ class GlbWriter:
     def add(self, frame: FrameResult) -> None:
         if self.owns_fusion:
             self.fusion.add_frame(frame)
+        if not pose_is_valid(frame.pose):
+            return
         self._poses.append(np.asarray(frame.pose, np.float64).copy())
         self._K.append(np.asarray(frame.intrinsics, np.float64).copy())
         self._hw.append(frame.hw)

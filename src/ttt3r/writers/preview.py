@@ -17,6 +17,7 @@ import numpy as np
 
 from ..io.atomic import atomic_write_bytes
 from ..results import FrameResult
+from .base import pose_is_valid
 from .fusion import VoxelFusion
 
 __all__ = ["PreviewWriter", "render_preview"]
@@ -225,7 +226,8 @@ class PreviewWriter:
     def add(self, frame: FrameResult) -> None:
         if self.owns_fusion:
             self.fusion.add_frame(frame)
-        self._poses.append(np.asarray(frame.pose, np.float64).copy())
+        if pose_is_valid(frame.pose):
+            self._poses.append(np.asarray(frame.pose, np.float64).copy())
         item = None
         if self.n_strip > 0 and self._res.want():
             item = (frame.index, _thumb(frame.rgb, self.thumb_width),
@@ -244,7 +246,7 @@ class PreviewWriter:
 
     def close(self, interrupted: bool = False) -> None:
         xyz, rgb = self.fusion.sample(200_000)
-        n = len(self._poses)
+        n = self._res.n
         sub = f"{n} frames · {len(self.fusion)} fused points"
         if self.fusion.voxel_size:
             sub += f" · voxel {self.fusion.voxel_size:.3g}"

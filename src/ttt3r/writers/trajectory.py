@@ -15,6 +15,7 @@ from scipy.spatial.transform import Rotation
 
 from ..io.atomic import atomic_write_text
 from ..results import FrameResult
+from .base import pose_is_valid, warn_invalid_pose
 
 __all__ = ["TrajectoryWriter", "format_tum", "pose_to_tum", "read_tum", "tum_to_pose"]
 
@@ -65,6 +66,9 @@ class TrajectoryWriter:
             ``index / fps`` (or ``frame.extras["timestamp"]`` when set, e.g. the
             video's presentation time); ``None``: the frame index.
         every: rewrite the file every ``every`` frames (and at close).
+
+    A frame whose pose is not finite is left out (with a ``RuntimeWarning``);
+    its timestamp identifies the missing frame.
     """
 
     def __init__(self, path: str | os.PathLike, fps: float | None = None, every: int = 10) -> None:
@@ -82,6 +86,9 @@ class TrajectoryWriter:
         return frame.index / self.fps if self.fps else float(frame.index)
 
     def add(self, frame: FrameResult) -> None:
+        if not pose_is_valid(frame.pose):
+            warn_invalid_pose(self.path.name, frame)
+            return
         row = pose_to_tum(frame.pose)
         self._rows.append(row)
         self._lines.append(_tum_line(self.timestamp(frame), row))
