@@ -1,0 +1,97 @@
+"""``ttt3r reconstruct INPUT --out DIR``: video / image folder / list -> depth, cameras, point cloud."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+EXPORT_HELP = "comma list of: demo, trajectory, ply, colmap, glb, preview, or 'all' (default: demo,trajectory,ply,preview)"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(
+        prog="ttt3r reconstruct",
+        description="Stream a video, an image folder or a text list of images through CUT3R/TTT3R and write "
+                    "per-frame depth, confidence, cameras, a TUM trajectory, a fused point cloud and a preview.",
+    )
+    ap.add_argument("input", help="video (mp4, mov, mkv, avi, webm), image folder, or .txt list of image paths")
+    ap.add_argument("--out", "-o", required=True, help="output folder")
+    ap.add_argument("--weights", "-w", default=None,
+                    help="checkpoint path (.pth or converted folder) or known name; default: the released "
+                         "cut3r_512_dpt_4_64 (cache or download), else the bundled small synthetic model")
+    ap.add_argument("--update", choices=["ttt3r", "cut3r"], default="ttt3r", help="state-update rule (default ttt3r)")
+    ap.add_argument("--reset-every", type=int, default=0, metavar="N",
+                    help="reset the state every N frames, chaining chunk poses (0: never)")
+    ap.add_argument("--frame-interval", type=int, default=1, metavar="K", help="use every K-th frame")
+    ap.add_argument("--max-frames", type=int, default=None, metavar="N", help="stop after N frames")
+    ap.add_argument("--size", type=int, choices=[512, 224], default=None,
+                    help="preprocessing size (default: the checkpoint's)")
+    ap.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
+    ap.add_argument("--dtype", choices=["fp32", "bf16", "fp16"], default="fp32", help="compute precision")
+    ap.add_argument("--conf-threshold", type=float, default=1.5,
+                    help="keep fused points with confidence above this (default 1.5)")
+    ap.add_argument("--export", default=None, help=EXPORT_HELP)
+    ap.add_argument("--voxel-size", type=float, default=None, help="fusion voxel size (default: automatic)")
+    ap.add_argument("--max-points", type=int, default=2_000_000, help="upper bound of the fused cloud")
+    ap.add_argument("--world-points", action="store_true",
+                    help="also run the world-frame pointmap head (slower; stored in FrameResult only)")
+    ap.add_argument("--overwrite", action="store_true",
+                    help="write into a non-empty folder, replacing only files of an earlier ttt3r run")
+    ap.add_argument("--skip-bad", action="store_true", help="skip unreadable frames with a warning")
+    ap.add_argument("--view", action="store_true", help="show the reconstruction growing live (needs ttt3r[viz])")
+    ap.add_argument("--port", type=int, default=8080, help="viewer port (with --view)")
+    ap.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    return ap
+
+
+def parse_exports(text: str | None) -> tuple[str, ...] | None:
+    from ..errors import TTT3RError
+    from ..writers import EXPORTS
+
+    if text is None:
+        return None
+    if text.strip() == "all":
+        return tuple(e for e in EXPORTS if e != "glb") + ("glb",)
+    items = tuple(e.strip() for e in text.split(",") if e.strip())
+    bad = [e for e in items if e not in EXPORTS]
+    if bad or not items:
+        raise TTT3RError(f"--export: unknown export {bad[0] if bad else text!r} (known: {', '.join(EXPORTS)}, all)")
+    return items
+
+
+def main(argv: list[str]) -> int:
+    args = build_parser().parse_args(argv)
+    from ..errors import TTT3RError
+    from ..pipeline import ReconstructOptions, reconstruct_to_dir
+
+    for name in ("reset_every", "max_points"):
+        if getattr(args, name) is not None and getattr(args, name) < 0:
+            raise TTT3RError(f"--{name.replace('_', '-')} must be >= 0")
+    opts = ReconstructOptions(
+        weights=args.weights, update=args.update, reset_every=args.reset_every,
+        frame_interval=args.frame_interval, max_frames=args.max_frames, size=args.size, device=args.device,
+        dtype=args.dtype, conf_threshold=args.conf_threshold, exports=parse_exports(args.export),
+        overwrite=args.overwrite, skip_bad=args.skip_bad, voxel_size=args.voxel_size, max_points=args.max_points,
+        want=("world",) if args.world_points else (), view=args.view, view_port=args.port, quiet=args.quiet,
+    )
+    try:
+        summary = reconstruct_to_dir(args.input, args.out, opts)
+    except KeyboardInterrupt:
+        print(f"ttt3r reconstruct: interrupted; the frames finished so far are complete in {args.out}",
+              file=sys.stderr)
+        return 130
+    if not args.quiet:
+        print(f"{summary.frames} frames in {summary.seconds:.1f} s ({summary.fps:.2f} frames/s) -> {summary.out_dir}",
+              file=sys.stderr)
+    if summary.viewer is not None:
+        print("viewer running; press Ctrl-C to stop", file=sys.stderr)
+        try:
+            import time
+
+            while True:
+                time.sleep(1)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            summary.viewer.close()
+    return 0

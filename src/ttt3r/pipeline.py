@@ -1,0 +1,170 @@
+"""The main job: any video or image folder to depth, cameras and a fused point cloud.
+
+Each frame is read, inferred and written before the next (streaming, constant
+memory). Used by ``ttt3r reconstruct`` and usable from Python::
+
+    from ttt3r.pipeline import ReconstructOptions, reconstruct_to_dir
+    summary = reconstruct_to_dir("video.mp4", "out/", ReconstructOptions(update="ttt3r"))
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from .errors import DownloadError, TTT3RError
+from .results import FrameResult
+
+#: Where the bundled small model lives inside the package (if it is shipped).
+BUNDLED_MODEL = Path(__file__).parent / "assets" / "models" / "synth_small"
+DEFAULT_RELEASED = "cut3r_512_dpt_4_64"
+
+
+@dataclass
+class ReconstructOptions:
+    """Settings of a reconstruction run (the command's options)."""
+
+    weights: str | None = None
+    update: str = "ttt3r"
+    reset_every: int = 0
+    frame_interval: int = 1
+    max_frames: int | None = None
+    size: int | None = None
+    device: str = "auto"
+    dtype: str = "fp32"
+    conf_threshold: float = 1.5
+    exports: tuple[str, ...] | None = None
+    overwrite: bool = False
+    skip_bad: bool = False
+    voxel_size: float | None = None
+    max_points: int = 2_000_000
+    want: tuple[str, ...] = field(default_factory=tuple)
+    view: bool = False
+    view_port: int = 8080
+    quiet: bool = False
+
+
+def choose_weights(weights: str | None, quiet: bool = False,
+                   notice: Callable[[str], None] | None = None) -> str:
+    """Resolve ``--weights``; with none given, the released 512 checkpoint (cache, then
+    download), else the bundled small synthetic-scene model with a one-line notice."""
+    from .hub import is_cached, resolve_weights
+
+    if weights:
+        return str(resolve_weights(weights, quiet=quiet))
+    if is_cached(DEFAULT_RELEASED):
+        return str(resolve_weights(DEFAULT_RELEASED, quiet=quiet))
+    try:
+        return str(resolve_weights(DEFAULT_RELEASED, quiet=quiet))
+    except DownloadError as e:
+        if not (BUNDLED_MODEL / "model.safetensors").is_file():
+            raise
+        msg = (f"notice: the released checkpoint {DEFAULT_RELEASED} is not available ({str(e).split(';')[0]}); "
+               f"using the bundled small model for synthetic scenes. For real footage get the released weights: "
+               f"ttt3r weights download {DEFAULT_RELEASED}")
+        (notice or (lambda m: print(m, file=sys.stderr)))(msg)
+        return str(BUNDLED_MODEL)
+
+
+def iter_reconstruction(input_path: str | os.PathLike, opts: ReconstructOptions,
+                        model=None) -> Iterator[FrameResult]:
+    """Yield a :class:`FrameResult` per input frame, without writing anything."""
+    from .api import load_model
+    from .io.frames import open_frames
+    from .session import Session
+
+    source = open_frames(input_path, opts.frame_interval, opts.max_frames, opts.skip_bad)
+    if model is None:
+        model = load_model(choose_weights(opts.weights, opts.quiet), opts.device, opts.dtype, quiet=opts.quiet)
+    sess = Session(model, update=opts.update, reset_every=opts.reset_every, size=opts.size, want=opts.want)
+    for frame in source:
+        yield sess.step(frame.image, frame.name)
+
+
+@dataclass
+class RunSummary:
+    frames: int
+    seconds: float
+    out_dir: Path
+    interrupted: bool
+    viewer: object | None = None  # the LiveViewer of a --view run, still serving
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+
+def reconstruct_to_dir(input_path: str | os.PathLike, out_dir: str | os.PathLike,
+                       opts: ReconstructOptions | None = None, model=None) -> RunSummary:
+    """Reconstruct ``input_path`` into ``out_dir`` (see :mod:`ttt3r.writers.run` for the layout).
+
+    Ctrl-C (KeyboardInterrupt) stops after the current frame; every finished frame
+    stays valid on disk and ``run.json`` says the run was interrupted; the
+    KeyboardInterrupt is then re-raised.
+    """
+    from .api import load_model, resolve_device, resolve_dtype
+    from .io.frames import open_frames
+    from .session import Session
+    from .writers import DEFAULT_EXPORTS, RunWriter, WriterOptions
+    from .writers.outdir import OutputDir
+
+    opts = opts or ReconstructOptions()
+    exports = tuple(opts.exports or DEFAULT_EXPORTS)
+    source = open_frames(input_path, opts.frame_interval, opts.max_frames, opts.skip_bad)
+    OutputDir(out_dir, exports, overwrite=opts.overwrite).check()
+    weights = "(given model)"
+    if model is None:
+        weights = choose_weights(opts.weights, opts.quiet)
+        model = load_model(weights, opts.device, opts.dtype, quiet=opts.quiet)
+    sess = Session(model, update=opts.update, reset_every=opts.reset_every, size=opts.size, want=opts.want)
+    info = {
+        "input": os.fspath(input_path),
+        "weights": weights,
+        "settings": {k: v for k, v in asdict(opts).items() if k not in ("quiet", "view_port")}
+        | {"size": sess.size, "device": str(resolve_device(opts.device)), "dtype": str(resolve_dtype(opts.dtype))},
+        "frames_total": source.total,
+    }
+    wopts = WriterOptions(conf_threshold=opts.conf_threshold, voxel_size=opts.voxel_size, max_points=opts.max_points)
+    viewer = None
+    if opts.view:
+        from .viewer import LiveViewer
+
+        viewer = LiveViewer(port=opts.view_port, conf_threshold=opts.conf_threshold)
+        if source.total:
+            viewer.expect_frames(source.total)
+        if not opts.quiet:
+            print(f"viewer: {viewer.url}", file=sys.stderr)
+    bar = _progress(source.total, opts.quiet)
+    t0 = time.perf_counter()
+    n = 0
+    interrupted = False
+    try:
+        with RunWriter(out_dir, exports, fps=source.sequence_fps, overwrite=opts.overwrite,
+                       options=wopts, info=info, background=True) as writer:
+            try:
+                for frame in source:
+                    result = sess.step(frame.image, frame.name)
+                    writer.add(result)
+                    if viewer is not None:
+                        viewer.add(result)
+                    n += 1
+                    bar.update(1)
+            except KeyboardInterrupt:
+                interrupted = True
+                raise
+    finally:
+        bar.close()
+        if viewer is not None and interrupted:
+            viewer.close()
+    return RunSummary(n, time.perf_counter() - t0, Path(out_dir), interrupted, viewer)
+
+
+def _progress(total: int | None, quiet: bool):
+    from tqdm import tqdm
+
+    return tqdm(total=total or None, unit="frame", desc="reconstruct", disable=quiet, dynamic_ncols=True,
+                smoothing=0.1, file=sys.stderr)
