@@ -90,7 +90,8 @@ def test_colmap_model(run_dir: Path, frames, fmt: str) -> None:
     assert rec.num_cameras() == 1
     cam = next(iter(rec.cameras.values()))
     assert cam.model.name == "PINHOLE" and (cam.width, cam.height) == (W, H)
-    np.testing.assert_allclose(cam.params, [FX, FX, W // 2, H // 2])
+    # COLMAP's pixel centres are at +0.5
+    np.testing.assert_allclose(cam.params, [FX, FX, W // 2 + 0.5, H // 2 + 0.5])
     by_name = {im.name: im for im in rec.images.values()}
     for f in frames:
         im = by_name[f"{f.index:06d}.png"]
@@ -99,7 +100,8 @@ def test_colmap_model(run_dir: Path, frames, fmt: str) -> None:
         np.testing.assert_allclose(np.linalg.inv(T_cw), f.pose, atol=1e-6)
         img = np.asarray(Image.open(run_dir / "colmap" / "images" / im.name))
         np.testing.assert_array_equal(img, f.rgb)
-        # a world point on the surface projects to the pixel it came from
+        # a world point on the surface projects to the pixel it came from (pixel (20, 30)'s
+        # centre is (30.5, 20.5) in COLMAP's image coordinates)
         pw = f.points_world()[20, 30]
         uv = cam.img_from_cam(im.cam_from_world() * pw)
         np.testing.assert_allclose(uv, [30.5, 20.5], atol=1e-3)

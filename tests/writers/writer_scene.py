@@ -48,7 +48,7 @@ def make_frame(i: int, h: int = H, w: int = W, bad_stripe: bool = True, f: float
     """Ray-cast frame i. A stripe of low-confidence pixels carries wrong points (must be filtered)."""
     K = intrinsics(h, w, f)
     pose = make_pose(i)
-    u, v = np.meshgrid(np.arange(w) + 0.5, np.arange(h) + 0.5)
+    u, v = np.meshgrid(np.arange(w), np.arange(h))  # pixel centres at integers (OpenCV, as ttt3r)
     rays_cam = np.stack([(u - K[0, 2]) / K[0, 0], (v - K[1, 2]) / K[1, 1], np.ones_like(u)], -1)  # z = 1
     R, c = pose[:3, :3], pose[:3, 3]
     rays_w = rays_cam @ R.T

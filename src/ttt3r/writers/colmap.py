@@ -7,7 +7,9 @@
     colmap/sparse/0/*.bin             the same model in COLMAP's binary format
 
 COLMAP's camera axes are OpenCV's, so only the direction changes: ttt3r's
-camera-to-world ``(R, c)`` becomes ``R^T``, ``-R^T c``. Image names are relative
+camera-to-world ``(R, c)`` becomes ``R^T``, ``-R^T c``. COLMAP puts pixel
+centres at half-integers (ttt3r and OpenCV at integers), so the principal
+point gains 0.5 px: ``cx = K[0, 2] + 0.5``, ``cy = K[1, 2] + 0.5``. Image names are relative
 to ``colmap/images`` (e.g. ``gsplat --data_dir OUT/colmap``, nerfstudio
 ``ns-train splatfacto colmap --data OUT/colmap --colmap-path sparse/0``).
 """
@@ -82,15 +84,17 @@ class ColmapWriter:
         self._n_added += 1
         if not pose_is_valid(frame.pose):
             warn_invalid_pose("colmap", frame)
-            return
-        name = f"{frame.index:06d}.png"
-        atomic_write_bytes(self.images_dir / name, png_bytes(frame.rgb))
-        h, w = frame.hw
-        K = np.asarray(frame.intrinsics, np.float64)
-        cam = (w, h, *(round(float(v), 6) for v in (K[0, 0], K[1, 1], K[0, 2], K[1, 2])))
-        cam_id = self._cameras.setdefault(cam, len(self._cameras) + 1)
-        q, t = world_to_camera(frame.pose)
-        self._images.append((frame.index + 1, q, t, cam_id, name))
+        else:
+            name = f"{frame.index:06d}.png"
+            atomic_write_bytes(self.images_dir / name, png_bytes(frame.rgb))
+            h, w = frame.hw
+            K = np.asarray(frame.intrinsics, np.float64)
+            # COLMAP puts pixel centres at +0.5, ttt3r (OpenCV) at integers
+            params = (K[0, 0], K[1, 1], K[0, 2] + 0.5, K[1, 2] + 0.5)
+            cam = (w, h, *(round(float(v), 6) for v in params))
+            cam_id = self._cameras.setdefault(cam, len(self._cameras) + 1)
+            q, t = world_to_camera(frame.pose)
+            self._images.append((frame.index + 1, q, t, cam_id, name))
         if self.every > 0 and self._n_added % self.every == 0:
             self.flush()
 

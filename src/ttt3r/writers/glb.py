@@ -35,7 +35,8 @@ def _trimesh():
 def frustum_segments(pose: np.ndarray, K: np.ndarray, hw: tuple[int, int], depth: float) -> np.ndarray:
     """(8, 2, 3) world-frame line segments of a camera frustum of the given depth (apex -> 4 corners, rim)."""
     h, w = hw
-    corners_px = np.array([[0, 0], [w, 0], [w, h], [0, h]], np.float64)
+    # image borders: pixel centres are at integers, so edges at -0.5 and size - 0.5
+    corners_px = np.array([[0, 0], [w, 0], [w, h], [0, h]], np.float64) - 0.5
     Kinv = np.linalg.inv(np.asarray(K, np.float64))
     rays = (Kinv @ np.column_stack([corners_px, np.ones(4)]).T).T * depth
     pts = rays @ pose[:3, :3].T + pose[:3, 3]
