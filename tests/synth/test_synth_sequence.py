@@ -205,3 +205,11 @@ def test_parallel_workers_write_the_same_files(walk4, tmp_path):
     assert _bytes(d) == _bytes(walk4)
     with pytest.raises(TTT3RError, match="workers"):
         render_sequence(tmp_path / "w0", frames=4, seed=7, motion="walk", workers=0, **SMALL)
+
+
+def test_unwritable_output_is_a_one_line_error(tmp_path):
+    f = tmp_path / "file.txt"
+    f.write_text("x")
+    with pytest.raises(TTT3RError, match="cannot write") as e:
+        render_sequence(f / "sub", frames=1, **SMALL)
+    assert "file.txt" in str(e.value) and "\n" not in str(e.value)

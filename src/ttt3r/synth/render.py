@@ -167,22 +167,28 @@ def render_sequence(
         camera_zone=spec.camera_zone,
         versions=_versions(),
     )
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / "meta.json", json.dumps(meta, indent=1) + "\n")
-    atomic_write_text(out / "trajectory.txt", tum_text(poses, fps))
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(out / "meta.json", json.dumps(meta, indent=1) + "\n")
+        atomic_write_text(out / "trajectory.txt", tum_text(poses, fps))
 
-    todo = [i for i in range(frames) if not all(p.exists() for p in frame_paths(out, i))]
-    if todo:
-        bar = _progress(frames, frames - len(todo), progress)
-        try:
-            if workers > 1 and len(todo) > 1:
-                _render_parallel(out, spec, (width, height), K, poses, todo, workers, bar)
-            else:
-                _render_serial(out, spec, (width, height), K, poses, todo, bar)
-        finally:
-            bar.close()
-    meta["complete"] = True
-    atomic_write_text(out / "meta.json", json.dumps(meta, indent=1) + "\n")
+        todo = [i for i in range(frames) if not all(p.exists() for p in frame_paths(out, i))]
+        if todo:
+            bar = _progress(frames, frames - len(todo), progress)
+            try:
+                if workers > 1 and len(todo) > 1:
+                    _render_parallel(out, spec, (width, height), K, poses, todo, workers, bar)
+                else:
+                    _render_serial(out, spec, (width, height), K, poses, todo, bar)
+            finally:
+                bar.close()
+        meta["complete"] = True
+        atomic_write_text(out / "meta.json", json.dumps(meta, indent=1) + "\n")
+    except TTT3RError:
+        raise
+    except OSError as e:  # permissions, read-only or full disk: one line naming the file
+        where = e.filename or out
+        raise TTT3RError(f"{where}: cannot write ({e.strerror or e})") from None
     return out
 
 
