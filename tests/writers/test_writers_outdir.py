@@ -115,3 +115,21 @@ def test_deep_foreign_tree_untouched(tmp_path: Path) -> None:
     (deep / "000000.npy").write_bytes(b"not ours: wrong folder")
     _run(out, 2, overwrite=True)
     assert (deep / "000000.npy").read_bytes() == b"not ours: wrong folder"
+
+
+def test_check_changes_nothing(tmp_path: Path) -> None:
+    missing = tmp_path / "new"
+    assert OutputDir(missing, ["ply"]).check() == []
+    assert not missing.exists()
+    out = tmp_path / "out"
+    _run(out, 3)
+    before = sorted(p.relative_to(out).as_posix() for p in out.rglob("*"))
+    with pytest.raises(TTT3RError, match="previous ttt3r run"):
+        OutputDir(out, ["ply"]).check()
+    plan = OutputDir(out, ["ply"], overwrite=True).check()
+    assert "depth/000002.npy" in plan and "trajectory.txt" in plan and ".ttt3r-manifest.json" not in plan
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*")) == before
+    # check then prepare on the same object: prepare removes exactly the plan
+    guard = OutputDir(out, ["ply"], overwrite=True)
+    guard.prepare()
+    assert sorted(guard.removed) == sorted(plan)
