@@ -104,6 +104,31 @@ def test_conversions(tmp_path: Path) -> None:
     assert load_image(tmp_path / "cmyk.tif")[0, 0].tolist() == [0, 255, 255]
 
 
+def _png16_rgb(path: Path, arr: np.ndarray) -> None:
+    """Write a 16-bit RGB PNG by hand (Pillow cannot write one)."""
+    import struct
+    import zlib
+
+    h, w, _ = arr.shape
+    raw = b"".join(b"\x00" + arr[y].astype(">u2").tobytes() for y in range(h))
+
+    def chunk(t: bytes, d: bytes) -> bytes:
+        return struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d) & 0xFFFFFFFF)
+
+    ihdr = struct.pack(">IIBBBBB", w, h, 16, 2, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(raw))
+                     + chunk(b"IEND", b""))
+
+
+def test_16bit_rgb_png(tmp_path: Path) -> None:
+    a = np.zeros((16, 20, 3), np.uint16)
+    a[..., 0], a[..., 1], a[..., 2] = 65535, 257 * 100, 1000
+    _png16_rgb(tmp_path / "c16.png", a)
+    img = load_image(tmp_path / "c16.png")
+    assert img.dtype == np.uint8 and img.shape == (16, 20, 3)
+    assert np.abs(img[3, 3].astype(int) - [255, 100, 4]).max() <= 1
+
+
 def test_exif_orientation_applied(tmp_path: Path) -> None:
     img = Image.fromarray(_marked(20, 30))  # 30 wide, 20 tall, red at top-left
     exif = Image.Exif()
