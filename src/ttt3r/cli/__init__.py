@@ -47,8 +47,11 @@ def main(argv: list[str] | None = None) -> int:
     if name not in COMMANDS:
         print(f"ttt3r: error: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
         return 2
+    import warnings
+
     from ..errors import TTT3RError
 
+    warnings.formatwarning = lambda msg, *a, **k: f"ttt3r {name}: warning: {msg}\n"
     try:
         module = importlib.import_module(f"ttt3r.cli.{COMMANDS[name][0]}")
         return int(module.main(rest) or 0)

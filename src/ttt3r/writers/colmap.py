@@ -91,7 +91,8 @@ class ColmapWriter:
             K = np.asarray(frame.intrinsics, np.float64)
             # COLMAP puts pixel centres at +0.5, ttt3r (OpenCV) at integers
             params = (K[0, 0], K[1, 1], K[0, 2] + 0.5, K[1, 2] + 0.5)
-            cam = (w, h, *(round(float(v), 6) for v in params))
+            # equal intrinsics share a camera; 10 significant digits decide "equal"
+            cam = (w, h, *(float(f"{float(v):.10g}") for v in params))
             cam_id = self._cameras.setdefault(cam, len(self._cameras) + 1)
             q, t = world_to_camera(frame.pose)
             self._images.append((frame.index + 1, q, t, cam_id, name))
@@ -110,7 +111,7 @@ class ColmapWriter:
                  f"# Number of cameras: {len(self._cameras)}"]
         for cam, cid in self._cameras.items():
             w, h, fx, fy, cx, cy = cam
-            lines.append(f"{cid} PINHOLE {w} {h} {fx:.6f} {fy:.6f} {cx:.6f} {cy:.6f}")
+            lines.append(f"{cid} PINHOLE {w} {h} {fx!r} {fy!r} {cx!r} {cy!r}")
         atomic_write_text(d / "cameras.txt", "\n".join(lines) + "\n")
 
         lines = ["# Image list with two lines of data per image:",
