@@ -90,6 +90,7 @@ def test_resume_renders_only_missing_frames(walk4, tmp_path, monkeypatch):
     mtimes = {f: (d / f).stat().st_mtime_ns for f in _files(d)}
     (d / "camera" / "000001.npz").unlink()  # frame 1 interrupted before its last file
     (d / "rgb" / "000003.png").unlink()
+    (d / "depth" / ".000003.npy.abc123.tmp").write_bytes(b"half")  # left by a killed run
     written = []
     real = render_mod.write_frame
     monkeypatch.setattr(render_mod, "write_frame", lambda out, i, *a: (written.append(i), real(out, i, *a)))

@@ -172,6 +172,9 @@ def render_sequence(
         atomic_write_text(out / "meta.json", json.dumps(meta, indent=1) + "\n")
         atomic_write_text(out / "trajectory.txt", tum_text(poses, fps))
 
+        for sub in ("rgb", "depth", "camera"):  # temporaries of a killed run
+            for tmp in (out / sub).glob(".*.tmp") if (out / sub).is_dir() else ():
+                tmp.unlink(missing_ok=True)
         todo = [i for i in range(frames) if not all(p.exists() for p in frame_paths(out, i))]
         if todo:
             bar = _progress(frames, frames - len(todo), progress)
