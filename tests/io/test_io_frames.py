@@ -148,7 +148,9 @@ def test_text_list(tmp_path: Path) -> None:
     lst.write_text(f"# my frames\n\nimgs/b.png\n  a.png  \n{tmp_path / 'imgs' / 'b.png'}\n")
     src = open_frames(lst)
     assert src.kind == "list" and len(src) == 3
-    assert [int(f.image[0, 0, 0]) for f in src] == [9, 5, 9]
+    frames = list(src)
+    assert [int(f.image[0, 0, 0]) for f in frames] == [9, 5, 9]
+    assert [f.name for f in frames] == ["imgs/b.png", "a.png", str(tmp_path / "imgs" / "b.png")]
 
 
 def test_text_list_missing_entry(tmp_path: Path) -> None:

@@ -88,8 +88,9 @@ class Frame:
         index: 0-based position in the processed sequence (after
             ``frame_interval`` subsampling and after skipped bad frames); this is
             the ``FrameResult.index`` the frame will get.
-        name: the file name (images) or ``"video.mp4#123"`` (video, decoded frame
-            number 123 of the original stream).
+        name: the file name (folder), the path as written in the list (text
+            list), or ``"video.mp4#123"`` (video, decoded frame number 123 of
+            the original stream).
         image: (H, W, 3) uint8 RGB.
         source_index: position in the original sequence (file number in the
             sorted folder/list, or decoded frame number in the video).
@@ -222,10 +223,11 @@ class ImageFilesSource(FrameSource):
     """Frames read from a list of image files (a folder, a text list, or one image)."""
 
     def __init__(self, path: Path, files: list[Path], kind: str, frame_interval: int,
-                 max_frames: int | None, skip_bad: bool) -> None:
+                 max_frames: int | None, skip_bad: bool, names: list[str] | None = None) -> None:
         super().__init__(path, frame_interval, max_frames, skip_bad)
         self.kind = kind
         self.files = files
+        self.names = names if names is not None else [f.name for f in files]
         self.total = self._cap(len(files))
 
     def __iter__(self) -> Iterator[Frame]:
@@ -243,7 +245,7 @@ class ImageFilesSource(FrameSource):
                 skipped += 1
                 _warn_skip(str(e))
                 continue
-            yield Frame(index=n_out, name=f.name, image=img, source_index=src_i)
+            yield Frame(index=n_out, name=self.names[src_i], image=img, source_index=src_i)
             n_out += 1
         if n_out == 0:
             raise InputError(f"{self.path}: no readable images ({skipped} skipped as unreadable)")
@@ -352,12 +354,13 @@ def _check_options(frame_interval: int, max_frames: int | None) -> None:
         raise TTT3RError(f"max_frames must be an integer >= 1 or None, got {max_frames!r}")
 
 
-def _read_list(path: Path, skip_bad: bool) -> list[Path]:
+def _read_list(path: Path, skip_bad: bool) -> tuple[list[Path], list[str]]:
     try:
         text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as e:
         raise InputError(f"{path}: cannot read list file ({_one_line(e)})") from e
     files: list[Path] = []
+    names: list[str] = []
     for lineno, line in enumerate(text.splitlines(), 1):
         entry = line.strip()
         if not entry or entry.startswith("#"):
@@ -372,9 +375,10 @@ def _read_list(path: Path, skip_bad: bool) -> list[Path]:
             _warn_skip(msg)
             continue
         files.append(p)
+        names.append(entry)
     if not files:
         raise InputError(f"{path}: list file names no images")
-    return files
+    return files, names
 
 
 def open_frames(path: str | Path, frame_interval: int = 1, max_frames: int | None = None,
@@ -419,7 +423,8 @@ def open_frames(path: str | Path, frame_interval: int = 1, max_frames: int | Non
     if suffix in VIDEO_EXTENSIONS:
         return VideoSource(p, frame_interval, max_frames, skip_bad)
     if suffix in LIST_EXTENSIONS:
-        return ImageFilesSource(p, _read_list(p, skip_bad), "list", frame_interval, max_frames, skip_bad)
+        files, names = _read_list(p, skip_bad)
+        return ImageFilesSource(p, files, "list", frame_interval, max_frames, skip_bad, names)
     if suffix in IMAGE_EXTENSIONS:
         return ImageFilesSource(p, [p], "images", frame_interval, max_frames, skip_bad)
     if suffix in _HEIF_EXTENSIONS:
