@@ -37,7 +37,10 @@ unprojecting a pixel's depth with ``K`` and the pose lands on the surface (to
 ~1e-6 relative, float32 z-buffer precision).
 
 Each file is written atomically; a frame counts as done when its three files
-exist, so an interrupted render resumes by skipping them. Python API::
+exist, so an interrupted render resumes by skipping them (re-run the same
+command). ``workers > 1`` renders in parallel processes with identical output.
+Command line: ``ttt3r synth --out DIR --frames N --seed S --motion orbit``
+(``ttt3r synth --help``). Python API::
 
     from ttt3r.synth import render_sequence, load_sequence
     seq = load_sequence(render_sequence("out/orbit", frames=48, seed=0, motion="orbit"))

@@ -12,7 +12,8 @@ float64, OpenCV axes, in the scene's world frame (z up, metres).
   every 20..40 frames) around the room, looking at a smoothly wandering target
   near the centre, with a little roll.
 * ``forward``: along the corridor (+x) at 2..5 cm per frame (slower when the
-  corridor would be too short), with smooth sway, bob, yaw and pitch jitter.
+  corridor, at most 80 m, would be too short), with smooth sway, bob, yaw and
+  pitch jitter; it stops 3 m before the end wall.
 * ``loop``: a closed, wobbly loop around the centre; the last frame's pose is
   exactly the first frame's (``laps`` whole turns, one per ~300..600 frames).
 """
@@ -33,7 +34,7 @@ LAYOUT_FOR_MOTION = {"orbit": "room", "walk": "room", "forward": "corridor", "lo
 
 def corridor_length(frames: int) -> float:
     """Corridor length (m) for a ``forward`` sequence of ``frames`` frames."""
-    return float(np.clip(0.04 * max(frames - 1, 0) + 4.0, 10.0, 60.0))
+    return float(np.clip(0.05 * max(frames - 1, 0) + 5.0, 10.0, 80.0))
 
 
 def camera_path(motion: str, frames: int, seed: int, zone: dict) -> np.ndarray:

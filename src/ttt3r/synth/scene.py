@@ -63,6 +63,8 @@ class ObjectSpec:
     rotated so its ``up`` axis is world z) or a primitive (``box``, ``table``,
     ``shelf``, ``pillar``, ``sphere``, ``cylinder``; ``dims`` in metres).
     ``top`` is the highest point (m); ``radius`` the footprint radius (m).
+    For meshes ``dims`` is the offset (m) from ``position`` (the footprint centre
+    on its support) to the body origin.
     """
 
     name: str
@@ -209,8 +211,8 @@ def _make_corridor(rng, seed, surfaces, light, data_path, length) -> SceneSpec:
     w = float(rng.uniform(1.4, 2.2))
     height = float(rng.uniform(2.5, 3.5))
     placed: list[ObjectSpec] = []
-    n_tall = int(min(15, round(length * rng.uniform(0.1, 0.3))))
-    n_low = int(min(48, max(6, round(length * rng.uniform(0.8, 1.4)))))
+    n_tall = int(min(20, round(length * rng.uniform(0.1, 0.3))))
+    n_low = int(min(64, max(6, round(length * rng.uniform(0.8, 1.4)))))
     for _ in range(n_tall):
         obj = _draw_tall(rng, height, max_radius=0.27)
         for _try in range(40):
@@ -230,7 +232,7 @@ def _make_corridor(rng, seed, surfaces, light, data_path, length) -> SceneSpec:
     placed += _on_tables(rng, placed, data_path)
     zone = {
         "type": "band",
-        "x": (0.8, length - 1.2),
+        "x": (0.8, length - 3.0),  # stop short of the end wall
         "y_half": max(0.1, w - 0.8),
         "min_height": _min_cam_height(placed),
         "max_height": min(2.0, height - 0.4),
