@@ -148,6 +148,8 @@ def reconstruct_to_dir(input_path: str | os.PathLike, out_dir: str | os.PathLike
             try:
                 for frame in source:
                     result = sess.step(frame.image, frame.name)
+                    if frame.timestamp is not None:  # the video's presentation time (variable frame rates)
+                        result.extras["timestamp"] = frame.timestamp
                     writer.add(result)
                     if viewer is not None:
                         viewer.add(result)

@@ -68,5 +68,5 @@ class FrameResult:
         This is how the original demo builds its point cloud (not the world head).
         """
         pc = self.pts3d_cam.reshape(-1, 3).astype(np.float64)
-        pw = pc @ self.pose[:3, :3].T + self.pose[:3, 3]
+        pw = pc @ np.ascontiguousarray(self.pose[:3, :3].T) + self.pose[:3, 3]
         return pw.reshape(self.pts3d_cam.shape).astype(np.float32)
