@@ -11,7 +11,8 @@ Names (``N`` = clip length of the long splits):
   ``scannet`` (90 frames), ``scannet_s3_<N>`` (every 3rd frame, N = 50..1000);
 * video depth: ``sintel``, ``bonn`` (110 frames), ``bonn_s1_<N>`` (N = 50..500),
   ``kitti``, ``kitti_s1_<N>`` (N = 50..500);
-* reconstruction: ``7scenes``, ``nrgbd``.
+* reconstruction: ``7scenes``, ``nrgbd``;
+* synthetic (pose, depth): ``synth``, folders written by ``ttt3r synth``.
 
 Each loader documents its folder layout; :data:`DEFAULT_ROOTS` gives the folder
 under a data root where the paper's preprocessing puts it.
@@ -33,6 +34,7 @@ from .nrgbd import NRGBD
 from .scannet import SCANNET_LONG_FRAMES, ScanNet
 from .sevenscenes import SevenScenes
 from .sintel import SINTEL_SEQUENCES, Sintel, read_sintel_cam, read_sintel_depth
+from .synth import SynthDataset
 from .tum import BONN_LONG_FRAMES, BONN_SEQUENCES, TUM_LONG_FRAMES, Bonn, TumDynamics
 
 
@@ -58,6 +60,7 @@ def _registry() -> dict[str, DatasetSpec]:
         "kitti": DatasetSpec(KittiDepth, "kitti/depth_selection/val_selection_cropped"),
         "7scenes": DatasetSpec(SevenScenes, "7scenes"),
         "nrgbd": DatasetSpec(NRGBD, "neural_rgbd"),
+        "synth": DatasetSpec(SynthDataset, "synth"),  # folders written by `ttt3r synth`
     }
     for n in TUM_LONG_FRAMES:
         reg[f"tum_s1_{n}"] = DatasetSpec(TumDynamics, "long_tum_s1", {"num_frames": n})
@@ -123,6 +126,7 @@ __all__ = [
     "Sequence",
     "SevenScenes",
     "Sintel",
+    "SynthDataset",
     "TumDynamics",
     "dataset_names",
     "get_dataset",
