@@ -7,6 +7,7 @@ import io
 import json
 import math
 import os
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -231,7 +232,9 @@ def _render_parallel(out, spec, size, K, poses, todo, workers, bar, chunk: int =
     import multiprocessing
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
-    ctx = multiprocessing.get_context("spawn")  # no fork of a process holding threads
+    # fork on Linux: works from any caller (scripts without a __main__ guard, stdin);
+    # elsewhere spawn, which needs the caller under ``if __name__ == "__main__":``
+    ctx = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else "spawn")
     chunks = [todo[k : k + chunk] for k in range(0, len(todo), chunk)]
     with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init, initargs=(out, spec, size, K)) as ex:
         pending = set()
