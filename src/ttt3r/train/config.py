@@ -1,0 +1,326 @@
+"""Training configuration: a TOML (or JSON) file of sections, plus ``key=value`` overrides.
+
+File layout (every key optional; defaults below)::
+
+    seed = 0                 # drives initialisation, clip sampling, everything
+    device = "auto"          # "auto" (cuda when available), "cpu", "cuda", "cuda:1"
+    threads = 1              # torch CPU threads
+
+    [model]                  # any ttt3r.config.ModelConfig field
+    enc_embed_dim = 192
+    ...
+
+    [data]
+    dir = "runs/data/synth128x96"   # pool folder (rendered on first use)
+    size = [128, 96]                 # (width, height) in pixels, multiples of 16
+    train_sequences = 96             # sequences in the training pool
+    heldout_sequences = 8            # sequences kept for evaluation (unseen seeds)
+    frames = 64                      # frames per rendered sequence
+    train_seed0 = 1000               # training seeds: train_seed0 .. + train_sequences - 1
+    heldout_seed0 = 900000           # held-out seeds (disjoint from the training ones)
+    motions = ["orbit", "walk", "forward", "loop"]   # motion of seed s: motions[s % len]
+    clip_min = 4                     # clip length range (frames), sampled per batch
+    clip_max = 8
+    stride_max = 4                   # frame stride within a clip: uniform in 1..stride_max
+    reverse_prob = 0.5               # chance to play a clip backwards
+
+    [optim]
+    steps = 20000                    # total optimisation steps
+    batch = 4                        # clips per step
+    lr = 3e-4
+    min_lr = 1e-5                    # cosine decay to this after warmup
+    warmup = 500
+    weight_decay = 0.05
+    grad_clip = 1.0                  # max gradient norm (0 = off)
+
+    [loss]
+    alpha = 0.2                      # confidence regulariser weight
+    pose_weight = 1.0
+    rgb_weight = 1.0
+    rule = "cut3r"                   # state-update rule used while training
+
+    [log]
+    every = 10                       # print / CSV row every N steps
+    ckpt_every = 200                 # checkpoint every N steps (and at the end)
+    plot_every = 100                 # loss-curve PNG every N steps
+
+Overrides use dotted keys (``optim.lr=1e-4``, ``model.enc_depth=4``, ``seed=3``);
+the value is read as a TOML/JSON literal when it parses as one (numbers, booleans,
+``[128, 96]``), else as a plain string. Unknown sections or keys and values of the
+wrong type raise :class:`ttt3r.errors.TTT3RError` with a one-line message.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..config import ModelConfig
+from ..errors import TTT3RError
+
+try:  # Python >= 3.11
+    import tomllib as _toml
+except ModuleNotFoundError:  # pragma: no cover - 3.10
+    try:
+        import tomli as _toml  # type: ignore[no-redef]
+    except ModuleNotFoundError:
+        _toml = None  # type: ignore[assignment]
+
+#: the small network trained by default (about 11 M parameters)
+SMALL_MODEL: dict[str, Any] = dict(
+    patch_size=16,
+    enc_embed_dim=192, enc_depth=6, enc_num_heads=3,
+    dec_embed_dim=128, dec_depth=4, dec_num_heads=4, state_dec_num_heads=4,
+    state_size=64, local_mem_size=32, state_pe="2d", pos_embed="RoPE100",
+    head_type="linear", output_mode="pts3d+pose", rgb_head=True, pose_head=True,
+    depth_mode=("exp", -math.inf, math.inf), conf_mode=("exp", 1.0, math.inf),
+    pose_mode=("exp", -math.inf, math.inf),
+)
+
+
+@dataclass
+class DataConfig:
+    dir: str = "runs/data/synth128x96"
+    size: tuple[int, int] = (128, 96)
+    train_sequences: int = 96
+    heldout_sequences: int = 8
+    frames: int = 64
+    train_seed0: int = 1000
+    heldout_seed0: int = 900000
+    motions: tuple[str, ...] = ("orbit", "walk", "forward", "loop")
+    clip_min: int = 4
+    clip_max: int = 8
+    stride_max: int = 4
+    reverse_prob: float = 0.5
+
+
+@dataclass
+class OptimConfig:
+    steps: int = 20000
+    batch: int = 4
+    lr: float = 3e-4
+    min_lr: float = 1e-5
+    warmup: int = 500
+    weight_decay: float = 0.05
+    grad_clip: float = 1.0
+
+
+@dataclass
+class LossConfig:
+    alpha: float = 0.2
+    pose_weight: float = 1.0
+    rgb_weight: float = 1.0
+    rule: str = "cut3r"
+
+
+@dataclass
+class LogConfig:
+    every: int = 10
+    ckpt_every: int = 200
+    plot_every: int = 100
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run depends on (saved as ``config.json`` in the run folder)."""
+
+    seed: int = 0
+    device: str = "auto"
+    threads: int = 1
+    model: dict[str, Any] = field(default_factory=lambda: dict(SMALL_MODEL))
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    log: LogConfig = field(default_factory=LogConfig)
+
+    # -- derived ---------------------------------------------------------------
+    def model_config(self) -> ModelConfig:
+        """The :class:`ModelConfig` of the network (``img_size`` follows ``data.size``)."""
+        d = dict(self.model)
+        w, h = self.data.size
+        d["img_size"] = (max(w, h), max(w, h))
+        try:
+            return ModelConfig.from_dict(_json_safe(d))
+        except (TypeError, ValueError) as e:
+            raise TTT3RError(f"model config: {e}") from None
+
+    # -- (de)serialisation ---------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["model"] = _json_safe(d["model"])
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], source: str = "config") -> TrainConfig:
+        cfg = cls()
+        if not isinstance(d, dict):
+            raise TTT3RError(f"{source}: expected a table of settings")
+        for key, value in d.items():
+            if key == "model":
+                if not isinstance(value, dict):
+                    raise TTT3RError(f"{source}: [model] must be a table")
+                for k, v in value.items():
+                    _set(cfg, f"model.{k}", v, source)
+            elif isinstance(value, dict):
+                for k, v in value.items():
+                    _set(cfg, f"{key}.{k}", v, source)
+            else:
+                _set(cfg, key, value, source)
+        cfg.validate(source)
+        return cfg
+
+    def validate(self, source: str = "config") -> None:
+        """Raise a one-line :class:`TTT3RError` on inconsistent settings."""
+        d, o = self.data, self.optim
+        w, h = d.size
+        p = int(self.model.get("patch_size", 16))
+        if w <= 0 or h <= 0 or w % p or h % p:
+            raise TTT3RError(f"{source}: data.size must be positive multiples of {p}, got {w}x{h}")
+        if not 1 <= d.clip_min <= d.clip_max:
+            raise TTT3RError(f"{source}: need 1 <= data.clip_min <= data.clip_max, got {d.clip_min}, {d.clip_max}")
+        if d.stride_max < 1 or (d.clip_max - 1) * d.stride_max + 1 > d.frames:
+            raise TTT3RError(
+                f"{source}: clips of {d.clip_max} frames at stride {d.stride_max} do not fit in {d.frames}-frame sequences")
+        if d.train_sequences < 1 or d.heldout_sequences < 0:
+            raise TTT3RError(f"{source}: data.train_sequences must be >= 1 and data.heldout_sequences >= 0")
+        train = set(range(d.train_seed0, d.train_seed0 + d.train_sequences))
+        if train & set(range(d.heldout_seed0, d.heldout_seed0 + d.heldout_sequences)):
+            raise TTT3RError(f"{source}: training and held-out seeds overlap")
+        from ..synth.motion import MOTIONS
+
+        bad = [m for m in d.motions if m not in MOTIONS]
+        if not d.motions or bad:
+            raise TTT3RError(f"{source}: data.motions must be some of {', '.join(MOTIONS)}, got {list(d.motions)}")
+        if o.steps < 1 or o.batch < 1 or o.lr <= 0 or o.warmup < 0 or o.min_lr < 0:
+            raise TTT3RError(f"{source}: optim.steps/batch/lr must be positive, warmup/min_lr >= 0")
+        if self.log.every < 1 or self.log.ckpt_every < 1 or self.log.plot_every < 1:
+            raise TTT3RError(f"{source}: log.every, log.ckpt_every and log.plot_every must be >= 1")
+        if self.threads < 1:
+            raise TTT3RError(f"{source}: threads must be >= 1, got {self.threads}")
+        from ..update import available_rules
+
+        if self.loss.rule not in available_rules():
+            raise TTT3RError(f"{source}: loss.rule must be one of {', '.join(available_rules())}, got {self.loss.rule!r}")
+        if self.loss.alpha <= 0:
+            raise TTT3RError(f"{source}: loss.alpha must be > 0, got {self.loss.alpha}")
+        self.model_config()
+
+
+def _json_safe(d: dict[str, Any]) -> dict[str, Any]:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, tuple):
+            v = [("inf" if x == math.inf else "-inf" if x == -math.inf else x) for x in v]
+        out[k] = v
+    return out
+
+
+def _set(cfg: TrainConfig, key: str, value: Any, source: str) -> None:
+    """Set a dotted ``key`` on ``cfg``, checking the section, the name and the type."""
+    parts = key.split(".")
+    if parts[0] == "model":
+        if len(parts) != 2:
+            raise TTT3RError(f"{source}: bad key {key!r} (use model.NAME)")
+        names = {f.name for f in dataclasses.fields(ModelConfig)} - {"extra", "img_size"}
+        if parts[1] not in names:
+            raise TTT3RError(f"{source}: unknown model setting {parts[1]!r}")
+        cfg.model[parts[1]] = value
+        return
+    obj: Any = cfg
+    for name in parts[:-1]:
+        if not dataclasses.is_dataclass(obj) or name not in {f.name for f in dataclasses.fields(obj)}:
+            raise TTT3RError(f"{source}: unknown section {name!r} in {key!r}")
+        obj = getattr(obj, name)
+    name = parts[-1]
+    fields = {f.name: f for f in dataclasses.fields(obj)} if dataclasses.is_dataclass(obj) else {}
+    if name not in fields or dataclasses.is_dataclass(getattr(obj, name)) or name == "model":
+        raise TTT3RError(f"{source}: unknown setting {key!r}")
+    setattr(obj, name, _coerce(getattr(obj, name), value, key, source))
+
+
+def _coerce(current: Any, value: Any, key: str, source: str) -> Any:
+    def bad() -> TTT3RError:
+        return TTT3RError(f"{source}: {key} must be {type(current).__name__}, got {value!r}")
+
+    if isinstance(current, bool):
+        if not isinstance(value, bool):
+            raise bad()
+        return value
+    if isinstance(current, int):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise bad()
+        return value
+    if isinstance(current, float):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise bad()
+        return float(value)
+    if isinstance(current, str):
+        if not isinstance(value, str):
+            raise bad()
+        return value
+    if isinstance(current, tuple):
+        if not isinstance(value, (list, tuple)) or len(value) == 0:
+            raise bad()
+        if current and isinstance(current[0], int):
+            if len(value) != len(current) or not all(isinstance(x, int) and not isinstance(x, bool) for x in value):
+                raise bad()
+        elif not all(isinstance(x, str) for x in value):
+            raise bad()
+        return tuple(value)
+    return value  # pragma: no cover
+
+
+def parse_value(text: str) -> Any:
+    """A ``--set`` value: a TOML/JSON literal when it parses as one, else the string itself."""
+    if _toml is not None:
+        try:
+            return _toml.loads(f"v = {text}")["v"]
+        except Exception:
+            pass
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def apply_overrides(cfg: TrainConfig, overrides: list[str], source: str = "--set") -> TrainConfig:
+    """Return a copy of ``cfg`` with ``key=value`` overrides applied and validated."""
+    cfg = copy.deepcopy(cfg)
+    for item in overrides:
+        if "=" not in item:
+            raise TTT3RError(f"{source}: expected key=value, got {item!r}")
+        key, text = item.split("=", 1)
+        _set(cfg, key.strip(), parse_value(text.strip()), source)
+    cfg.validate(source)
+    return cfg
+
+
+def load_config(path: str | Path | None, overrides: list[str] | None = None) -> TrainConfig:
+    """Read a ``.toml`` or ``.json`` training config (None: defaults) and apply overrides."""
+    if path is None:
+        cfg = TrainConfig()
+    else:
+        p = Path(path)
+        try:
+            text = p.read_text(encoding="utf-8")
+        except OSError as e:
+            raise TTT3RError(f"{p}: cannot read config ({e.strerror})") from None
+        if p.suffix.lower() == ".json":
+            try:
+                d = json.loads(text)
+            except ValueError as e:
+                raise TTT3RError(f"{p}: invalid JSON ({e})") from None
+        else:
+            if _toml is None:  # pragma: no cover
+                raise TTT3RError(f"{p}: reading TOML needs Python >= 3.11 or the 'tomli' package; use a .json config")
+            try:
+                d = _toml.loads(text)
+            except Exception as e:
+                raise TTT3RError(f"{p}: invalid TOML ({e})") from None
+        cfg = TrainConfig.from_dict(d, source=str(p))
+    return apply_overrides(cfg, list(overrides or []))

@@ -1,0 +1,197 @@
+"""Training data: a pool of rendered synthetic sequences and seeded random clips from it.
+
+The pool lives in ``data.dir``::
+
+    DIR/train/<motion>_s<seed>/     one sequence per training seed (ttt3r.synth layout)
+    DIR/heldout/<motion>_s<seed>/   sequences with unseen seeds, for evaluation only
+
+:func:`prepare_pool` renders whatever is missing (an interrupted render resumes).
+:class:`ClipSampler` draws batches of clips; batch ``k`` depends only on
+``(seed, k)``, so a resumed run sees exactly the batches it would have seen.
+
+A batch (:class:`Batch`) holds, for ``B`` clips of ``L`` frames of ``H x W`` pixels:
+
+* ``img`` (B, L, 3, H, W) float32 in [-1, 1];
+* ``pts_self`` (B, L, H, W, 3) ground-truth points in each frame's own camera
+  (OpenCV axes, metres);
+* ``pts_world`` (B, L, H, W, 3) the same points in the clip's first camera;
+* ``valid`` (B, L, H, W) bool, pixels with a finite, positive depth;
+* ``pose`` (B, L, 7) camera-to-first-camera poses ``(tx, ty, tz, qw, qx, qy, qz)``
+  (metres; unit quaternion with ``qw >= 0``), the network's pose encoding.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ..errors import TTT3RError
+from .config import DataConfig
+
+
+def sequence_dirs(data: DataConfig, split: str) -> list[tuple[Path, int, str]]:
+    """(folder, seed, motion) of every sequence of ``split`` ('train' or 'heldout')."""
+    if split == "train":
+        seeds = range(data.train_seed0, data.train_seed0 + data.train_sequences)
+    elif split == "heldout":
+        seeds = range(data.heldout_seed0, data.heldout_seed0 + data.heldout_sequences)
+    else:
+        raise ValueError(f"unknown split {split!r}")
+    out = []
+    for s in seeds:
+        m = data.motions[s % len(data.motions)]
+        out.append((Path(data.dir) / split / f"{m}_s{s}", s, m))
+    return out
+
+
+def prepare_pool(data: DataConfig, splits: tuple[str, ...] = ("train", "heldout"), log=print) -> None:
+    """Render every missing sequence of ``splits`` (complete ones are left as they are)."""
+    from ..synth import load_sequence, render_sequence
+
+    for split in splits:
+        todo = []
+        for path, seed, motion in sequence_dirs(data, split):
+            try:
+                seq = load_sequence(path)
+                if len(seq) == data.frames and tuple(seq.size) == tuple(data.size):
+                    continue
+            except TTT3RError:
+                pass
+            todo.append((path, seed, motion))
+        for i, (path, seed, motion) in enumerate(todo):
+            log(f"rendering {split} sequence {i + 1}/{len(todo)}: {path}")
+            render_sequence(path, frames=data.frames, seed=seed, motion=motion, size=tuple(data.size),
+                            progress=False)
+
+
+def _quat_wxyz(R: np.ndarray) -> np.ndarray:
+    """(..., 3, 3) rotations -> (..., 4) unit quaternions (w, x, y, z) with w >= 0."""
+    from scipy.spatial.transform import Rotation
+
+    q = Rotation.from_matrix(R.reshape(-1, 3, 3)).as_quat()  # (x, y, z, w)
+    q = np.concatenate([q[:, 3:], q[:, :3]], axis=1)
+    q = np.where(q[:, :1] < 0, -q, q)
+    return q.reshape(R.shape[:-2] + (4,))
+
+
+@dataclass
+class SeqArrays:
+    """One sequence in memory: rgb (F, H, W, 3) uint8, depth (F, H, W) float32 metres,
+    poses (F, 4, 4) float64 camera-to-world, K (3, 3) float64 pixels."""
+
+    rgb: np.ndarray
+    depth: np.ndarray
+    poses: np.ndarray
+    K: np.ndarray
+
+    @classmethod
+    def load(cls, path: str | Path) -> SeqArrays:
+        from ..synth import load_sequence
+
+        seq = load_sequence(path)
+        n = len(seq)
+        rgb = np.stack([seq.rgb(i) for i in range(n)])
+        depth = np.stack([seq.depth(i) for i in range(n)]).astype(np.float32)
+        poses = np.stack([seq.camera(i)[0] for i in range(n)])
+        return cls(rgb, depth, poses, seq.intrinsics.astype(np.float64))
+
+
+@dataclass
+class Batch:
+    """A batch of clips (shapes in the module docstring)."""
+
+    img: Tensor
+    pts_self: Tensor
+    pts_world: Tensor
+    valid: Tensor
+    pose: Tensor
+
+    def to(self, device: torch.device | str) -> Batch:
+        return Batch(*(getattr(self, f).to(device) for f in ("img", "pts_self", "pts_world", "valid", "pose")))
+
+    @property
+    def shape(self) -> tuple[int, int, int, int]:
+        """(B, L, H, W)."""
+        b, l, _, h, w = self.img.shape
+        return b, l, h, w
+
+
+def make_clip(seq: SeqArrays, frames: np.ndarray) -> dict[str, np.ndarray]:
+    """Ground truth of one clip: the frames ``frames`` (indices) of ``seq``, in that order.
+
+    Returns numpy arrays with the per-clip shapes of :class:`Batch` (no batch axis).
+    """
+    frames = np.asarray(frames, dtype=int)
+    rgb = seq.rgb[frames].astype(np.float32) / 127.5 - 1.0  # (L, H, W, 3)
+    depth = seq.depth[frames]
+    poses = seq.poses[frames]
+    L, H, W = depth.shape
+    K = seq.K
+    u, v = np.meshgrid(np.arange(W, dtype=np.float64), np.arange(H, dtype=np.float64))
+    x = (u - K[0, 2]) / K[0, 0]
+    y = (v - K[1, 2]) / K[1, 1]
+    rays = np.stack([x, y, np.ones_like(x)], axis=-1)  # (H, W, 3)
+    valid = np.isfinite(depth) & (depth > 0)
+    d = np.where(valid, depth, 0.0)
+    pts_self = rays[None] * d[..., None]  # (L, H, W, 3)
+    rel = np.linalg.inv(poses[0])[None] @ poses  # (L, 4, 4) camera i -> first camera
+    pts_world = np.einsum("lij,lhwj->lhwi", rel[:, :3, :3], pts_self) + rel[:, None, None, :3, 3]
+    pose = np.concatenate([rel[:, :3, 3], _quat_wxyz(rel[:, :3, :3])], axis=1)
+    return dict(img=rgb.transpose(0, 3, 1, 2), pts_self=pts_self, pts_world=pts_world, valid=valid, pose=pose)
+
+
+def collate(clips: list[dict[str, np.ndarray]]) -> Batch:
+    def cat(key: str, dtype: torch.dtype) -> Tensor:
+        return torch.from_numpy(np.stack([c[key] for c in clips])).to(dtype)
+
+    return Batch(cat("img", torch.float32), cat("pts_self", torch.float32), cat("pts_world", torch.float32),
+                 cat("valid", torch.bool), cat("pose", torch.float32))
+
+
+class ClipSampler:
+    """Seeded random clips from a list of in-memory sequences.
+
+    Batch ``k`` (:meth:`batch`) is a pure function of ``(seed, k)``: the clip
+    length (``clip_min..clip_max``, shared by the batch), then per clip the
+    sequence, the stride (``1..stride_max``), the start and the direction.
+    """
+
+    def __init__(self, seqs: list[SeqArrays], data: DataConfig, seed: int):
+        if not seqs:
+            raise TTT3RError("no training sequences")
+        self.seqs, self.data, self.seed = seqs, data, int(seed)
+
+    @classmethod
+    def from_pool(cls, data: DataConfig, seed: int, split: str = "train") -> ClipSampler:
+        seqs = []
+        for path, _, _ in sequence_dirs(data, split):
+            seqs.append(SeqArrays.load(path))
+        return cls(seqs, data, seed)
+
+    def clip_indices(self, rng: np.random.Generator, length: int) -> tuple[int, np.ndarray]:
+        d = self.data
+        si = int(rng.integers(len(self.seqs)))
+        n = len(self.seqs[si].depth)
+        stride = int(rng.integers(1, d.stride_max + 1))
+        stride = max(1, min(stride, (n - 1) // max(length - 1, 1)))
+        span = (length - 1) * stride + 1
+        if span > n:
+            raise TTT3RError(f"a clip of {length} frames does not fit in a {n}-frame sequence")
+        start = int(rng.integers(0, n - span + 1))
+        idx = start + stride * np.arange(length)
+        if rng.random() < d.reverse_prob:
+            idx = idx[::-1].copy()
+        return si, idx
+
+    def batch(self, k: int, batch_size: int) -> Batch:
+        rng = np.random.default_rng([self.seed, int(k), 7919])
+        length = int(rng.integers(self.data.clip_min, self.data.clip_max + 1))
+        clips = []
+        for _ in range(batch_size):
+            si, idx = self.clip_indices(rng, length)
+            clips.append(make_clip(self.seqs[si], idx))
+        return collate(clips)

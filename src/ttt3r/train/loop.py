@@ -1,0 +1,338 @@
+"""The training loop: seeded initialisation, AdamW + warmup/cosine, atomic checkpoints, logs.
+
+Run folder (``out``)::
+
+    out/config.json        the full TrainConfig of the run
+    out/checkpoint.pt      last checkpoint (model, optimiser, step, RNG), replaced atomically
+    out/model/             the last checkpoint's weights in ttt3r's format
+                           (model.safetensors + config.json; ``ttt3r.load_model(out/model)``)
+    out/log.csv            one row every ``log.every`` steps (step, lr, losses, it/s, elapsed s)
+    out/loss.png           loss curves, rewritten every ``log.plot_every`` steps
+
+Determinism: batch ``k`` is a pure function of ``(seed, k)`` and the checkpoint
+holds the optimiser and RNG states, so a resumed run reproduces the losses of
+an uninterrupted one (same device and thread count).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from ..errors import TTT3RError
+from ..io.atomic import atomic_write_text
+from .config import TrainConfig
+from .data import Batch, ClipSampler
+from .losses import ClipPrediction, cut3r_loss
+
+CSV_FIELDS = ["step", "lr", "total", "conf_self", "conf_world", "pose", "rgb", "reg_self", "reg_world",
+              "it_s", "elapsed_s"]
+
+
+def pick_device(name: str) -> torch.device:
+    """``auto`` -> cuda when available, else cpu; anything else as given (checked)."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(name)
+    except RuntimeError:
+        raise TTT3RError(f"unknown device {name!r}") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise TTT3RError(f"device {name!r} asked for but CUDA is not available")
+    return dev
+
+
+def init_weights(model: nn.Module) -> None:
+    """CroCo-style initialisation: xavier-uniform linear layers, zero biases, unit norms,
+    N(0, 0.02) learned tokens and pose memory. Uses the global torch RNG."""
+    for m in model.modules():
+        if isinstance(m, nn.Linear):
+            nn.init.xavier_uniform_(m.weight)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.LayerNorm):
+            if m.weight is not None:
+                nn.init.ones_(m.weight)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Conv2d) and m.kernel_size == (m.stride if isinstance(m.stride, tuple) else (m.stride,) * 2):
+            w = m.weight.data  # patch embedding: xavier on the flattened kernel
+            nn.init.xavier_uniform_(w.view(w.shape[0], -1))
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+    for name, p in model.named_parameters():
+        if name in ("pose_token", "masked_img_token", "masked_ray_map_token") or name.endswith(
+                ("pose_retriever.mem", "pose_retriever.masked_token")):
+            nn.init.normal_(p, std=0.02)
+
+
+def build_training_model(cfg: TrainConfig, device: torch.device) -> nn.Module:
+    """A freshly initialised CUT3R network for ``cfg`` (seeded by ``cfg.seed``)."""
+    from ..model.cut3r import CUT3R
+
+    torch.manual_seed(cfg.seed)
+    model = CUT3R(cfg.model_config())
+    init_weights(model)
+    return model.to(device)
+
+
+def forward_clip(model: nn.Module, img: Tensor, rule: str = "cut3r", want_rgb: bool = True) -> ClipPrediction:
+    """Stream a clip through the network. img (B, L, 3, H, W) in [-1, 1] -> stacked outputs."""
+    want = {"world", "rgb"} if want_rgb else {"world"}
+    state = model.init_state(img.shape[0])
+    outs = []
+    for t in range(img.shape[1]):
+        out, state = model.step(img[:, t], state, rule=rule, want=want)
+        outs.append(out)
+
+    def stack(name: str) -> Tensor | None:
+        vals = [getattr(o, name) for o in outs]
+        return None if vals[0] is None else torch.stack(vals, dim=1)
+
+    return ClipPrediction(stack("pts3d_self"), stack("conf_self"), stack("pts3d_world"), stack("conf_world"),
+                          stack("pose"), stack("rgb"))
+
+
+def lr_at(cfg: TrainConfig, step: int) -> float:
+    """Learning rate of (0-based) ``step``: linear warmup, then cosine to ``min_lr``."""
+    o = cfg.optim
+    if step < o.warmup:
+        return o.lr * (step + 1) / o.warmup
+    t = (step - o.warmup) / max(1, o.steps - o.warmup)
+    return o.min_lr + 0.5 * (o.lr - o.min_lr) * (1 + math.cos(math.pi * min(1.0, t)))
+
+
+def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        (no_decay if p.ndim < 2 or "token" in name or name.endswith("mem") else decay).append(p)
+    groups = [{"params": decay, "weight_decay": cfg.optim.weight_decay},
+              {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=cfg.optim.lr, betas=(0.9, 0.95))
+
+
+def train_step(model: nn.Module, opt: torch.optim.Optimizer, batch: Batch, cfg: TrainConfig,
+               lr: float) -> dict[str, float]:
+    """One optimisation step on ``batch``; returns the loss parts (before the update)."""
+    for g in opt.param_groups:
+        g["lr"] = lr
+    model.train()
+    pred = forward_clip(model, batch.img, cfg.loss.rule, want_rgb=cfg.loss.rgb_weight > 0)
+    loss, parts = cut3r_loss(pred, batch, cfg.loss.alpha, cfg.loss.pose_weight, cfg.loss.rgb_weight)
+    if not torch.isfinite(loss):
+        raise TTT3RError(f"loss is not finite ({float(loss)}); lower optim.lr or check the data")
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    if cfg.optim.grad_clip > 0:
+        parts["grad_norm"] = float(nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip))
+    opt.step()
+    return parts
+
+
+class Trainer:
+    """Owns the model, optimiser, sampler and run folder of one training run.
+
+    Args:
+        cfg: the run's configuration.
+        out: run folder (created).
+        sampler: clip source; by default the training pool of ``cfg.data``
+            (rendered first when missing).
+        log: where progress lines go.
+    """
+
+    def __init__(self, cfg: TrainConfig, out: str | os.PathLike, sampler: ClipSampler | None = None,
+                 log: Callable[[str], None] = print):
+        self.cfg, self.out, self.log = cfg, Path(out), log
+        torch.set_num_threads(cfg.threads)
+        self.device = pick_device(cfg.device)
+        try:
+            self.out.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise TTT3RError(f"{self.out}: cannot create the run folder ({e.strerror})") from None
+        if sampler is None:
+            from .data import prepare_pool
+
+            prepare_pool(cfg.data, log=log)
+            sampler = ClipSampler.from_pool(cfg.data, cfg.seed)
+        self.sampler = sampler
+        self.model = build_training_model(cfg, self.device)
+        self.opt = make_optimizer(self.model, cfg)
+        self.step = 0
+        self.rows: list[dict[str, float]] = []
+        self.elapsed = 0.0
+
+    @property
+    def ckpt_path(self) -> Path:
+        return self.out / "checkpoint.pt"
+
+    def n_params(self) -> int:
+        return sum(p.numel() for p in self.model.parameters())
+
+    # -- checkpoints -------------------------------------------------------------
+    def save(self) -> None:
+        """Write the checkpoint and the exported weights atomically."""
+        from ..weights import save_converted
+
+        state = {
+            "step": self.step,
+            "elapsed": self.elapsed,
+            "model": self.model.state_dict(),
+            "optim": self.opt.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+            "config": self.cfg.to_dict(),
+        }
+        buf = io.BytesIO()
+        torch.save(state, buf)
+        tmp = self.ckpt_path.with_name(f".{self.ckpt_path.name}.tmp")
+        try:
+            with open(tmp, "wb") as f:
+                f.write(buf.getvalue())
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, self.ckpt_path)
+        except OSError as e:
+            tmp.unlink(missing_ok=True)
+            raise TTT3RError(f"{self.ckpt_path}: cannot write checkpoint ({e.strerror})") from None
+        save_converted(self.model, self.cfg.model_config(), self.out / "model")
+
+    def resume(self) -> bool:
+        """Load the last checkpoint if there is one; returns whether it did."""
+        if not self.ckpt_path.exists():
+            return False
+        try:
+            state = torch.load(self.ckpt_path, map_location=self.device, weights_only=True)
+        except Exception as e:
+            raise TTT3RError(f"{self.ckpt_path}: cannot read checkpoint ({type(e).__name__})") from None
+        saved = state.get("config", {})
+        if saved.get("model") != self.cfg.to_dict()["model"]:
+            raise TTT3RError(f"{self.ckpt_path}: the checkpoint's model settings differ from the config")
+        self.model.load_state_dict(state["model"])
+        self.opt.load_state_dict(state["optim"])
+        torch.set_rng_state(state["torch_rng"].cpu())
+        self.step = int(state["step"])
+        self.elapsed = float(state.get("elapsed", 0.0))
+        self.rows = [r for r in read_log(self.out / "log.csv") if r["step"] <= self.step]
+        return True
+
+    # -- logs -----------------------------------------------------------------------
+    def _write_log(self) -> None:
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=CSV_FIELDS, extrasaction="ignore")
+        w.writeheader()
+        for r in self.rows:
+            w.writerow({k: (f"{r[k]:.6g}" if isinstance(r.get(k), float) else r.get(k, "")) for k in CSV_FIELDS})
+        atomic_write_text(self.out / "log.csv", buf.getvalue())
+
+    def plot(self) -> None:
+        if self.rows:
+            plot_losses(self.rows, self.out / "loss.png")
+
+    # -- main loop ------------------------------------------------------------------
+    def run(self, max_seconds: float | None = None) -> dict[str, float]:
+        """Train until ``optim.steps`` (or ``max_seconds`` of wall time); returns the last parts."""
+        cfg = self.cfg
+        (self.out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=1) + "\n")
+        t_start = t_launch = time.perf_counter()
+        t_window, n_window = t_start, 0
+        parts: dict[str, float] = {}
+        try:
+            while self.step < cfg.optim.steps:
+                batch = self.sampler.batch(self.step, cfg.optim.batch).to(self.device)
+                lr = lr_at(cfg, self.step)
+                parts = train_step(self.model, self.opt, batch, cfg, lr)
+                self.step += 1
+                n_window += 1
+                now = time.perf_counter()
+                if self.step % cfg.log.every == 0 or self.step == cfg.optim.steps:
+                    its = n_window / max(now - t_window, 1e-9)
+                    t_window, n_window = now, 0
+                    self.rows.append(dict(step=self.step, lr=lr, it_s=its,
+                                          elapsed_s=self.elapsed + now - t_start, **parts))
+                    eta = (cfg.optim.steps - self.step) / max(its, 1e-9)
+                    self.log(f"step {self.step}/{cfg.optim.steps} loss {parts['total']:.4f} "
+                             f"(self {parts['conf_self']:.3f} world {parts['conf_world']:.3f} "
+                             f"pose {parts['pose']:.3f} rgb {parts.get('rgb', 0.0):.4f}) "
+                             f"lr {lr:.2e} {its:.2f} it/s ETA {_hms(eta)}")
+                if self.step % cfg.log.plot_every == 0:
+                    self._write_log()
+                    self.plot()
+                if self.step % cfg.log.ckpt_every == 0:
+                    self.elapsed += time.perf_counter() - t_start
+                    t_start = time.perf_counter()
+                    self._write_log()
+                    self.save()
+                if max_seconds is not None and time.perf_counter() - t_launch >= max_seconds:
+                    self.log(f"time limit reached at step {self.step}")
+                    break
+        except KeyboardInterrupt:
+            self.log(f"interrupted at step {self.step}; saving")
+            self._finish(t_start)
+            raise
+        self._finish(t_start)
+        return parts
+
+    def _finish(self, t_start: float) -> None:
+        self.elapsed += time.perf_counter() - t_start
+        self._write_log()
+        self.plot()
+        self.save()
+
+
+def read_log(path: Path) -> list[dict[str, float]]:
+    """Rows of a run's ``log.csv`` (numbers as floats, ``step`` as int); [] when absent."""
+    if not path.exists():
+        return []
+    rows = []
+    with open(path, newline="") as f:
+        for r in csv.DictReader(f):
+            row: dict[str, float] = {}
+            for k, v in r.items():
+                if v in ("", None):
+                    continue
+                row[k] = int(float(v)) if k == "step" else float(v)
+            rows.append(row)
+    return rows
+
+
+def plot_losses(rows: list[dict[str, float]], path: Path) -> None:
+    """Loss curves (total and parts, log scale) against step, written atomically as PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    steps = [r["step"] for r in rows]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for k in ("total", "conf_self", "conf_world", "pose", "rgb"):
+        if all(k in r for r in rows):
+            axes[0].plot(steps, [r[k] for r in rows], label=k, lw=1)
+    axes[0].set_xlabel("step"), axes[0].set_title("losses"), axes[0].legend(fontsize=8)
+    for k in ("reg_self", "reg_world", "pose"):
+        if all(k in r for r in rows):
+            axes[1].semilogy(steps, [max(r[k], 1e-6) for r in rows], label=k, lw=1)
+    axes[1].set_xlabel("step"), axes[1].set_title("normalised errors (log)"), axes[1].legend(fontsize=8)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90)
+    plt.close(fig)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(buf.getvalue())
+    os.replace(tmp, path)
+
+
+def _hms(seconds: float) -> str:
+    if not math.isfinite(seconds):
+        return "?"
+    s = int(seconds)
+    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
