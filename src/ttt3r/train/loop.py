@@ -239,15 +239,17 @@ class Trainer:
             plot_losses(self.rows, self.out / "loss.png")
 
     # -- main loop ------------------------------------------------------------------
-    def run(self, max_seconds: float | None = None) -> dict[str, float]:
-        """Train until ``optim.steps`` (or ``max_seconds`` of wall time); returns the last parts."""
+    def run(self, max_seconds: float | None = None, until: int | None = None) -> dict[str, float]:
+        """Train until ``optim.steps`` (or ``max_seconds`` of wall time, or step ``until``),
+        then checkpoint; returns the last step's loss parts."""
         cfg = self.cfg
         (self.out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=1) + "\n")
         t_start = t_launch = time.perf_counter()
         t_window, n_window = t_start, 0
         parts: dict[str, float] = {}
         try:
-            while self.step < cfg.optim.steps:
+            last = cfg.optim.steps if until is None else min(until, cfg.optim.steps)
+            while self.step < last:
                 batch = self.sampler.batch(self.step, cfg.optim.batch).to(self.device)
                 lr = lr_at(cfg, self.step)
                 parts = train_step(self.model, self.opt, batch, cfg, lr)

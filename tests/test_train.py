@@ -1,0 +1,259 @@
+"""Training: losses on hand-computed cases, overfitting one clip, exact resume, CLI/config errors."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from ttt3r.errors import TTT3RError
+from ttt3r.train.config import TrainConfig, apply_overrides, load_config
+from ttt3r.train.data import Batch, ClipSampler, SeqArrays, make_clip
+from ttt3r.train.evaluate import extent, static_ate
+from ttt3r.train.losses import ClipPrediction, avg_distance, conf_regression, cut3r_loss, pose_loss
+from ttt3r.train.loop import Trainer, build_training_model, lr_at, make_optimizer, read_log, train_step
+
+TINY = [
+    "model.enc_embed_dim=32", "model.enc_depth=1", "model.enc_num_heads=2",
+    "model.dec_embed_dim=32", "model.dec_depth=2", "model.dec_num_heads=2", "model.state_dec_num_heads=2",
+    "model.state_size=4", "model.local_mem_size=2", "model.ray_enc_depth=1",
+    "data.size=[32, 32]", "data.frames=12", "data.clip_min=3", "data.clip_max=3", "data.stride_max=2",
+    "optim.batch=2", "optim.warmup=0", "optim.lr=2e-3", "optim.min_lr=2e-3", "threads=1", "device=\"cpu\"",
+]
+
+
+def tiny_cfg(*extra: str) -> TrainConfig:
+    return apply_overrides(TrainConfig(), TINY + list(extra))
+
+
+def fake_sequence(seed: int, frames: int = 12, size: int = 32) -> SeqArrays:
+    """A camera translating in front of a tilted, textured plane (exact depth, no renderer)."""
+    rng = np.random.default_rng(seed)
+    f = size * 0.8
+    K = np.array([[f, 0, (size - 1) / 2], [0, f, (size - 1) / 2], [0, 0, 1.0]])
+    v, u = np.mgrid[0:size, 0:size].astype(np.float64)
+    rgb, depth, poses = [], [], []
+    for t in range(frames):
+        pose = np.eye(4)
+        pose[:3, 3] = [0.05 * t, 0.02 * t * rng.uniform(0.5, 1.5), 0.0]
+        d = 2.0 + 0.02 * (u - pose[0, 3] * 40) + 0.01 * v
+        img = np.stack([(np.sin(0.4 * (u + 40 * pose[0, 3])) + 1) * 120, (v * 7) % 255, np.full_like(u, 60.0)], -1)
+        rgb.append(img.astype(np.uint8))
+        depth.append(d.astype(np.float32))
+        poses.append(pose)
+    return SeqArrays(np.stack(rgb), np.stack(depth), np.stack(poses), K)
+
+
+def fake_sampler(cfg: TrainConfig) -> ClipSampler:
+    return ClipSampler([fake_sequence(0), fake_sequence(1)], cfg.data, cfg.seed)
+
+
+# -- losses ------------------------------------------------------------------------------------
+
+
+def test_conf_regression_hand_computed():
+    gt = torch.zeros(1, 1, 1, 2, 3)
+    pred = gt.clone()
+    pred[0, 0, 0, 0] = torch.tensor([0.3, 0.4, 0.0])  # error 0.5 on pixel 0, 0 on pixel 1
+    conf = torch.tensor([[[[2.0, 1.0]]]])
+    valid = torch.ones(1, 1, 1, 2, dtype=torch.bool)
+    # pixel 0: 2 * 0.5 - 0.2 * log 2; pixel 1: 1 * 0 - 0.2 * log 1 = 0
+    expect = (1.0 - 0.2 * math.log(2.0)) / 2
+    got = conf_regression(pred, gt, conf, valid, alpha=0.2)
+    assert got.shape == (1,)
+    assert float(got[0]) == pytest.approx(expect, rel=1e-6)
+    # invalid pixels do not count
+    valid[0, 0, 0, 1] = False
+    assert float(conf_regression(pred, gt, conf, valid, 0.2)[0]) == pytest.approx(1.0 - 0.2 * math.log(2.0), rel=1e-6)
+
+
+def test_avg_distance_and_pose_loss_hand_computed():
+    a = torch.zeros(1, 1, 1, 2, 3)
+    a[0, 0, 0, 0, 2] = 2.0
+    a[0, 0, 0, 1, 0] = 4.0
+    valid = torch.ones(1, 1, 1, 2, dtype=torch.bool)
+    assert float(avg_distance([a], valid)[0]) == pytest.approx(3.0)
+    assert float(avg_distance([a, 2 * a], valid)[0]) == pytest.approx(4.5)
+    gt = torch.tensor([[[0.0, 0, 0, 1, 0, 0, 0], [3.0, 0, 0, 1, 0, 0, 0]]])
+    pred = torch.tensor([[[0.0, 0, 0, 1, 0, 0, 0], [6.0, 0, 0, 0, 1, 0, 0]]])
+    # translations agree after scaling (6/2 = 3/1); quaternion error sqrt(2) on frame 1 -> mean sqrt(2)/2
+    got = pose_loss(pred, gt, torch.tensor([2.0]), torch.tensor([1.0]))
+    assert float(got) == pytest.approx(math.sqrt(2) / 2, rel=1e-6)
+
+
+def _perfect(batch: Batch, scale: float) -> ClipPrediction:
+    b, l, h, w = batch.shape
+    pose = batch.pose.clone()
+    pose[..., :3] *= scale
+    return ClipPrediction(batch.pts_self * scale, torch.ones(b, l, h, w), batch.pts_world * scale,
+                          torch.ones(b, l, h, w), pose, batch.img.permute(0, 1, 3, 4, 2).clone())
+
+
+def test_cut3r_loss_zero_for_perfect_prediction_up_to_scale_positive_otherwise():
+    cfg = tiny_cfg()
+    batch = fake_sampler(cfg).batch(0, 2)
+    perfect = _perfect(batch, scale=3.7)  # any global scale is as good as the truth
+    total, parts = cut3r_loss(perfect, batch, alpha=0.2)
+    assert float(total) == pytest.approx(0.0, abs=1e-5)
+    assert parts["reg_self"] == pytest.approx(0.0, abs=1e-5) and parts["pose"] == pytest.approx(0.0, abs=1e-5)
+    # a depth error, a pose error and a colour error each make it positive
+    for name in ("pts_self", "pose", "rgb"):
+        bad = _perfect(batch, 3.7)
+        t = getattr(bad, name)
+        t[..., 0] += 0.5
+        total, parts = cut3r_loss(bad, batch, alpha=0.2)
+        assert float(total) > 0.01, name
+    # with errors, a confidence above 1 lowers the loss where alpha / err > 1 only
+    noisy = _perfect(batch, 1.0)
+    noisy.pts_self = noisy.pts_self + 0.01 * torch.randn_like(noisy.pts_self)
+    base, _ = cut3r_loss(noisy, batch, alpha=0.2)
+    noisy.conf_self = torch.full_like(noisy.conf_self, 5.0)
+    confident, _ = cut3r_loss(noisy, batch, alpha=0.2)
+    assert float(confident) < float(base)
+
+
+def test_clip_ground_truth_geometry():
+    seq = fake_sequence(0)
+    clip = make_clip(seq, np.array([4, 2, 0]))
+    # world points of every frame are the first frame's camera coordinates of the same surface
+    rel = np.linalg.inv(seq.poses[4]) @ seq.poses[0]
+    p0 = clip["pts_self"][2].reshape(-1, 3)
+    np.testing.assert_allclose(clip["pts_world"][2].reshape(-1, 3), p0 @ rel[:3, :3].T + rel[:3, 3], atol=1e-9)
+    np.testing.assert_allclose(clip["pose"][0], [0, 0, 0, 1, 0, 0, 0], atol=1e-12)
+    np.testing.assert_allclose(clip["pts_self"][..., 2], seq.depth[[4, 2, 0]], rtol=1e-6)
+    assert clip["img"].shape == (3, 3, 32, 32) and clip["img"].min() >= -1 and clip["img"].max() <= 1
+
+
+def test_batches_are_a_function_of_seed_and_step():
+    cfg = tiny_cfg("data.clip_min=2", "data.clip_max=5")
+    s1, s2 = fake_sampler(cfg), fake_sampler(cfg)
+    for k in (0, 5, 17):
+        a, b = s1.batch(k, 2), s2.batch(k, 2)
+        assert torch.equal(a.img, b.img) and torch.equal(a.pose, b.pose)
+    lengths = {s1.batch(k, 1).shape[1] for k in range(30)}
+    assert lengths <= {2, 3, 4, 5} and len(lengths) > 1
+
+
+# -- optimisation --------------------------------------------------------------------------------
+
+
+def test_few_steps_overfit_one_clip():
+    torch.set_num_threads(1)
+    cfg = tiny_cfg()
+    batch = fake_sampler(cfg).batch(0, 2)
+    model = build_training_model(cfg, torch.device("cpu"))
+    opt = make_optimizer(model, cfg)
+    losses = [train_step(model, opt, batch, cfg, 2e-3)["total"] for _ in range(25)]
+    assert all(math.isfinite(x) for x in losses)
+    assert min(losses[-5:]) < 0.7 * losses[0], losses
+
+
+def test_lr_schedule():
+    cfg = tiny_cfg("optim.steps=100", "optim.warmup=10", "optim.lr=1e-3", "optim.min_lr=1e-5")
+    assert lr_at(cfg, 0) == pytest.approx(1e-4)
+    assert lr_at(cfg, 9) == pytest.approx(1e-3)
+    assert lr_at(cfg, 10) == pytest.approx(1e-3)
+    assert lr_at(cfg, 100) == pytest.approx(1e-5)
+    assert all(lr_at(cfg, i) >= lr_at(cfg, i + 1) for i in range(10, 100))
+
+
+def test_resume_continues_identically(tmp_path):
+    torch.set_num_threads(1)
+    cfg = tiny_cfg("optim.steps=6", "log.every=1", "log.ckpt_every=100", "log.plot_every=100")
+    logs: list[str] = []
+    straight = Trainer(cfg, tmp_path / "a", sampler=fake_sampler(cfg), log=logs.append)
+    straight.run()
+    first = Trainer(cfg, tmp_path / "b", sampler=fake_sampler(cfg), log=logs.append)
+    first.run(until=3)
+    assert (tmp_path / "b" / "checkpoint.pt").exists() and (tmp_path / "b" / "model" / "model.safetensors").exists()
+    again = Trainer(cfg, tmp_path / "b", sampler=fake_sampler(cfg), log=logs.append)
+    assert again.resume() and again.step == 3
+    again.run()
+    a = read_log(tmp_path / "a" / "log.csv")
+    b = read_log(tmp_path / "b" / "log.csv")
+    assert [r["step"] for r in b] == [1, 2, 3, 4, 5, 6]
+    for ra, rb in zip(a, b):
+        assert ra["total"] == rb["total"], (ra, rb)
+    sa = straight.model.state_dict()
+    sb = again.model.state_dict()
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    assert (tmp_path / "b" / "loss.png").stat().st_size > 1000
+    assert any("it/s" in line and "ETA" in line for line in logs)
+    # the exported weights load as an ordinary model
+    import ttt3r
+
+    m = ttt3r.load_model(tmp_path / "b" / "model", device="cpu")
+    assert m.cfg.enc_embed_dim == 32
+
+
+def test_resume_refuses_another_architecture(tmp_path):
+    cfg = tiny_cfg("optim.steps=1")
+    Trainer(cfg, tmp_path, sampler=fake_sampler(cfg), log=lambda s: None).run()
+    other = apply_overrides(cfg, ["model.enc_depth=2"])
+    with pytest.raises(TTT3RError, match="model settings differ"):
+        Trainer(other, tmp_path, sampler=fake_sampler(other), log=lambda s: None).resume()
+
+
+# -- config and CLI -----------------------------------------------------------------------------
+
+
+def test_config_file_and_overrides(tmp_path):
+    p = tmp_path / "c.toml"
+    p.write_text('seed = 3\n[optim]\nlr = 1e-3\n[model]\nenc_depth = 2\n[data]\nsize = [64, 48]\n')
+    cfg = load_config(p, ["optim.lr=5e-4", "data.motions=[\"orbit\"]", "model.dec_depth=2"])
+    assert cfg.seed == 3 and cfg.optim.lr == 5e-4 and cfg.data.size == (64, 48)
+    assert cfg.data.motions == ("orbit",)
+    mc = cfg.model_config()
+    assert mc.enc_depth == 2 and mc.dec_depth == 2 and mc.img_size == (64, 64)
+    j = tmp_path / "c.json"
+    j.write_text(json.dumps(cfg.to_dict()))
+    assert load_config(j).to_dict() == cfg.to_dict()
+
+
+@pytest.mark.parametrize(
+    "text, overrides, match",
+    [
+        ("[optim]\nlr = 'fast'\n", [], "optim.lr must be float"),
+        ("[optimiser]\nlr = 1\n", [], "unknown section 'optimiser'"),
+        ("[optim]\nlearning_rate = 1\n", [], "unknown setting 'optim.learning_rate'"),
+        ("[model]\nwidth = 1\n", [], "unknown model setting 'width'"),
+        ("[data]\nsize = [100, 96]\n", [], "multiples of 16"),
+        ("[data]\nclip_max = 40\nstride_max = 4\n", [], "do not fit"),
+        ("[data]\nmotions = ['spin']\n", [], "data.motions"),
+        ("[optim\n", [], "invalid TOML"),
+        ("", ["optim.steps"], "expected key=value"),
+        ("", ["loss.rule=fast"], "loss.rule must be one of"),
+        ("", ["optim.batch=2.5"], "optim.batch must be int"),
+    ],
+)
+def test_config_errors_are_one_line(tmp_path, text, overrides, match):
+    p = tmp_path / "c.toml"
+    p.write_text(text)
+    with pytest.raises(TTT3RError, match=match) as e:
+        load_config(p, overrides)
+    assert "\n" not in str(e.value)
+
+
+def test_cli_set_and_errors(tmp_path, capsys):
+    from ttt3r.cli import main
+
+    assert main(["train", "--out", str(tmp_path / "r"), "--set", "optim.lr=1e-4", "--set", "model.enc_depth=3",
+                 "--data", str(tmp_path / "pool"), "--print-config"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["optim"]["lr"] == 1e-4 and d["model"]["enc_depth"] == 3 and d["data"]["dir"] == str(tmp_path / "pool")
+    assert main(["train", "--out", str(tmp_path / "r"), "--set", "optim.steps=zero"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("ttt3r train: error:") and err.count("\n") == 1 and "optim.steps" in err
+    assert main(["train", "--out", str(tmp_path / "r"), "--config", str(tmp_path / "missing.toml")]) == 2
+    assert "cannot read config" in capsys.readouterr().err
+    assert main(["train", "--out", str(tmp_path / "r"), "--evaluate"]) == 2
+    assert "no trained weights" in capsys.readouterr().err
+
+
+def test_evaluation_baselines_hand_computed():
+    c = np.array([[0.0, 0, 0], [2.0, 0, 0], [4.0, 0, 0]])
+    assert extent(c) == pytest.approx(4.0)
+    assert static_ate(c) == pytest.approx(math.sqrt(8 / 3))
