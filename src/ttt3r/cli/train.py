@@ -37,7 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-minutes", type=float, help="stop (with a checkpoint) after this much wall time")
     p.add_argument("--evaluate", action="store_true",
                    help="do not train: evaluate the run's last weights on the held-out sequences")
-    p.add_argument("--eval-frames", type=int, default=32, help="frames per held-out sequence (default 32)")
+    p.add_argument("--eval-frames", type=int, default=16, help="frames per held-out sequence (default 16)")
+    p.add_argument("--eval-stride", type=int, default=2, help="take every N-th frame when evaluating (default 2)")
+    p.add_argument("--eval-rules", default="cut3r,ttt3r", help="update rules to evaluate (default cut3r,ttt3r)")
     p.add_argument("--print-config", action="store_true", help="print the resolved config as JSON and exit")
     return p
 
@@ -62,7 +64,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.evaluate:
         from ..train.evaluate import evaluate_run, format_report
 
-        report = evaluate_run(out, cfg, frames=args.eval_frames)
+        if args.eval_frames < 2 or args.eval_stride < 1:
+            raise TTT3RError("--eval-frames must be >= 2 and --eval-stride >= 1")
+        rules = tuple(r.strip() for r in args.eval_rules.split(",") if r.strip())
+        from ..update import available_rules
+
+        unknown = [r for r in rules if r not in available_rules()]
+        if not rules or unknown:
+            raise TTT3RError(f"--eval-rules: choose among {', '.join(available_rules())}, got {args.eval_rules!r}")
+        report = evaluate_run(out, cfg, frames=args.eval_frames, stride=args.eval_stride, rules=rules)
         print(format_report(report))
         return 0
 

@@ -116,7 +116,7 @@ def summarise(results: list[SeqResult]) -> dict:
 
 def evaluate_run(out: str | Path, cfg: TrainConfig, frames: int = 16, stride: int = 2,
                  rules: tuple[str, ...] = ("cut3r", "ttt3r")) -> dict:
-    """Evaluate ``out/model`` on the held-out pool of ``cfg``; writes ``out/eval.json``."""
+    """Evaluate ``out/model`` on the held-out pool of ``cfg``; writes ``out/eval_f<frames>_s<stride>.json``."""
     from ..api import load_model
     from .data import prepare_pool
 
@@ -132,7 +132,7 @@ def evaluate_run(out: str | Path, cfg: TrainConfig, frames: int = 16, stride: in
     results = evaluate_model(model, paths, frames, stride, rules)
     report = {"frames": frames, "stride": stride, "summary": summarise(results),
               "sequences": [r.__dict__ for r in results]}
-    (out / "eval.json").write_text(json.dumps(report, indent=1) + "\n")
+    (out / f"eval_f{frames}_s{stride}.json").write_text(json.dumps(report, indent=1) + "\n")
     return report
 
 
