@@ -353,15 +353,21 @@ def test_session_predictor_end_to_end_via_cli(synth_root, tmp_path, released_ckp
     assert rc == 0 and "4 cached result(s) reused" in capsys.readouterr().err
 
 
-def test_session_predictor_recon_uses_world_head(synth_root, tmp_path, released_ckpt):
-    from ttt3r.eval.runner import SessionPredictor
+def test_session_predictor_recon_uses_world_head(synth_root, released_ckpt):
+    from ttt3r.eval.protocols import recon_point_clouds
+    from ttt3r.eval.runner import SessionPredictor, truncate
 
-    cfg = _cfg(synth_root, tmp_path, "recon", loader=_Recon(synth_root), frames=(2,), rules=("ttt3r",), seqs=("seq_a",))
-    s = run_evaluation(cfg, SessionPredictor(released_ckpt("tiny224"), device="cpu"))
-    assert s.failures == []
-    for m in _metrics(s).values():
-        assert np.isfinite(m["accuracy"]) and 0 <= m["nc"] <= 1
-        assert m["num_points_pred"] == 2 * 224 * 224  # 64x48 -> 299x224 -> 224x224 crop, all GT valid
+    seq = truncate(_Recon(synth_root).load("seq_a"), 2)
+    pred = SessionPredictor(released_ckpt("tiny224"), device="cpu").predict(seq, "ttt3r", "recon")
+    # 64x48 -> 299x224 -> centre 224x224 crop; the world head's points come along for recon
+    assert pred.depth.shape == (2, 224, 224) and pred.points_world.shape == (2, 224, 224, 3)
+    assert pred.view == CropView.for_size((H, W), 224)
+    pr, gt = recon_point_clouds(seq, pred)
+    assert pr.shape == gt.shape == (2 * 224 * 224, 3) and np.isfinite(pr).all()
+    # after the protocol's normalisation both clouds share the ground truth's median depth in camera 1
+    z_gt = (gt - gt_poses(0)[0, :3, 3]) @ gt_poses(0)[0, :3, :3]
+    z_pr = (pr - gt_poses(0)[0, :3, 3]) @ gt_poses(0)[0, :3, :3]
+    assert np.median(z_pr[:, 2]) == pytest.approx(np.median(z_gt[:, 2]), rel=1e-6)
 
 
 def test_missing_files_are_one_line_errors(synth_root, tmp_path, capsys):
