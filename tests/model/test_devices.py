@@ -1,0 +1,42 @@
+"""Precision and device paths (the CUDA ones run only where a GPU is present)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import ttt3r
+from ttt3r.config import ModelConfig
+from ttt3r.formula import formula_model
+from tests.conftest import PARITY, parity_meta
+
+FRAMES = sorted((PARITY / "tiny224" / "frames").glob("*.png"))[:3]
+
+
+def _run(model):
+    return list(ttt3r.Session(model, update="ttt3r").run(FRAMES))
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_low_precision_runs_on_cpu(dtype):
+    model = formula_model(ModelConfig.from_constructor(parity_meta("tiny224")["model"]), dtype=dtype)
+    res = _run(model)
+    assert all(np.isfinite(r.depth).all() and np.isfinite(r.pose).all() for r in res)
+    assert res[0].depth.dtype == np.float32  # outputs are float32 whatever the compute dtype
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_cuda_matches_cpu(dtype, monkeypatch):
+    # exact float32 on the GPU for the comparison (cuDNN convolutions default to TF32)
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
+    monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", False)
+    cfg = ModelConfig.from_constructor(parity_meta("tiny224")["model"])
+    cpu = _run(formula_model(cfg))
+    gpu = _run(formula_model(cfg, device="cuda", dtype=dtype))
+    tol = 1e-3 if dtype == torch.float32 else 5e-2
+    for a, b in zip(cpu, gpu):
+        rng = a.depth.max() - a.depth.min()
+        assert np.abs(a.depth - b.depth).max() <= tol * rng + 1e-6
+        assert np.abs(a.pose - b.pose).max() <= (1e-4 if dtype == torch.float32 else 5e-2)
