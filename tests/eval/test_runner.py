@@ -203,6 +203,17 @@ def test_crop_view_matches_preprocessing():
     np.testing.assert_allclose(resize_cubic(np.full((10, 12), 3.0), (40, 7)), 3.0, rtol=1e-6)
 
 
+def test_resize_cubic_uses_the_opencv_kernel():
+    # halving: output j samples source x = 2j + 0.5, taps 2j-1..2j+2 with OpenCV's (a = -0.75)
+    # weights at t = 0.5: -0.09375, 0.59375, 0.59375, -0.09375; borders replicate
+    x = np.array([[1.0, 2, 4, 8, 16, 32, 64, 128]])
+    out = resize_cubic(x, (1, 4))[0]
+    w = np.array([-0.09375, 0.59375, 0.59375, -0.09375])
+    assert out[1] == pytest.approx(w @ [2, 4, 8, 16])
+    assert out[0] == pytest.approx(w @ [1, 1, 2, 4])
+    assert out[3] == pytest.approx(w @ [32, 64, 128, 128])
+
+
 class _Recon(SynthDataset):
     tasks = ("pose", "depth", "recon")
 
@@ -283,6 +294,33 @@ def test_shards_partition_and_merge_equals_unsharded(synth_root, tmp_path):
                 "tables/pose/synth@5.md", "tables/pose/synth@5.csv", "tables/pose/synth@5.json", "summary_pose.md"]:
         assert (sharded / rel).read_text() == (full / rel).read_text(), rel
     assert (sharded / "plots/pose/length_synth.png").is_file()
+
+
+def test_missing_ray_is_a_one_line_error(synth_root, tmp_path, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError
+    with pytest.raises(TTT3RError, match=r"--ray needs Ray.*pip install"):
+        run_evaluation(_cfg(synth_root, tmp_path), GroundTruthPredictor(), ray="local")
+
+
+def test_session_predictor_loads_its_network_once_per_process(monkeypatch, tmp_path):
+    import pickle
+
+    import ttt3r.api
+    from ttt3r.eval import runner
+
+    weights = tmp_path / "w.pth"
+    weights.write_bytes(b"x")
+    loads = []
+    monkeypatch.setattr(ttt3r.api, "load_model", lambda w, **kw: loads.append(w) or object())
+    monkeypatch.setattr(runner, "_MODELS", {})
+    a = runner.SessionPredictor(weights, device="cpu")
+    m = a.model()
+    b = pickle.loads(pickle.dumps(a))  # what a Ray worker receives: settings, not the network
+    assert b._model is None
+    assert b.model() is m and runner.SessionPredictor(weights, device="cpu").model() is m
+    assert len(loads) == 1
 
 
 def test_parse_shard():

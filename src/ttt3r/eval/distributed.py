@@ -87,16 +87,19 @@ def run_on_ray(
     shared: Any,
     address: str,
     num_cpus: float = 1,
-    num_gpus: float = 0,
+    num_gpus: float | Callable[[], float] = 0,
 ) -> Iterator[tuple[Any, Any, str | None]]:
     """Run ``fn(job, shared)`` for every job as Ray tasks; yield ``(job, result, error)`` as they finish.
 
     ``shared`` (e.g. the predictor) is put in the object store once. ``error`` is
-    the one-line message of a failed task (its result is then None).
+    the one-line message of a failed task (its result is then None). ``num_gpus``
+    may be a callable, evaluated once connected (e.g. to look at the cluster).
     """
     ray = import_ray()
     owner = init_ray(address)
     try:
+        if callable(num_gpus):
+            num_gpus = float(num_gpus())
         remote = ray.remote(num_cpus=num_cpus, num_gpus=num_gpus, max_retries=0)(fn)
         shared_ref = ray.put(shared)
         pending = {remote.remote(job, shared_ref): job for job in jobs}

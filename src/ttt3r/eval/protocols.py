@@ -21,8 +21,10 @@ original TTT3R/CUT3R evaluation code (``eval/relpose``, ``eval/video_depth``,
   Caps and clips per benchmark (:data:`DEPTH_PROTOCOLS`): Sintel max depth 70 m
   and prediction clipped at 70 m, Bonn max depth 70 m, KITTI none.
 * Reconstruction (7-Scenes, NRGBD): ground-truth depth is mapped onto the
-  prediction grid (nearest pixel through the same resize and crop); both point
-  clouds are expressed in the first ground-truth camera, the median depth of
+  prediction grid (nearest pixel through the same resize and crop); the
+  ground truth is expressed in its first camera, the prediction in its own
+  first camera (the network's world-frame head as is, as the original does, or
+  depth unprojected with the predicted poses), the median depth of
   each is subtracted (over valid pixels of all frames), the prediction is
   scaled by ``gt_scale / pred_scale`` (median distance to the median point),
   the centre 224x224 pixels of each frame are kept, the ground-truth median
@@ -33,7 +35,6 @@ original TTT3R/CUT3R evaluation code (``eval/relpose``, ``eval/video_depth``,
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -370,10 +371,11 @@ def recon_point_clouds(seq: Sequence, pred: Prediction, crop: int = 224) -> tupl
         cam = unproject(view.map_intrinsics(seq.intrinsics[i]), np.where(masks[i], d, 0.0))
         gt_pts[i] = transform(to_cam1 @ seq.poses[i] if valid[i] else np.eye(4), cam)
     if pred.points_world is not None:
-        pw = np.asarray(pred.points_world, dtype=np.float64)
+        # the network's world head: already in its first camera's frame (used as is, like the original)
+        pr_pts = np.asarray(pred.points_world, dtype=np.float64)
     else:
         pw = np.stack([transform(pred.poses[i], unproject(pred.intrinsics[i], np.asarray(pred.depth[i]))) for i in range(n)])
-    pr_pts = transform(np.linalg.inv(pred.poses[0]), pw)  # in the predicted first camera
+        pr_pts = transform(np.linalg.inv(pred.poses[0]), pw)  # in the predicted first camera
     if not masks.any():
         raise TTT3RError(f"{_where(seq)}: no valid ground-truth depth pixels")
     masks &= np.isfinite(pr_pts).all(axis=-1)
@@ -417,7 +419,3 @@ def evaluate(task: str, seq: Sequence, pred: Prediction, *, family: str | None =
     if task == "recon":
         return evaluate_recon(seq, pred)
     raise TTT3RError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
-
-
-def finite_or_none(x: float) -> float | None:
-    return x if math.isfinite(x) else None

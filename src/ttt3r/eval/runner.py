@@ -116,6 +116,16 @@ class SessionPredictor:
             d["_model"] = None
         return d
 
+    def ray_gpus(self) -> float:
+        """GPUs a Ray task of this predictor asks for: 0 on CPU, else 1 (``auto``: 1 if the cluster has any)."""
+        if str(self.device) == "cpu":
+            return 0.0
+        if str(self.device) == "auto":
+            import ray
+
+            return 1.0 if ray.cluster_resources().get("GPU", 0) > 0 else 0.0
+        return 1.0
+
     def model(self):
         if self._model is None:
             self._model = _cached_model(self.weights, self.device, self.dtype)
@@ -311,8 +321,9 @@ def work_items(cfg: EvalConfig) -> list[WorkItem]:
             names = [s for s in names if s in cfg.seqs]
         for frames in cfg.frames:
             for s in names:
-                items.append(WorkItem(cfg.task, name, None if cfg.root is None else str(cfg.root),
-                                      str(cfg.data_root), frames, s))
+                # absolute paths: Ray workers may run in another working directory
+                items.append(WorkItem(cfg.task, name, None if cfg.root is None else str(Path(cfg.root).resolve()),
+                                      str(Path(cfg.data_root).resolve()), frames, s))
     if not items:
         raise TTT3RError("nothing to evaluate: no sequences selected")
     return items
@@ -484,7 +495,8 @@ def run_evaluation(cfg: EvalConfig, predictor: Predictor, ray: str | None = None
             raise TTT3RError("Ray runs load datasets by name on the workers; pass registered dataset names")
         from .distributed import run_on_ray
 
-        for job, rec, err in run_on_ray(_ray_job, todo, predictor, ray):
+        gpus = getattr(predictor, "ray_gpus", 0.0)  # resolved once Ray is connected
+        for job, rec, err in run_on_ray(_ray_job, todo, predictor, ray, num_gpus=gpus):
             finish(job, rec, err)
     else:
         by_item: dict[WorkItem, list[Job]] = defaultdict(list)
