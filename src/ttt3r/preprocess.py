@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps
+from PIL import Image
 
 from .errors import InputError
 
@@ -70,29 +70,20 @@ def resize_and_crop(img: Image.Image, size: int = 512, square_ok: bool = False) 
 
 
 def to_pil(image: str | os.PathLike | Image.Image | np.ndarray) -> Image.Image:
-    """Any supported image input as an RGB PIL image (EXIF orientation applied to files)."""
+    """Any supported image input as an RGB PIL image (EXIF orientation applied to files).
+
+    Files are read by :func:`ttt3r.io.frames.load_image` and PIL images converted by
+    :func:`ttt3r.io.frames.pil_to_rgb8` (grayscale, 16-bit, alpha: see that module).
+    """
+    from .io.frames import load_image, pil_to_rgb8
+
     if isinstance(image, Image.Image):
-        return image.convert("RGB") if image.mode != "RGB" else image
+        return image if image.mode == "RGB" else Image.fromarray(pil_to_rgb8(image))
     if isinstance(image, np.ndarray):
         return Image.fromarray(_array_to_rgb8(image))
     if isinstance(image, (str, os.PathLike)):
-        try:
-            with Image.open(image) as im:
-                im = ImageOps.exif_transpose(im)
-                return to_pil(_pil_to_rgb8(im))
-        except (OSError, ValueError, Image.DecompressionBombError) as e:
-            raise InputError(f"{image}: cannot read image ({e})") from None
+        return Image.fromarray(load_image(image))
     raise InputError(f"unsupported image input of type {type(image).__name__}")
-
-
-def _pil_to_rgb8(im: Image.Image) -> np.ndarray:
-    if im.mode in ("I;16", "I;16B", "I;16L", "I"):
-        a = np.asarray(im, dtype=np.float64)
-        return _array_to_rgb8(a / (65535.0 if a.max() > 255 else 255.0))
-    if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
-        bg = Image.new("RGBA", im.size, (255, 255, 255, 255))
-        return np.asarray(Image.alpha_composite(bg, im.convert("RGBA")).convert("RGB"))
-    return np.asarray(im.convert("RGB"))
 
 
 def _array_to_rgb8(a: np.ndarray) -> np.ndarray:

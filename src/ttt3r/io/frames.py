@@ -116,7 +116,7 @@ def _one_line(e: BaseException) -> str:
     return msg
 
 
-def _to_rgb_uint8(img: Image.Image) -> np.ndarray:
+def pil_to_rgb8(img: Image.Image) -> np.ndarray:
     """Convert any PIL image to an (H, W, 3) uint8 RGB array (see module doc)."""
     mode = img.mode
     if mode == "RGB":
@@ -155,7 +155,7 @@ def load_image(path: str | Path) -> np.ndarray:
         with Image.open(path) as im:
             im.load()
             im = ImageOps.exif_transpose(im)
-            arr = _to_rgb_uint8(im)
+            arr = pil_to_rgb8(im)
     except InputError:
         raise
     except Exception as e:  # PIL raises many types (OSError, SyntaxError, ValueError, ...)
