@@ -41,32 +41,34 @@ class Preprocessed:
     source_hw: tuple[int, int]
 
 
-def _resize_long(img: Image.Image, long_edge: int) -> Image.Image:
-    s = max(img.size)
-    interp = Image.LANCZOS if s > long_edge else Image.BICUBIC
-    new = tuple(int(round(x * long_edge / s)) for x in img.size)
-    return img.resize(new, interp)
+def crop_geometry(w0: int, h0: int, size: int = 512, square_ok: bool = False
+                  ) -> tuple[tuple[int, int], tuple[int, int, int, int]]:
+    """Where :func:`resize_and_crop` puts a ``w0`` x ``h0`` image.
 
-
-def resize_and_crop(img: Image.Image, size: int = 512, square_ok: bool = False) -> Image.Image:
-    """The original's resize + centre crop for ``size`` 512 (or any multiple of 16) or 224."""
-    w1, h1 = img.size
-    if size == 224:
-        img = _resize_long(img, round(size * max(w1 / h1, h1 / w1)))
-    else:
-        img = _resize_long(img, size)
-    w, h = img.size
-    cx, cy = w // 2, h // 2
+    Returns:
+        ``(w1, h1)``, the size after resizing, and the crop box ``(left, top, right,
+        bottom)`` in resized pixels (the output is ``right - left`` x ``bottom - top``).
+    """
+    long_edge = round(size * max(w0 / h0, h0 / w0)) if size == 224 else size
+    s = max(w0, h0)
+    w1, h1 = (int(round(x * long_edge / s)) for x in (w0, h0))
+    cx, cy = w1 // 2, h1 // 2
     if size == 224:
         half = min(cx, cy)
         box = (cx - half, cy - half, cx + half, cy + half)
     else:
         halfw, halfh = ((2 * cx) // 16) * 8, ((2 * cy) // 16) * 8
-        if not square_ok and w == h:
+        if not square_ok and w1 == h1:
             halfh = 3 * halfw / 4
         box = (cx - halfw, cy - halfh, cx + halfw, cy + halfh)
-    box = tuple(int(round(v)) for v in box)  # PIL rounds float boxes the same way
-    return img.crop(box)
+    return (w1, h1), tuple(int(round(v)) for v in box)  # PIL rounds float boxes the same way
+
+
+def resize_and_crop(img: Image.Image, size: int = 512, square_ok: bool = False) -> Image.Image:
+    """The original's resize + centre crop for ``size`` 512 (or any multiple of 16) or 224."""
+    (w1, h1), box = crop_geometry(*img.size, size=size, square_ok=square_ok)
+    interp = Image.LANCZOS if max(img.size) > max(w1, h1) else Image.BICUBIC
+    return img.resize((w1, h1), interp).crop(box)
 
 
 def to_pil(image: str | os.PathLike | Image.Image | np.ndarray) -> Image.Image:
