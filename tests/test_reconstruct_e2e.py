@@ -226,3 +226,16 @@ def test_mixed_sizes_and_formats(ckpt, tmp_path):
     model = ttt3r.load_model(ckpt, device="cpu")
     res = list(iter_reconstruction(src, ReconstructOptions(quiet=True), model=model))
     assert len(res) == 4 and all(r.hw == (224, 224) and np.isfinite(r.depth).all() for r in res)
+
+
+def test_live_view_receives_every_frame(inputs, ckpt, tmp_path):
+    pytest.importorskip("viser", reason="viser is not installed (pip install 'ttt3r[viz]')")
+    from ttt3r.pipeline import reconstruct_to_dir
+
+    opts = ReconstructOptions(weights=str(ckpt), view=True, view_port=0, quiet=True, conf_threshold=0.0)
+    summary = reconstruct_to_dir(inputs["folder"], tmp_path / "live", opts)
+    try:
+        assert summary.frames == N
+        assert len(summary.viewer.frustums()) == N and len(summary.viewer.point_clouds()) == N
+    finally:
+        summary.viewer.close()
