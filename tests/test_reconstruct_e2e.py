@@ -239,3 +239,25 @@ def test_live_view_receives_every_frame(inputs, ckpt, tmp_path):
         assert len(summary.viewer.frustums()) == N and len(summary.viewer.point_clouds()) == N
     finally:
         summary.viewer.close()
+
+
+def test_full_disk_is_one_line(inputs, ckpt, tmp_path, monkeypatch, capsys):
+    import errno
+
+    import ttt3r.io.atomic as atomic
+
+    real = atomic.os.fsync
+    calls = {"n": 0}
+
+    def fsync(fd):
+        calls["n"] += 1
+        if calls["n"] > 12:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(fd)
+
+    monkeypatch.setattr(atomic.os, "fsync", fsync)
+    out = tmp_path / "full"
+    rc = run_cli(inputs["folder"], "--out", out, "--weights", ckpt)
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and "no space left on device" in err and "\n" not in err
+    assert not [p for p in out.rglob("*") if p.name.endswith(".tmp")]
