@@ -6,7 +6,8 @@ Run folder (``out``)::
     out/checkpoint.pt      last checkpoint (model, optimiser, step, RNG), replaced atomically
     out/model/             the last checkpoint's weights in ttt3r's format
                            (model.safetensors + config.json; ``ttt3r.load_model(out/model)``)
-    out/log.csv            one row every ``log.every`` steps (step, lr, losses, it/s, elapsed s)
+    out/log.csv            one row every ``log.every`` steps: step, lr, the losses averaged over
+                           those steps, it/s, elapsed s
     out/loss.png           loss curves, rewritten every ``log.plot_every`` steps
 
 Determinism: batch ``k`` is a pure function of ``(seed, k)`` and the checkpoint
@@ -247,18 +248,22 @@ class Trainer:
         t_start = t_launch = time.perf_counter()
         t_window, n_window = t_start, 0
         parts: dict[str, float] = {}
+        sums: dict[str, float] = {}
         try:
             last = cfg.optim.steps if until is None else min(until, cfg.optim.steps)
             while self.step < last:
                 batch = self.sampler.batch(self.step, cfg.optim.batch).to(self.device)
                 lr = lr_at(cfg, self.step)
                 parts = train_step(self.model, self.opt, batch, cfg, lr)
+                for k, v in parts.items():
+                    sums[k] = sums.get(k, 0.0) + v
                 self.step += 1
                 n_window += 1
                 now = time.perf_counter()
                 if self.step % cfg.log.every == 0 or self.step == cfg.optim.steps:
                     its = n_window / max(now - t_window, 1e-9)
-                    t_window, n_window = now, 0
+                    parts = {k: v / n_window for k, v in sums.items()}  # window means
+                    t_window, n_window, sums = now, 0, {}
                     self.rows.append(dict(step=self.step, lr=lr, it_s=its,
                                           elapsed_s=self.elapsed + now - t_start, **parts))
                     eta = (cfg.optim.steps - self.step) / max(its, 1e-9)
