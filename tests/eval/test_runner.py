@@ -386,6 +386,7 @@ def test_session_predictor_end_to_end_via_cli(synth_root, tmp_path, released_ckp
     assert "ATE cut3r" in md and "ATE ttt3r" in md and "**mean**" in md
     assert "pose: synth@4" in (out / "summary_pose.md").read_text()
     assert "depth: synth@2" in (out / "summary_depth.md").read_text()
+    assert json.loads((out / "run.json").read_text())["argv"][:3] == ["ttt3r", "eval", "depth"]
     # rerun: everything cached, nothing recomputed
     rc = main(["eval", "pose", *common, "--frames", "3,4"])
     assert rc == 0 and "4 cached result(s) reused" in capsys.readouterr().err
@@ -427,6 +428,7 @@ def test_missing_files_are_one_line_errors(synth_root, tmp_path, capsys):
     rc = main(["eval", "pose", "--dataset", "synth", "--root", str(tmp_path / "nope"), "--oracle", "--out", str(tmp_path / "o2")])
     err = capsys.readouterr().err.strip()
     assert rc == 2 and len(err.splitlines()) == 1 and "dataset root not found" in err and "nope" in err
+    assert not (tmp_path / "o2").exists()  # nothing written for a run that cannot start
 
     rc = main(["eval", "recon", "--dataset", "synth", "--root", str(broken), "--oracle", "--out", str(tmp_path / "o3")])
     err = capsys.readouterr().err.strip()

@@ -160,11 +160,9 @@ def main(argv: list[str]) -> int:
     else:
         predictor = runner.SessionPredictor(args.weights, device=args.device, dtype=args.dtype, size=args.size,
                                             reset_every=args.reset_every)
-    out.mkdir(parents=True, exist_ok=True)
-    runner.write_run_info(out, {"argv": ["ttt3r", "eval", *argv], "task": cfg.task, "datasets": list(datasets),
-                                "rules": list(rules), "shard": list(cfg.shard) if cfg.shard else None,
-                                "predictor": predictor.describe()})
-    summary = runner.run_evaluation(cfg, predictor, ray=args.ray)
+    info = {"argv": ["ttt3r", "eval", *argv], "task": cfg.task, "datasets": list(datasets), "rules": list(rules),
+            "predictor": predictor.describe()}
+    summary = runner.run_evaluation(cfg, predictor, ray=args.ray, run_info=info)
     if summary.files:
         _print_summaries(summary.files, out)
     for f in summary.failures:

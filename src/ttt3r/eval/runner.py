@@ -451,19 +451,24 @@ def _fingerprint(cfg: EvalConfig, predictor: Predictor, item: WorkItem) -> dict:
     return fp
 
 
-def run_evaluation(cfg: EvalConfig, predictor: Predictor, ray: str | None = None, stream=None) -> RunSummary:
+def run_evaluation(cfg: EvalConfig, predictor: Predictor, ray: str | None = None, stream=None,
+                   run_info: dict | None = None) -> RunSummary:
     """Evaluate every (item, rule) of ``cfg`` not already cached, then write tables and plots.
 
     ``ray``: a Ray address (``local``, ``auto``, ``host:port``) to run the jobs as
     Ray tasks; None runs them here. A sharded run writes only its cache records
     (build the tables with :func:`merge`). Failures of single sequences (one-line
     errors) are collected in the summary; the other sequences still run.
+    ``run_info``: written to ``out/run.json`` (``run-shard-i-of-n.json``) once
+    the datasets are found.
     """
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
     from .distributed import shard_items
 
-    items = shard_items(work_items(cfg), cfg.shard)
+    items = shard_items(work_items(cfg), cfg.shard)  # raises before anything is written
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    if run_info is not None:
+        write_run_info(out, {**run_info, "shard": list(cfg.shard) if cfg.shard else None})
     settings = {"depth_aligns": list(cfg.depth_aligns), "depth_resize": cfg.depth_resize, "pose_align": cfg.pose_align}
     jobs = [Job(it, rule, cache_mod.rule_label(rule, cfg.reset_every), _fingerprint(cfg, predictor, it), settings)
             for it in items for rule in cfg.rules]
