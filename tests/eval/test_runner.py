@@ -331,18 +331,29 @@ def test_parse_shard():
             parse_shard(bad)
 
 
-def test_ray_run_equals_local_run(synth_root, tmp_path):
+def test_ray_run_equals_local_run(synth_root, tmp_path, released_ckpt):
     ray = pytest.importorskip("ray", reason="ray is not installed (pip install 'ray[default]')")
+    from ttt3r.eval.runner import SessionPredictor
+
     noise = {"seq_a": _orthogonal_noise(gt_poses(0), 5, 0.1)}
     pred = GroundTruthPredictor(scale=1.3, depth_factor=1.05, translation_noise=noise)
     local = run_evaluation(_cfg(synth_root, tmp_path / "local", "depth"), pred)
     local_pose = run_evaluation(_cfg(synth_root, tmp_path / "local_p"), pred)
+    net = SessionPredictor(released_ckpt("tiny224"), device="cpu")
+    net_cfg = {"frames": (3,), "rules": ("ttt3r",), "seqs": ("seq_a",)}
+    local_net = run_evaluation(_cfg(synth_root, tmp_path / "local_n", **net_cfg), net)
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         remote = run_evaluation(_cfg(synth_root, tmp_path / "ray", "depth"), pred, ray="local")
         remote_pose = run_evaluation(_cfg(synth_root, tmp_path / "ray_p"), pred, ray="local")
+        # the real network in a Ray worker (loaded there from the checkpoint path)
+        remote_net = run_evaluation(_cfg(synth_root, tmp_path / "ray_n", **net_cfg), net, ray="local")
     finally:
         ray.shutdown()
+    assert remote_net.failures == [] and remote_net.computed == 1
+    a, b = local_net.records[0]["result"]["metrics"], remote_net.records[0]["result"]["metrics"]
+    assert b["ate"]["rmse"] == pytest.approx(a["ate"]["rmse"], rel=1e-3)  # thread counts may differ
+    assert b["rpe_rot_deg"]["rmse"] == pytest.approx(a["rpe_rot_deg"]["rmse"], rel=1e-3)
     assert remote.computed == 4 and remote.failures == []
 
     def strip(s):
