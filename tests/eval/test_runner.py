@@ -131,6 +131,29 @@ def test_global_scale_is_removed_by_sim3_and_depth_alignment(synth_root, tmp_pat
             assert m[a]["abs_rel"] < 1e-6 and m[a]["delta_1"] == 1.0
 
 
+class _HolePoses(SynthDataset):
+    """Frame 2 without a ground-truth pose (as ScanNet's -inf poses)."""
+
+    def load(self, name):
+        seq = super().load(name)
+        seq.poses[2] = np.nan
+        seq.pose_valid = np.arange(len(seq)) != 2
+        return seq
+
+
+def test_frames_without_ground_truth_pose_are_dropped(synth_root, tmp_path):
+    noise = {"seq_a": _orthogonal_noise(gt_poses(0), 7, 0.1)}
+    cfg = _cfg(synth_root, tmp_path, loader=_HolePoses(synth_root))
+    res = _metrics(run_evaluation(cfg, GroundTruthPredictor(translation_noise=noise)))
+    assert res["seq_b"]["num_poses"] == N - 1 and res["seq_b"]["ate"]["rmse"] < 1e-9
+    # seq_a: the ATE over the N - 1 kept frames equals a direct evaluation of those frames
+    from ttt3r.eval.metrics_pose import pose_metrics
+
+    keep = np.arange(N) != 2
+    direct = pose_metrics(gt_poses(0)[keep], (gt_poses(0) + np.pad(noise["seq_a"][:, :, None], ((0, 0), (0, 1), (3, 0))))[keep])
+    assert res["seq_a"]["ate"]["rmse"] == pytest.approx(direct.ate.rmse, rel=1e-9)
+
+
 def _orthogonal_noise(poses: np.ndarray, seed: int, size: float) -> np.ndarray:
     """(N, 3) offsets with zero mean and zero cross-covariance with the positions."""
     p = poses[:, :3, 3]

@@ -267,11 +267,12 @@ def evaluate_pose(seq: Sequence, pred: Prediction, align: AlignMode = "sim3") ->
     n = len(seq)
     pred.check(n, _where(seq))
     est = np.asarray(pred.poses, dtype=np.float64)
-    if not np.isfinite(est).all():
+    keep = np.isfinite(seq.poses).all(axis=(1, 2))
+    if seq.pose_valid is not None:
+        keep &= np.asarray(seq.pose_valid, dtype=bool)
+    if not np.isfinite(est[keep]).all():
         raise TTT3RError(f"{_where(seq)}: the predicted trajectory has non-finite poses")
-    valid = seq.pose_valid if seq.pose_valid is not None else np.isfinite(seq.poses).all(axis=(1, 2))
-    m = pose_metrics(seq.poses, est, align=align, delta=1, all_pairs=True, valid=valid)
-    keep = np.asarray(valid, dtype=bool)
+    m = pose_metrics(seq.poses, est, align=align, delta=1, all_pairs=True, valid=keep)
     return {
         "metrics": m.to_dict(),
         "trajectory": {"gt": seq.poses[keep].tolist(), "est": est[keep].tolist()},

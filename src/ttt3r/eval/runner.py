@@ -201,6 +201,11 @@ class GroundTruthPredictor:
             poses = np.tile(np.eye(4), (n, 1, 1))
         else:
             poses = np.array(seq.poses, dtype=np.float64)
+            ok = np.isfinite(poses).all(axis=(1, 2))
+            if ok.any() and not ok.all():  # unknown GT poses (ScanNet): hold the last known one
+                idx = np.maximum.accumulate(np.where(ok, np.arange(n), 0))
+                idx[: int(np.argmax(ok))] = int(np.argmax(ok))
+                poses = poses[idx]
             noise = self.translation_noise.get(seq.name)
             if noise is not None:
                 poses[:, :3, 3] += noise[:n]  # a --frames limit uses the first rows
