@@ -100,21 +100,12 @@ class CropView:
 
     @staticmethod
     def for_size(src_hw: tuple[int, int], size: int) -> CropView:
-        """The geometry of :func:`ttt3r.preprocess.resize_and_crop` (``square_ok=False``) for a source of ``src_hw``."""
+        """The geometry of :func:`ttt3r.preprocess.resize_and_crop` for a source of ``src_hw`` = (H0, W0)."""
+        from ..preprocess import crop_geometry
+
         h0, w0 = int(src_hw[0]), int(src_hw[1])
-        long_edge = round(size * max(w0 / h0, h0 / w0)) if size == 224 else size
-        s = max(w0, h0)
-        w1, h1 = (int(round(x * long_edge / s)) for x in (w0, h0))
-        cx, cy = w1 // 2, h1 // 2
-        if size == 224:
-            half = min(cx, cy)
-            box = (cx - half, cy - half, cx + half, cy + half)
-        else:
-            halfw, halfh = ((2 * cx) // 16) * 8, ((2 * cy) // 16) * 8
-            if w1 == h1:
-                halfh = 3 * halfw / 4
-            box = (cx - halfw, cy - halfh, cx + halfw, cy + halfh)
-        return CropView((h0, w0), (w1, h1), tuple(int(round(v)) for v in box))  # type: ignore[arg-type]
+        resized, box = crop_geometry(w0, h0, size)
+        return CropView((h0, w0), resized, box)
 
     def source_coords(self) -> tuple[np.ndarray, np.ndarray]:
         """(h, w) float64 source-image x and y of each prediction pixel centre (pixel-centre convention)."""
