@@ -23,6 +23,10 @@ class RoPE2D:
 
     def __init__(self, base: float = 100.0):
         self.base = float(base)
+        # (pos, head dim, inference mode, cos, signed sin): the tables of the last few
+        # position tensors, so that the layers of one frame share them. Keyed by the
+        # tensor's identity (kept alive here, so the id cannot be reused).
+        self._cache: list[tuple[Tensor, int, bool, Tensor, Tensor]] = []
 
     def _cos_sin(self, pos: Tensor, quarter: int) -> tuple[Tensor, Tensor]:
         j = torch.arange(quarter, device=pos.device, dtype=torch.float32)
@@ -31,8 +35,38 @@ class RoPE2D:
         ang = torch.cat((ang, ang), dim=-1)[:, None]  # (B, 1, N, 2Q)
         return ang.cos(), ang.sin()
 
+    def tables(self, pos: Tensor, d: int) -> tuple[Tensor, Tensor]:
+        """(B, 1, N, D) float32 ``cos`` and signed ``sin`` tables for ``pos`` (D % 4 == 0).
+
+        With ``swap(t)`` exchanging the quarters ``(u, v) -> (v, u)`` inside each half,
+        ``rotate(t) = t * cos + swap(t) * sin``: the same products and sums as the
+        half-by-half formula, so float32 results are identical.
+        """
+        inference = torch.is_inference_mode_enabled()
+        for p, dd, inf, cos, sin in self._cache:
+            if p is pos and dd == d and inf == inference:
+                return cos, sin
+        q = d // 4
+        cy, sy = self._cos_sin(pos[..., 0], q)
+        cx, sx = self._cos_sin(pos[..., 1], q)
+        cos = torch.cat((cy, cx), dim=-1)
+        sin = torch.cat((-sy[..., :q], sy[..., q:], -sx[..., :q], sx[..., q:]), dim=-1)
+        self._cache = [(pos, d, inference, cos, sin), *self._cache[:3]]
+        return cos, sin
+
     def __call__(self, t: Tensor, pos: Tensor) -> Tensor:
-        """Rotate ``t`` of shape (B, heads, N, D) by ``pos`` of shape (B, N, 2); fp32 math."""
+        """Rotate ``t`` of shape (..., B, heads, N, D) by ``pos`` of shape (B, N, 2); fp32 math."""
+        dtype = t.dtype
+        d = t.shape[-1]
+        if d % 4:
+            return self._rotate_halves(t, pos)
+        cos, sin = self.tables(pos, d)
+        t = t.float()
+        swapped = t.unflatten(-1, (2, 2, d // 4)).flip(-2).flatten(-3)
+        return (t * cos + swapped * sin).to(dtype)
+
+    def _rotate_halves(self, t: Tensor, pos: Tensor) -> Tensor:
+        """Reference formula, half by half (any even head dimension)."""
         dtype = t.dtype
         t = t.float()
         d = t.shape[-1]
@@ -85,7 +119,7 @@ class Attention(nn.Module):
         qkv = self.qkv(x).view(b, n, 3, h, c // h).permute(2, 0, 3, 1, 4)
         q, k, v = qkv[0], qkv[1], qkv[2]
         if self.rope is not None and pos is not None:
-            q, k = self.rope(q, pos), self.rope(k, pos)
+            q, k = self.rope(qkv[:2], pos).unbind(0)  # q and k in one pass
         y = F.scaled_dot_product_attention(q, k, v, scale=self.scale)
         return self.proj(_merge(y))
 
