@@ -164,7 +164,9 @@ class DPT(nn.Module):
         s = self.scratch
         feats = []
         for t, post, rn in zip(tokens, self.act_postprocess, s.layer_rn):
-            x = t.transpose(1, 2).reshape(t.shape[0], t.shape[2], gh, gw)
+            # (B, N, C) tokens -> (B, C, gh, gw) as a channels-last view (no copy): the
+            # convolutions then run in NHWC, which oneDNN does without layout reorders
+            x = t.reshape(t.shape[0], gh, gw, t.shape[2]).permute(0, 3, 1, 2)
             feats.append(rn(post(x)))
         p4 = s.refinenet4(feats[3])[:, :, : feats[2].shape[2], : feats[2].shape[3]]
         p3 = s.refinenet3(p4, feats[2])
