@@ -289,10 +289,83 @@ def load_weights_file(path: str | os.PathLike, device: str | torch.device = "cpu
     model = build_model(cfg, "meta")
     expected = {k: v.shape for k, v in model.state_dict().items()}
     sd = adapt_state_dict(sd, expected, source=str(path))
+    sd = convert_state_dict(sd, device, dtype, _PageReleaser(path))
     model.load_state_dict(sd, strict=True, assign=True)
     del sd
     model = model.to(device=device, dtype=dtype)
     return model.eval().requires_grad_(False)
+
+
+def convert_state_dict(sd: dict[str, torch.Tensor], device: str | torch.device, dtype: torch.dtype,
+                       releaser: _PageReleaser | None = None) -> dict[str, torch.Tensor]:
+    """Move/convert a state dict tensor by tensor (floating-point tensors to ``dtype``).
+
+    Tensors already on ``device`` in ``dtype`` are kept as they are (a memory-mapped
+    fp32 checkpoint loaded in fp32 stays mapped, without a copy). When a tensor is
+    converted, the source entry is dropped and, if it lies in the checkpoint's file
+    mapping, its pages are released from the resident set (``releaser``): converting
+    a 3.2 GB fp32 file to bf16 then never holds both copies. Tensors shared by
+    several keys stay shared.
+    """
+    out: dict[str, torch.Tensor] = {}
+    done: dict[int, torch.Tensor] = {}
+    for key in list(sd):
+        v = sd.pop(key)
+        if id(v) in done:
+            out[key] = done[id(v)]
+            continue
+        new = v.to(device=device, dtype=dtype if v.is_floating_point() else v.dtype)
+        if new is not v and releaser is not None:
+            releaser.release(v)
+        out[key] = done[id(v)] = new
+        del v, new
+    return out
+
+
+class _PageReleaser:
+    """Drops the resident pages of tensors that live in a checkpoint's file mapping.
+
+    Only address ranges that ``/proc/self/maps`` shows as mappings *of that file* are
+    touched (``madvise(MADV_DONTNEED)``): the pages are clean file pages, so a later
+    read would simply fault them in again from the file. Elsewhere (no
+    ``/proc``, no libc, a file that was read rather than mapped) it does nothing.
+    """
+
+    MADV_DONTNEED = 4
+
+    def __init__(self, path: str | os.PathLike):
+        self.ranges: list[tuple[int, int]] = []
+        self._madvise = None
+        try:
+            real = os.path.realpath(path)
+            with open("/proc/self/maps") as f:
+                for line in f:
+                    parts = line.split(None, 5)
+                    if len(parts) == 6 and parts[5].rstrip("\n") == real:
+                        a, b = (int(x, 16) for x in parts[0].split("-"))
+                        self.ranges.append((a, b))
+            if self.ranges:
+                import ctypes
+                import mmap
+
+                libc = ctypes.CDLL(None, use_errno=True)
+                libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+                libc.madvise.restype = ctypes.c_int
+                self._madvise = libc.madvise
+                self.page = mmap.PAGESIZE
+        except (OSError, AttributeError, ValueError):
+            self.ranges = []
+
+    def release(self, t: torch.Tensor) -> bool:
+        if self._madvise is None or t.device.type != "cpu":
+            return False
+        st = t.untyped_storage()
+        start, end = st.data_ptr(), st.data_ptr() + st.nbytes()
+        a = -(-start // self.page) * self.page
+        b = end // self.page * self.page
+        if b <= a or not any(lo <= a and b <= hi for lo, hi in self.ranges):
+            return False
+        return self._madvise(a, b - a, self.MADV_DONTNEED) == 0
 
 
 def save_converted(model_or_sd: Any, cfg: ModelConfig, out_dir: str | os.PathLike) -> Path:
