@@ -342,10 +342,9 @@ def compare_outputs(ref_path: str, other_path: str) -> dict[str, float]:
     pa, pb = a["pose"][:n], b["pose"][:n]
     dt = np.linalg.norm(pa[:, :3, 3] - pb[:, :3, 3], axis=-1)
     scale = np.maximum(np.linalg.norm(pa[:, :3, 3], axis=-1), 1e-9)
-    rot = []
-    for ra, rb in zip(pa[:, :3, :3], pb[:, :3, :3]):
-        c = (np.trace(ra.T @ rb) - 1) / 2
-        rot.append(np.degrees(np.arccos(np.clip(c, -1, 1))))
+    # rotation angle from the chord ||Ra - Rb||_F = 2 sqrt(2) sin(angle / 2) (exact near 0)
+    chord = np.linalg.norm(pa[:, :3, :3] - pb[:, :3, :3], axis=(1, 2))
+    rot = np.degrees(2 * np.arcsin(np.clip(chord / (2 * np.sqrt(2)), 0, 1)))
     return {"frames": int(n), "depth_rel_diff_median": float(np.median(rel)),
             "depth_rel_diff_p90": float(np.quantile(rel, 0.9)), "depth_rel_diff_max": float(rel.max()),
             "pose_trans_diff_max": float(dt.max()), "pose_trans_rel_diff_max": float((dt / scale).max()),
