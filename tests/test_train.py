@@ -257,3 +257,24 @@ def test_evaluation_baselines_hand_computed():
     c = np.array([[0.0, 0, 0], [2.0, 0, 0], [4.0, 0, 0]])
     assert extent(c) == pytest.approx(4.0)
     assert static_ate(c) == pytest.approx(math.sqrt(8 / 3))
+
+
+def test_export_half_precision(tmp_path):
+    from ttt3r.cli import main
+
+    cfg = tiny_cfg("optim.steps=1")
+    Trainer(cfg, tmp_path / "run", sampler=fake_sampler(cfg), log=lambda s: None).run()
+    assert main(["train", "--out", str(tmp_path / "run"), "--export", str(tmp_path / "exp")]) == 0
+    full = (tmp_path / "run" / "model" / "model.safetensors").stat().st_size
+    half = (tmp_path / "exp" / "model.safetensors").stat().st_size
+    assert half < 0.6 * full
+    import ttt3r
+
+    a = ttt3r.load_model(tmp_path / "run" / "model", device="cpu")
+    b = ttt3r.load_model(tmp_path / "exp", device="cpu")
+    x = torch.rand(1, 3, 32, 32) * 2 - 1
+    oa, _ = a.step(x, a.init_state(1), rule="ttt3r")
+    ob, _ = b.step(x, b.init_state(1), rule="ttt3r")
+    assert next(b.parameters()).dtype == torch.float32
+    torch.testing.assert_close(oa.pose, ob.pose, atol=2e-2, rtol=2e-2)
+    assert main(["train", "--out", str(tmp_path / "nothing"), "--export", str(tmp_path / "e2")]) == 2

@@ -6,6 +6,7 @@ Examples::
     ttt3r train --config configs/train_small.toml --out runs/small --resume
     ttt3r train --config configs/train_small.toml --set optim.lr=1e-4 --set data.clip_max=12 --out runs/lr
     ttt3r train --config configs/train_small.toml --out runs/small --evaluate   # held-out metrics only
+    ttt3r train --out runs/small --export src/ttt3r/assets/models/synth_small  # float16 copy of the weights
 
 The training pool (``data.dir``) is rendered on first use; ``--data DIR``
 points at another pool folder. Progress lines go to stdout; the run folder
@@ -40,6 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eval-frames", type=int, default=16, help="frames per held-out sequence (default 16)")
     p.add_argument("--eval-stride", type=int, default=2, help="take every N-th frame when evaluating (default 2)")
     p.add_argument("--eval-rules", default="cut3r,ttt3r", help="update rules to evaluate (default cut3r,ttt3r)")
+    p.add_argument("--export", metavar="DIR",
+                   help="do not train: write the run's last weights to DIR as float16 safetensors + config.json")
     p.add_argument("--print-config", action="store_true", help="print the resolved config as JSON and exit")
     return p
 
@@ -61,6 +64,13 @@ def main(argv: list[str] | None = None) -> int:
     from pathlib import Path
 
     out = Path(args.out)
+    if args.export:
+        from ..train.export import export_weights
+
+        dest = export_weights(out / "model", args.export)
+        size = (dest / "model.safetensors").stat().st_size / 1e6
+        print(f"exported {out / 'model'} -> {dest} ({size:.1f} MB, float16)")
+        return 0
     if args.evaluate:
         from ..train.evaluate import evaluate_run, format_report
 
