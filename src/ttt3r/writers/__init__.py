@@ -16,7 +16,7 @@ from .ply import PlyWriter, write_ply
 from .preview import PreviewWriter, render_preview
 from .run import DEFAULT_EXPORTS, EXPORTS, RunWriter, WriterOptions
 from .runinfo import RunInfoWriter
-from .trajectory import TrajectoryWriter, read_tum
+from .trajectory import TrajectoryWriter
 
 __all__ = [
     "DEFAULT_EXPORTS",
@@ -34,7 +34,6 @@ __all__ = [
     "Writer",
     "WriterOptions",
     "read_demo_frame",
-    "read_tum",
     "render_preview",
     "write_demo_frame",
     "write_ply",

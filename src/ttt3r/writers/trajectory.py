@@ -17,7 +17,8 @@ from ..io.atomic import atomic_write_text
 from ..results import FrameResult
 from .base import pose_is_valid, warn_invalid_pose
 
-__all__ = ["TrajectoryWriter", "format_tum", "pose_to_tum", "read_tum", "tum_to_pose"]
+__all__ = ["TrajectoryWriter", "format_tum", "pose_to_tum", "tum_to_pose"]
+# (reading trajectories, with errors that name the file and line: ttt3r.eval.trajectory.read_tum)
 
 TUM_HEADER = "# timestamp tx ty tz qx qy qz qw (camera-to-world, OpenCV camera axes)"
 
@@ -47,14 +48,6 @@ def _tum_line(t: float, row: np.ndarray) -> str:
 def format_tum(timestamps: np.ndarray, rows: np.ndarray) -> str:
     """Text of a TUM file: header line then one ``t tx ty tz qx qy qz qw`` line per pose."""
     return "\n".join([TUM_HEADER, *(_tum_line(t, r) for t, r in zip(timestamps, rows))]) + "\n"
-
-
-def read_tum(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
-    """Read a TUM file: ((N,) timestamps, (N, 4, 4) camera-to-world poses)."""
-    data = np.loadtxt(path, comments="#", ndmin=2)
-    if data.size == 0:
-        return np.empty(0), np.empty((0, 4, 4))
-    return data[:, 0], np.stack([tum_to_pose(r) for r in data[:, 1:8]])
 
 
 class TrajectoryWriter:
