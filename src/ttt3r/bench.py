@@ -223,6 +223,7 @@ def run_config(spec: dict[str, Any]) -> dict[str, Any]:
         torch.cuda.reset_peak_memory_stats(device)
     rec["peak_reset"] = reset_peak_rss()
     times: list[float] = []
+    cpu_times: list[float] = []
     rss_trace: list[float] = []
     hwm_trace: list[float] = []
     depths, poses = [], []
@@ -233,18 +234,20 @@ def run_config(spec: dict[str, Any]) -> dict[str, Any]:
         if device.type == "cuda" and timed:
             ev0, ev1 = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
             ev0.record()
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         res = sess.step(img)
         if device.type == "cuda" and timed:
             ev1.record()
             events.append((ev0, ev1))
         _sync(device)
         dt = time.perf_counter() - t0
+        ct = time.process_time() - c0
         if i == 0:
             rec["first_frame_s"] = dt
             rec["time_to_first_frame_s"] = time.perf_counter() - t_start
         if timed:
             times.append(dt)
+            cpu_times.append(ct)
         if len(depths) < keep:
             depths.append(res.depth.astype(np.float32))
             poses.append(res.pose.astype(np.float64))
@@ -255,6 +258,11 @@ def run_config(spec: dict[str, Any]) -> dict[str, Any]:
         torch.cuda.synchronize(device)
         times = [a.elapsed_time(b) / 1e3 for a, b in events]
     rec.update(_time_stats(times))
+    if cpu_times:
+        # CPU seconds of this process per frame (all threads): robust to other processes
+        # on the machine, unlike wall time
+        rec["cpu_s_per_frame_median"] = float(np.median(cpu_times))
+        rec["frame_cpu_s"] = [round(x, 4) for x in cpu_times]
     rec["peak_rss_run_gb"] = peak_rss_bytes() / GB
     rec["peak_rss_process_gb"] = process_peak_rss_bytes() / GB
     rec["rss_trace_gb"] = [round(x, 4) for x in rss_trace]
@@ -482,6 +490,8 @@ def _print_run(r: dict[str, Any]) -> None:
     if "s_per_frame_median" in r:
         parts.append(f"{r['s_per_frame_median']:.3f} s/frame (best {r['s_per_frame_min']:.3f}), "
                      f"{r['fps_median']:.3f} fps")
+    if "cpu_s_per_frame_median" in r:
+        parts.append(f"{r['cpu_s_per_frame_median']:.3f} CPU-s/frame")
     parts.append(f"peak RSS run {r['peak_rss_run_gb']:.2f} GiB, process {r['peak_rss_process_gb']:.2f} GiB")
     if "time_to_first_frame_s" in r:
         parts.append(f"load {r['load_s']:.1f} s, first frame at {r['time_to_first_frame_s']:.1f} s")
