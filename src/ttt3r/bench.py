@@ -501,7 +501,8 @@ def _print_run(r: dict[str, Any]) -> None:
 
 
 def plot_sweep(result: dict[str, Any], path: Path) -> Path | None:
-    """Memory (RSS) and cumulative time against frames for the sweep's longest runs."""
+    """Peak/current host memory and time per frame against frames (longest run per dtype),
+    with each run's peak marked at its length."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -511,25 +512,38 @@ def plot_sweep(result: dict[str, Any], path: Path) -> Path | None:
     if not runs:
         return None
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
-    for r in sorted(runs, key=lambda r: -r["frames"]):
-        label = f"{r['dtype']}, {r['frames']} frames"
-        x = np.arange(1, len(r["rss_trace_gb"]) + 1)
-        ax1.plot(x, np.asarray(r["rss_trace_gb"]) * 1024, label=label + " (RSS)")
-        ax1.plot(x, np.asarray(r["peak_rss_trace_gb"]) * 1024, "--", label=label + " (peak)")
-        ft = np.asarray(r["frame_times_s"]) * 1e3
-        ax2.plot(np.arange(1, len(ft) + 1), ft, lw=0.6, label=label)
+    colors = {"fp32": "tab:blue", "bf16": "tab:orange", "fp16": "tab:green"}
+    for dtype in sorted({r["dtype"] for r in runs}):
+        rs = sorted((r for r in runs if r["dtype"] == dtype), key=lambda r: r["frames"])
+        c = colors.get(dtype, None)
+        longest = rs[-1]
+        x = np.arange(1, len(longest["rss_trace_gb"]) + 1)
+        ax1.plot(x, np.asarray(longest["rss_trace_gb"]) * 1024, color=c, lw=0.4, alpha=0.5,
+                 label=f"{dtype}: RSS after each frame")
+        ax1.plot(x, np.asarray(longest["peak_rss_trace_gb"]) * 1024, color=c, lw=1.5,
+                 label=f"{dtype}: peak so far")
+        ax1.scatter([r["frames"] for r in rs], [r["peak_rss_run_gb"] * 1024 for r in rs], color=c, marker="o",
+                    zorder=3, label=f"{dtype}: run peak at its length")
+        ft = np.asarray(longest["frame_times_s"]) * 1e3
+        k = max(1, len(ft) // 50)
+        smooth = np.convolve(ft, np.ones(k) / k, mode="valid") if len(ft) > k else ft
+        ax2.plot(np.arange(1, len(ft) + 1), ft, color=c, lw=0.3, alpha=0.4)
+        ax2.plot(np.arange(k, k + len(smooth)), smooth, color=c, lw=1.5, label=f"{dtype} (mean of {k})")
     ax1.set_xscale("log")
+    ax1.set_ylim(bottom=0)
     ax1.set_xlabel("frames")
     ax1.set_ylabel("host memory (MiB)")
     ax1.set_title("memory against sequence length")
-    ax1.legend(fontsize=7)
+    ax1.legend(fontsize=7, loc="lower right")
     ax2.set_xscale("log")
+    ax2.set_ylim(bottom=0)
     ax2.set_xlabel("frame")
     ax2.set_ylabel("time per frame (ms)")
     ax2.set_title("time per frame")
-    ax2.legend(fontsize=7)
-    net = runs[0].get("network")
-    fig.suptitle(f"ttt3r sweep: {net} network, {runs[0].get('hw')}, {runs[0].get('update')}")
+    ax2.legend(fontsize=7, loc="lower right")
+    r0 = runs[0]
+    fig.suptitle(f"ttt3r bench sweep: {r0.get('network')} network, {r0['hw'][1]}x{r0['hw'][0]}, "
+                 f"update {r0.get('update')}, {r0.get('torch_threads')} thread(s)")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
@@ -564,6 +578,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--keep-checkpoint", action="store_true", help="startup: keep the written checkpoint")
     p.add_argument("--out", default=None, help="result JSON path (default benchmarks/results/<suite>_<device>.json)")
     p.add_argument("--plot", default=None, help="sweep plot path (default next to the JSON)")
+    p.add_argument("--plot-only", default=None, metavar="JSON", help="redraw the plot of a sweep result and exit")
     p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     return p
 
@@ -576,6 +591,11 @@ def main(argv: list[str] | None = None) -> int:
             else run_config(spec)
         print("BENCH_RESULT " + json.dumps(rec), flush=True)
         return 0
+    if args.plot_only:
+        src = Path(args.plot_only)
+        png = plot_sweep(json.loads(src.read_text()), Path(args.plot) if args.plot else src.with_suffix(".png"))
+        print(f"wrote {png}")
+        return 0 if png else 1
     suites = ("speed", "sweep", "startup") if args.suite == "all" else (args.suite,)
     status = 0
     for suite in suites:
