@@ -4,16 +4,45 @@
     >>> model = ttt3r.load_model("cut3r_512_dpt_4_64")          # doctest: +SKIP
     >>> for frame in ttt3r.Session(model, update="ttt3r").run(paths):  # doctest: +SKIP
     ...     frame.depth, frame.pose, frame.intrinsics
+
+The public names are loaded on first use, so that ``import ttt3r`` (and the
+command line's ``--help``) does not import torch.
 """
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 __version__ = "0.1.0"
 
-from .api import load_model, reconstruct
-from .config import ModelConfig
-from .errors import TTT3RError
-from .results import FrameResult
-from .session import Session
+_LAZY = {
+    "load_model": "api",
+    "reconstruct": "api",
+    "ModelConfig": "config",
+    "TTT3RError": "errors",
+    "FrameResult": "results",
+    "Session": "session",
+}
 
 __all__ = ["FrameResult", "ModelConfig", "Session", "TTT3RError", "__version__", "load_model", "reconstruct"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'ttt3r' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .api import load_model, reconstruct
+    from .config import ModelConfig
+    from .errors import TTT3RError
+    from .results import FrameResult
+    from .session import Session

@@ -1,0 +1,32 @@
+"""The command line: dispatcher, help, lazy imports."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from ttt3r.cli import COMMANDS, main
+
+
+def test_help_lists_commands_and_does_not_import_torch():
+    code = ("import sys, ttt3r.cli; ttt3r.cli.main(['--help']); ttt3r.cli.main(['reconstruct', '--help']) "
+            "if False else None; print('TORCH' if 'torch' in sys.modules else 'NO-TORCH')")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().endswith("NO-TORCH")
+    for name in COMMANDS:
+        assert name in out
+
+
+def test_every_command_has_help(capsys):
+    for name in COMMANDS:
+        try:
+            rc = main([name, "--help"])
+        except SystemExit as e:  # argparse's own exit
+            rc = e.code
+        assert rc == 0, name
+        assert "usage: ttt3r" in capsys.readouterr().out, name
+
+
+def test_unknown_command(capsys):
+    assert main(["nope"]) == 2
+    assert "unknown command 'nope'" in capsys.readouterr().err
