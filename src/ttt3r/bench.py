@@ -34,6 +34,7 @@ import json
 import os
 import platform
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -391,6 +392,7 @@ def suite_speed(args, out_dir: Path) -> dict[str, Any]:
                 comparisons.append(c)
     for r in runs:
         r.pop("outputs_path", None)
+    shutil.rmtree(tmp, ignore_errors=True)
     return {"runs": runs, "comparisons": comparisons}
 
 
