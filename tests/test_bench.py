@@ -106,3 +106,18 @@ def test_convert_state_dict_keeps_sharing_and_releases_mapped_pages(tmp_path):
     assert not rel.release(torch.ones(100_000))
     same = convert_state_dict({"a": w}, "cpu", torch.float32, rel)
     assert same["a"] is w
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/maps")
+def test_fp32_load_uses_the_file_mapping_in_place(tmp_path):
+    """Loaded in fp32 on CPU, a released-layout checkpoint is used where it is mapped (no copy)."""
+    pytest.importorskip("omegaconf")
+    path = tmp_path / "tiny.pth"
+    bench.write_checkpoint("tiny512", str(path))
+    model = load_weights_file(path, dtype=torch.float32)
+    ranges = _PageReleaser(path).ranges
+    assert ranges
+    w = model.enc_blocks[0].mlp.fc1.weight
+    assert any(lo <= w.data_ptr() < hi for lo, hi in ranges)
+    bf = load_weights_file(path, dtype=torch.bfloat16).enc_blocks[0].mlp.fc1.weight
+    assert not any(lo <= bf.data_ptr() < hi for lo, hi in _PageReleaser(path).ranges)
