@@ -18,6 +18,9 @@ python -m ttt3r.bench --suite speed --dtype fp32 bf16 --update ttt3r --heads all
 # a longer bf16 run (steadier timing, RSS after each of 31 frames)
 python -m ttt3r.bench --suite speed --dtype bf16 --frames 30 --warmup 1 --threads $T --keep-outputs 0 \
     --out $R/speed_cpu_bf16_30frames.json
+# torch.compile (inductor, CPU): the blocks and the self-view DPT; ~40 s of compilation on the first frames
+TORCHINDUCTOR_COMPILE_THREADS=1 python -m ttt3r.bench --suite speed --dtype fp32 bf16 --frames 3 --warmup 2 \
+    --threads $T --compile --keep-outputs 5 --out $R/speed_cpu_1thread_compile.json
 # two threads (on the shared machine this is the pathological case, see the docs)
 python -m ttt3r.bench --suite speed --dtype fp32 bf16 --frames 3 --warmup 1 --threads 2 --keep-outputs 0 \
     --out $R/speed_cpu_2threads.json

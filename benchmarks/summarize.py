@@ -24,7 +24,8 @@ def speed_rows():
             if "error" in r:
                 continue
             s = r["s_per_frame_median"]
-            rows.append((name.name, r.get("network"), r["dtype"], r["update"], r["heads"], r["torch_threads"],
+            hd = r["heads"] + (" +compile" if r.get("compile") else "")
+            rows.append((name.name, r.get("network"), r["dtype"], r["update"], hd, r["torch_threads"],
                          r["n_timed"], s, r["s_per_frame_min"], r.get("cpu_s_per_frame_median", float("nan")),
                          ORIGINAL_S[0] / s, ORIGINAL_S[1] / s, r["peak_rss_process_gb"], r["peak_rss_run_gb"]))
     return rows
