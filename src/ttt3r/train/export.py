@@ -29,6 +29,7 @@ def export_weights(src: str | os.PathLike, dest: str | os.PathLike, half: bool =
         sd = {k: (v.half() if v.is_floating_point() else v) for k, v in sd.items()}
     tmp = dest / ".model.safetensors.tmp"
     save_file(sd, str(tmp), metadata={"format": "pt", "producer": "ttt3r", "dtype": "float16" if half else "float32"})
+    os.chmod(tmp, 0o644)
     os.replace(tmp, dest / "model.safetensors")
     shutil.copyfile(src / "config.json", dest / "config.json")
     from ..api import load_model
