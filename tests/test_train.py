@@ -278,3 +278,16 @@ def test_export_half_precision(tmp_path):
     assert next(b.parameters()).dtype == torch.float32
     torch.testing.assert_close(oa.pose, ob.pose, atol=2e-2, rtol=2e-2)
     assert main(["train", "--out", str(tmp_path / "nothing"), "--export", str(tmp_path / "e2")]) == 2
+
+
+def test_init_from_weights(tmp_path):
+    cfg = tiny_cfg("optim.steps=1")
+    first = Trainer(cfg, tmp_path / "a", sampler=fake_sampler(cfg), log=lambda s: None)
+    first.run()
+    second = Trainer(cfg, tmp_path / "b", sampler=fake_sampler(cfg), log=lambda s: None)
+    second.init_from(tmp_path / "a" / "model")
+    sa, sb = first.model.state_dict(), second.model.state_dict()
+    assert all(torch.equal(sa[k], sb[k]) for k in sa) and second.step == 0
+    other = apply_overrides(cfg, ["model.enc_depth=2"])
+    with pytest.raises(TTT3RError, match="architecture differs"):
+        Trainer(other, tmp_path / "c", sampler=fake_sampler(other), log=lambda s: None).init_from(tmp_path / "a" / "model")

@@ -35,6 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="run folder (checkpoint, model/, log.csv, loss.png)")
     p.add_argument("--data", help="pool folder of rendered sequences (overrides data.dir)")
     p.add_argument("--resume", action="store_true", help="continue from the run folder's last checkpoint")
+    p.add_argument("--init", metavar="WEIGHTS",
+                   help="start a new run from these weights (e.g. src/ttt3r/assets/models/synth_small)")
     p.add_argument("--max-minutes", type=float, help="stop (with a checkpoint) after this much wall time")
     p.add_argument("--evaluate", action="store_true",
                    help="do not train: evaluate the run's last weights on the held-out sequences")
@@ -90,7 +92,12 @@ def main(argv: list[str] | None = None) -> int:
 
     if not args.resume and (out / "checkpoint.pt").exists():
         raise TTT3RError(f"{out}: already holds a checkpoint; pass --resume to continue or choose another --out")
+    if args.init and args.resume:
+        raise TTT3RError("--init starts a new run; it cannot be combined with --resume")
     trainer = Trainer(cfg, out, log=lambda s: print(s, flush=True))
+    if args.init:
+        trainer.init_from(args.init)
+        print(f"initialised from {args.init}", flush=True)
     if args.resume:
         if trainer.resume():
             print(f"resumed {out} at step {trainer.step}", flush=True)

@@ -226,6 +226,23 @@ class Trainer:
         self.rows = [r for r in read_log(self.out / "log.csv") if r["step"] <= self.step]
         return True
 
+    def init_from(self, weights: str | os.PathLike) -> None:
+        """Start from existing weights (a ttt3r model folder or checkpoint) instead of random ones.
+
+        The weights' architecture must match the config's model settings; the
+        optimiser starts fresh (step 0).
+        """
+        from ..weights import load_weights_file
+
+        src = load_weights_file(weights, device="cpu")
+        want, have = self.cfg.model_config().to_dict(), src.cfg.to_dict()
+        for d in (want, have):
+            d.pop("extra", None)
+        if want != have:
+            diff = sorted(k for k in want if want.get(k) != have.get(k))
+            raise TTT3RError(f"{weights}: architecture differs from the config ({', '.join(diff[:4])})")
+        self.model.load_state_dict({k: v.float() for k, v in src.state_dict().items()})
+
     # -- logs -----------------------------------------------------------------------
     def _write_log(self) -> None:
         buf = io.StringIO()
