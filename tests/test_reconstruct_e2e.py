@@ -7,14 +7,11 @@ back with the field's own tools and checked against the Python API's results.
 from __future__ import annotations
 
 import json
-import os
-from pathlib import Path
 
 import av
 import numpy as np
 import pytest
 from PIL import Image
-from scipy.spatial.transform import Rotation
 
 import ttt3r
 from ttt3r.cli import main as cli

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .errors import DownloadError, TTT3RError
+from .errors import DownloadError
 from .results import FrameResult
 
 #: Where the bundled small model lives inside the package (if it is shipped).

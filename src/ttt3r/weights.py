@@ -18,8 +18,6 @@ missing, unexpected or mis-shaped keys are refused with their names.
 
 from __future__ import annotations
 
-import io
-import json
 import os
 import pickle
 import zipfile
@@ -396,10 +394,6 @@ def convert_checkpoint(src: str | os.PathLike, out_dir: str | os.PathLike) -> Pa
     return save_converted(sd, cfg, out_dir)
 
 
-def config_to_json_file(cfg: ModelConfig, path: str | os.PathLike) -> None:
-    atomic_write_text(path, json.dumps(cfg.to_dict(), indent=1) + "\n")
-
-
 __all__ = [
     "adapt_state_dict",
     "build_model",
@@ -408,5 +402,3 @@ __all__ = [
     "read_checkpoint",
     "save_converted",
 ]
-
-_ = io  # (kept for type checkers of file-like arguments)

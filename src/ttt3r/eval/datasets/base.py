@@ -200,3 +200,16 @@ def pinhole(fx: float, fy: float, cx: float, cy: float, n: int) -> np.ndarray:
     """(n, 3, 3) copies of the pinhole matrix with the given focal lengths and principal point (pixels)."""
     K = np.array([[fx, 0.0, cx], [0.0, fy, cy], [0.0, 0.0, 1.0]])
     return np.tile(K, (n, 1, 1))
+
+
+class KeyframeReconLoader(DatasetLoader):
+    """A reconstruction dataset sampled every ``kf_every``-th frame, at most ``max_frames``."""
+
+    tasks: ClassVar[tuple[str, ...]] = ("recon",)
+
+    def __init__(self, root: str | os.PathLike, kf_every: int = 2, max_frames: int | None = None) -> None:
+        super().__init__(root)
+        if kf_every < 1:
+            raise TTT3RError(f"{self.name}: kf_every must be >= 1, got {kf_every}")
+        self.kf_every = kf_every
+        self.max_frames = max_frames

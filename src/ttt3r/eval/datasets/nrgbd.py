@@ -14,12 +14,11 @@ Poses are converted to OpenCV axes (camera y and z flipped). Every
 
 from __future__ import annotations
 
-import os
 
 import numpy as np
 
 from ...errors import TTT3RError
-from .base import DatasetLoader, Sequence, pinhole, read_png_depth
+from .base import KeyframeReconLoader, Sequence, pinhole, read_png_depth
 
 NRGBD_INTRINSICS = (554.2562584220408, 554.2562584220408, 320.0, 240.0)
 GL_TO_CV = np.diag([1.0, -1.0, -1.0, 1.0])
@@ -49,18 +48,10 @@ def read_nrgbd_poses(path) -> tuple[np.ndarray, np.ndarray]:
     return np.array(poses), np.array(valid)
 
 
-class NRGBD(DatasetLoader):
+class NRGBD(KeyframeReconLoader):
     """NRGBD scenes for reconstruction (see the module docstring)."""
 
     name = "nrgbd"
-    tasks = ("recon",)
-
-    def __init__(self, root: str | os.PathLike, kf_every: int = 2, max_frames: int | None = None) -> None:
-        super().__init__(root)
-        if kf_every < 1:
-            raise TTT3RError(f"{self.name}: kf_every must be >= 1, got {kf_every}")
-        self.kf_every = kf_every
-        self.max_frames = max_frames
 
     def sequence_names(self) -> list[str]:
         return self._subdirs(self.root)

@@ -15,12 +15,11 @@ Depths beyond 10 m are treated as missing. Intrinsics: fx = fy = 525,
 
 from __future__ import annotations
 
-import os
 
 import numpy as np
 
 from ...errors import TTT3RError
-from .base import DatasetLoader, Sequence, pinhole, read_png_depth
+from .base import KeyframeReconLoader, Sequence, pinhole, read_png_depth
 
 SEVENSCENES_INTRINSICS = (525.0, 525.0, 320.0, 240.0)
 
@@ -41,18 +40,10 @@ def _read_pose(path) -> np.ndarray:
     return m
 
 
-class SevenScenes(DatasetLoader):
+class SevenScenes(KeyframeReconLoader):
     """7-Scenes test sequences for reconstruction (see the module docstring)."""
 
     name = "7scenes"
-    tasks = ("recon",)
-
-    def __init__(self, root: str | os.PathLike, kf_every: int = 2, max_frames: int | None = None) -> None:
-        super().__init__(root)
-        if kf_every < 1:
-            raise TTT3RError(f"{self.name}: kf_every must be >= 1, got {kf_every}")
-        self.kf_every = kf_every
-        self.max_frames = max_frames
 
     def sequence_names(self) -> list[str]:
         names = []
