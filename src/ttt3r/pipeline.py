@@ -52,13 +52,12 @@ def choose_weights(weights: str | None, quiet: bool = False,
                    notice: Callable[[str], None] | None = None) -> str:
     """Resolve ``--weights``; with none given, the released 512 checkpoint (cache, then
     download), else the bundled small synthetic-scene model with a one-line notice."""
-    from .hub import is_cached, resolve_weights
+    from .hub import resolve_weights
 
     if weights:
         return str(resolve_weights(weights, quiet=quiet))
-    if is_cached(DEFAULT_RELEASED):
-        return str(resolve_weights(DEFAULT_RELEASED, quiet=quiet))
-    try:
+    try:  # a cached checkpoint is returned without any download
+
         return str(resolve_weights(DEFAULT_RELEASED, quiet=quiet))
     except DownloadError as e:
         if not (BUNDLED_MODEL / "model.safetensors").is_file():
@@ -70,19 +69,35 @@ def choose_weights(weights: str | None, quiet: bool = False,
         return str(BUNDLED_MODEL)
 
 
+def _session(opts: ReconstructOptions, model=None):
+    """The :class:`Session` for ``opts`` and a description of its weights (loads them if needed)."""
+    from .api import load_model
+    from .session import Session
+
+    weights = "(given model)"
+    if model is None:
+        weights = choose_weights(opts.weights, opts.quiet)
+        model = load_model(weights, opts.device, opts.dtype, quiet=opts.quiet)
+    sess = Session(model, update=opts.update, reset_every=opts.reset_every, size=opts.size, want=opts.want)
+    return sess, weights
+
+
+def _step(sess, frame) -> FrameResult:
+    result = sess.step(frame.image, frame.name)
+    if frame.timestamp is not None:  # the video's presentation time (variable frame rates)
+        result.extras["timestamp"] = frame.timestamp
+    return result
+
+
 def iter_reconstruction(input_path: str | os.PathLike, opts: ReconstructOptions,
                         model=None) -> Iterator[FrameResult]:
     """Yield a :class:`FrameResult` per input frame, without writing anything."""
-    from .api import load_model
     from .io.frames import open_frames
-    from .session import Session
 
     source = open_frames(input_path, opts.frame_interval, opts.max_frames, opts.skip_bad)
-    if model is None:
-        model = load_model(choose_weights(opts.weights, opts.quiet), opts.device, opts.dtype, quiet=opts.quiet)
-    sess = Session(model, update=opts.update, reset_every=opts.reset_every, size=opts.size, want=opts.want)
+    sess, _ = _session(opts, model)
     for frame in source:
-        yield sess.step(frame.image, frame.name)
+        yield _step(sess, frame)
 
 
 @dataclass
@@ -106,9 +121,8 @@ def reconstruct_to_dir(input_path: str | os.PathLike, out_dir: str | os.PathLike
     stays valid on disk and ``run.json`` says the run was interrupted; the
     KeyboardInterrupt is then re-raised.
     """
-    from .api import load_model, resolve_device, resolve_dtype
+    from .api import resolve_device, resolve_dtype
     from .io.frames import open_frames
-    from .session import Session
     from .writers import DEFAULT_EXPORTS, RunWriter, WriterOptions
     from .writers.outdir import OutputDir
 
@@ -116,11 +130,7 @@ def reconstruct_to_dir(input_path: str | os.PathLike, out_dir: str | os.PathLike
     exports = tuple(opts.exports or DEFAULT_EXPORTS)
     source = open_frames(input_path, opts.frame_interval, opts.max_frames, opts.skip_bad)
     OutputDir(out_dir, exports, overwrite=opts.overwrite).check()
-    weights = "(given model)"
-    if model is None:
-        weights = choose_weights(opts.weights, opts.quiet)
-        model = load_model(weights, opts.device, opts.dtype, quiet=opts.quiet)
-    sess = Session(model, update=opts.update, reset_every=opts.reset_every, size=opts.size, want=opts.want)
+    sess, weights = _session(opts, model)
     info = {
         "input": os.fspath(input_path),
         "weights": weights,
@@ -147,9 +157,7 @@ def reconstruct_to_dir(input_path: str | os.PathLike, out_dir: str | os.PathLike
                        options=wopts, info=info, background=True) as writer:
             try:
                 for frame in source:
-                    result = sess.step(frame.image, frame.name)
-                    if frame.timestamp is not None:  # the video's presentation time (variable frame rates)
-                        result.extras["timestamp"] = frame.timestamp
+                    result = _step(sess, frame)
                     writer.add(result)
                     if viewer is not None:
                         viewer.add(result)
