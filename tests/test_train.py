@@ -12,7 +12,7 @@ import torch
 from ttt3r.errors import TTT3RError
 from ttt3r.train.config import TrainConfig, apply_overrides, load_config
 from ttt3r.train.data import Batch, ClipSampler, SeqArrays, make_clip
-from ttt3r.train.evaluate import extent, static_ate
+from ttt3r.train.evaluate import extent, predict_sequence, sequence_metrics, static_ate
 from ttt3r.train.losses import ClipPrediction, avg_distance, conf_regression, cut3r_loss, pose_loss
 from ttt3r.train.loop import Trainer, build_training_model, lr_at, make_optimizer, read_log, train_step
 
@@ -257,6 +257,68 @@ def test_evaluation_baselines_hand_computed():
     c = np.array([[0.0, 0, 0], [2.0, 0, 0], [4.0, 0, 0]])
     assert extent(c) == pytest.approx(4.0)
     assert static_ate(c) == pytest.approx(math.sqrt(8 / 3))
+
+
+def _similar_trajectory(gt: np.ndarray, scale: float, seed: int) -> np.ndarray:
+    """The (N, 4, 4) poses ``gt`` seen from another world frame at another scale."""
+    from scipy.spatial.transform import Rotation
+
+    S = np.eye(4)
+    S[:3, :3] = Rotation.random(random_state=seed).as_matrix()
+    S[:3, 3] = [0.3, -1.0, 2.0]
+    out = S[None] @ gt
+    out[:, :3, 3] *= scale
+    return out
+
+
+def test_sequence_metrics_exact_cases():
+    seq = fake_sequence(3, frames=8)
+    gt_poses = np.linalg.inv(seq.poses[0])[None] @ seq.poses
+    # a perfect prediction up to one depth scale and one similarity transform: all errors zero
+    m = sequence_metrics(seq.depth * 3.0, _similar_trajectory(gt_poses, 2.5, 0), seq.depth, gt_poses)
+    assert m["abs_rel"] == pytest.approx(0.0, abs=1e-6)
+    assert m["ate_frac"] == pytest.approx(0.0, abs=1e-9)
+    assert m["rpe_trans_frac"] == pytest.approx(0.0, abs=1e-9)
+    assert m["rpe_rot_deg"] == pytest.approx(0.0, abs=1e-6)
+    # the baselines themselves score exactly the baseline figures
+    centres = gt_poses[:, :3, 3]
+    static = np.repeat(np.eye(4)[None], len(gt_poses), axis=0)
+    b = sequence_metrics(np.ones_like(seq.depth), static, seq.depth, gt_poses)
+    assert b["abs_rel"] == pytest.approx(b["abs_rel_const"])
+    assert b["ate_frac"] == pytest.approx(b["ate_frac_static"])
+    assert b["ate_frac_static"] == pytest.approx(static_ate(centres) / extent(centres))
+    assert b["extent_m"] == pytest.approx(extent(centres))
+    steps = np.linalg.norm(np.diff(centres, axis=0), axis=1)  # a static camera misses every step
+    assert b["rpe_trans_frac"] == pytest.approx(np.sqrt(np.mean(steps**2)) / extent(centres))
+    # depth off by a factor 2 on half of the pixels (after median scaling): hand-computed Abs Rel
+    d = seq.depth.copy()
+    d[:, :, : d.shape[2] // 2] *= 2.0  # the median pixel lies in the unchanged half or on the edge
+    got = sequence_metrics(d, gt_poses, seq.depth, gt_poses)["abs_rel"]
+    scale = np.median(seq.depth) / np.median(d)
+    want = np.mean(np.abs(d * scale - seq.depth) / seq.depth)
+    assert got == pytest.approx(want, rel=1e-6)
+    bad = gt_poses.copy()
+    bad[2, 0, 3] = np.nan
+    assert math.isnan(sequence_metrics(seq.depth, bad, seq.depth, gt_poses)["ate_frac"])
+
+
+def test_predict_sequence_resets_chain_chunks():
+    torch.manual_seed(0)
+    model = build_training_model(tiny_cfg(), torch.device("cpu")).eval()
+    rgb = fake_sequence(4, frames=7).rgb
+    d0, p0 = predict_sequence(model, rgb, "ttt3r")
+    d_long, p_long = predict_sequence(model, rgb, "ttt3r", reset_every=7)  # the reset would follow frame 7
+    np.testing.assert_array_equal(d0, d_long)
+    np.testing.assert_array_equal(p0, p_long)
+    d3, p3 = predict_sequence(model, rgb, "ttt3r", reset_every=3)
+    np.testing.assert_array_equal(d3[:3], d0[:3])  # the first chunk is untouched
+    np.testing.assert_allclose(p3[:3], p0[:3])
+    assert not np.allclose(d3[3:], d0[3:])  # later chunks start from a fresh state
+    # chunk 2 re-feeds frame 3 first; its frames are chained onto frame 3's pose (first chunk)
+    fresh_d, fresh_p = predict_sequence(model, rgb[2:], "ttt3r")
+    np.testing.assert_allclose(d3[3:6], fresh_d[1:4], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(p3[3:6], p0[2] @ fresh_p[1:4], rtol=1e-5, atol=1e-6)
+    assert np.isfinite(p3).all()
 
 
 def test_export_half_precision(tmp_path):

@@ -11,7 +11,9 @@ asked for. Reported per sequence and on average:
   trajectory extent (largest distance between two ground-truth camera
   centres); baseline: every camera at the first pose, whose best Sim(3)
   alignment puts all of them at the centroid of the ground-truth centres, so
-  its ATE is the RMS distance of the centres from their centroid.
+  its ATE is the RMS distance of the centres from their centroid;
+* **RPE** between consecutive frames after the same alignment (translation
+  over the extent, rotation in degrees), reported without a baseline.
 
 Numbers below 1 for "model / baseline" mean the model beats the baseline.
 """
@@ -39,6 +41,8 @@ class SeqResult:
     ate_frac: float
     ate_frac_static: float
     extent_m: float
+    rpe_trans_frac: float = float("nan")
+    rpe_rot_deg: float = float("nan")
 
 
 def static_ate(ref_centres: np.ndarray) -> float:
@@ -54,28 +58,71 @@ def extent(centres: np.ndarray) -> float:
     return float(d.max())
 
 
-@torch.no_grad()
-def predict_sequence(model: torch.nn.Module, rgb: np.ndarray, rule: str) -> tuple[np.ndarray, np.ndarray]:
-    """Stream (T, H, W, 3) uint8 frames -> depth (T, H, W) and (T, 4, 4) camera-to-first-camera poses."""
-    from ..geometry import pose_encoding_to_matrix
+def predict_sequence(model: torch.nn.Module, rgb: np.ndarray, rule: str,
+                     reset_every: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Stream (T, H, W, 3) uint8 frames through a :class:`ttt3r.Session` (no resizing).
 
-    dev = next(model.parameters()).device
-    state = model.init_state(1)
+    Returns depth (T, H, W) (camera z, the model's scale) and (T, 4, 4)
+    camera-to-first-camera poses; with ``reset_every=N`` the state is reset after
+    every N frames and the chunks are chained as in ``ttt3r reconstruct``.
+    """
+    from ..preprocess import Preprocessed, normalize
+    from ..session import Session
+
+    session = Session(model, update=rule, reset_every=reset_every)
     depths, poses = [], []
     for t in range(len(rgb)):
-        img = torch.from_numpy(rgb[t]).to(dev).float().permute(2, 0, 1)[None] / 127.5 - 1.0
-        out, state = model.step(img, state, rule=rule)
-        depths.append(out.pts3d_self[0, ..., 2].float().cpu().numpy())
-        poses.append(pose_encoding_to_matrix(out.pose.float())[0].cpu().numpy())
+        frame = np.ascontiguousarray(rgb[t])
+        res = session.step(Preprocessed(normalize(frame), frame, frame.shape[:2]))
+        depths.append(res.depth)
+        poses.append(res.pose)
     return np.stack(depths), np.stack(poses).astype(np.float64)
+
+
+def sequence_metrics(depth: np.ndarray, poses: np.ndarray, gt_depth: np.ndarray,
+                     gt_poses: np.ndarray) -> dict[str, float]:
+    """Metrics of one streamed prediction against the ground truth, with both baselines.
+
+    depth, gt_depth (N, H, W); poses, gt_poses (N, 4, 4) camera-to-first-camera.
+    Returns ``abs_rel`` / ``abs_rel_const`` (median-scaled), ``ate_frac`` /
+    ``ate_frac_static`` (Sim(3)-aligned ATE over the extent), ``rpe_trans_frac``
+    (consecutive-frame RPE translation RMSE over the extent, same alignment),
+    ``rpe_rot_deg`` (consecutive-frame RPE rotation RMSE, degrees) and
+    ``extent_m``. A predicted camera that never moves scores exactly the static
+    baseline; pose metrics are NaN when a predicted pose is not finite or the
+    predicted centres are collinear (no unique Sim(3) alignment).
+    """
+    from ..eval.metrics_depth import depth_metrics
+    from ..eval.metrics_pose import pose_metrics
+
+    centres = gt_poses[:, :3, 3]
+    ext = extent(centres)
+    out = dict(abs_rel=float(depth_metrics(np.maximum(depth, 1e-6), gt_depth, align="median").abs_rel),
+               abs_rel_const=float(depth_metrics(np.ones_like(gt_depth), gt_depth, align="median").abs_rel),
+               ate_frac_static=static_ate(centres) / ext, extent_m=ext,
+               ate_frac=float("nan"), rpe_trans_frac=float("nan"), rpe_rot_deg=float("nan"))
+    if not np.isfinite(poses).all():
+        return {k: float(v) for k, v in out.items()}
+    est = poses[:, :3, 3]
+    if np.ptp(est, axis=0).max() <= 1e-12 * max(1.0, float(np.abs(est).max())):
+        # a camera that never moves: its best Sim(3) puts it at the centroid of the ground
+        # truth (scale 0), and its relative motions are zero whatever the alignment
+        pm = pose_metrics(gt_poses, poses, align="none", delta=1, all_pairs=True)
+        out.update(ate_frac=out["ate_frac_static"], rpe_trans_frac=pm.rpe_trans.rmse / ext,
+                   rpe_rot_deg=pm.rpe_rot.rmse)
+    else:
+        try:
+            pm = pose_metrics(gt_poses, poses, align="sim3", delta=1, all_pairs=True)
+        except TTT3RError:  # collinear predicted centres: no unique alignment, left NaN
+            return {k: float(v) for k, v in out.items()}
+        out.update(ate_frac=pm.ate.rmse / ext, rpe_trans_frac=pm.rpe_trans.rmse / ext,
+                   rpe_rot_deg=pm.rpe_rot.rmse)
+    return {k: float(v) for k, v in out.items()}
 
 
 def evaluate_model(model: torch.nn.Module, seq_paths: list[Path], frames: int = 16, stride: int = 2,
                    rules: tuple[str, ...] = ("cut3r", "ttt3r")) -> list[SeqResult]:
     """Metrics of ``model`` on each sequence (first ``frames`` frames at ``stride``) for each rule."""
-    from ..eval.metrics_depth import depth_metrics
-    from ..eval.metrics_pose import pose_metrics
-
     results = []
     for path in seq_paths:
         seq = SeqArrays.load(path)
@@ -84,17 +131,11 @@ def evaluate_model(model: torch.nn.Module, seq_paths: list[Path], frames: int = 
             raise TTT3RError(f"{path}: has {len(seq.depth)} frames, {frames} at stride {stride} need {idx[-1] + 1}")
         gt_depth = seq.depth[idx]
         gt_poses = np.linalg.inv(seq.poses[idx[0]])[None] @ seq.poses[idx]
-        ext = extent(gt_poses[:, :3, 3])
-        const = depth_metrics(np.ones_like(gt_depth), gt_depth, align="median").abs_rel
-        static = static_ate(gt_poses[:, :3, 3]) / ext
         for rule in rules:
             depth, poses = predict_sequence(model, seq.rgb[idx], rule)
-            d = depth_metrics(np.maximum(depth, 1e-6), gt_depth, align="median").abs_rel
-            if np.isfinite(poses).all():
-                ate = pose_metrics(gt_poses, poses, align="sim3").ate.rmse / ext
-            else:
-                ate = float("nan")
-            results.append(SeqResult(Path(path).name, rule, float(d), float(const), float(ate), float(static), ext))
+            m = sequence_metrics(depth, poses, gt_depth, gt_poses)
+            results.append(SeqResult(Path(path).name, rule, m["abs_rel"], m["abs_rel_const"], m["ate_frac"],
+                                     m["ate_frac_static"], m["extent_m"], m["rpe_trans_frac"], m["rpe_rot_deg"]))
     return results
 
 
