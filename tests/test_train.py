@@ -127,6 +127,50 @@ def test_clip_ground_truth_geometry():
     assert clip["img"].shape == (3, 3, 32, 32) and clip["img"].min() >= -1 and clip["img"].max() <= 1
 
 
+def test_mirrored_clip_is_the_mirror_world():
+    from ttt3r.train.data import _quat_wxyz
+
+    seq = fake_sequence(2)
+    idx = np.array([1, 4, 6])
+    a, b = make_clip(seq, idx), make_clip(seq, idx, flip=True)
+    M = np.diag([-1.0, 1.0, 1.0])
+    # pixel (v, u) of the mirrored clip is pixel (v, W-1-u) of the original, x negated
+    np.testing.assert_array_equal(b["img"], a["img"][..., ::-1])
+    np.testing.assert_allclose(b["pts_self"], a["pts_self"][:, :, ::-1] @ M, atol=1e-9)
+    np.testing.assert_allclose(b["pts_world"], a["pts_world"][:, :, ::-1] @ M, atol=1e-9)
+    np.testing.assert_array_equal(b["valid"], a["valid"][:, :, ::-1])
+    # the mirrored poses still map each frame's points onto the first frame's
+    from scipy.spatial.transform import Rotation
+
+    for i in range(len(idx)):
+        t, q = b["pose"][i, :3], b["pose"][i, 3:]
+        R = Rotation.from_quat([q[1], q[2], q[3], q[0]]).as_matrix()
+        assert np.linalg.det(R) == pytest.approx(1.0)
+        np.testing.assert_allclose(b["pts_self"][i].reshape(-1, 3) @ R.T + t, b["pts_world"][i].reshape(-1, 3),
+                                   atol=1e-9)
+        R0 = Rotation.from_quat(np.r_[a["pose"][i, 4:], a["pose"][i, 3]]).as_matrix()
+        np.testing.assert_allclose(b["pose"][i, 3:], _quat_wxyz(M @ R0 @ M), atol=1e-12)
+    # an off-centre principal point cannot be mirrored exactly
+    off = SeqArrays(seq.rgb, seq.depth, seq.poses, seq.K + np.array([[0, 0, 0.7], [0, 0, 0], [0, 0, 0]]))
+    with pytest.raises(TTT3RError, match="off centre"):
+        make_clip(off, idx, flip=True)
+
+
+def test_flip_prob_mirrors_some_clips():
+    plain = fake_sampler(tiny_cfg())
+    flipping = fake_sampler(tiny_cfg("data.flip_prob=0.5"))
+    mirrored = same = 0
+    for k in range(12):
+        a, b = plain.batch(k, 2), flipping.batch(k, 2)
+        # the first clip of a batch is drawn alike by both; later ones differ after a flip draw
+        is_same, is_mirror = torch.equal(a.img[0], b.img[0]), torch.equal(a.img[0].flip(-1), b.img[0])
+        assert is_same != is_mirror
+        same, mirrored = same + is_same, mirrored + is_mirror
+    assert mirrored > 0 and same > 0
+    with pytest.raises(TTT3RError, match="flip_prob"):
+        tiny_cfg("data.flip_prob=1.5")
+
+
 def test_batches_are_a_function_of_seed_and_step():
     cfg = tiny_cfg("data.clip_min=2", "data.clip_max=5")
     s1, s2 = fake_sampler(cfg), fake_sampler(cfg)

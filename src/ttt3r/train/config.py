@@ -23,6 +23,7 @@ File layout (every key optional; defaults below)::
     clip_max = 8
     stride_max = 4                   # frame stride within a clip: uniform in 1..stride_max
     reverse_prob = 0.5               # chance to play a clip backwards
+    flip_prob = 0.0                  # chance to mirror a clip left-right (images, depth, poses)
 
     [optim]
     steps = 20000                    # total optimisation steps
@@ -97,6 +98,7 @@ class DataConfig:
     clip_max: int = 8
     stride_max: int = 4
     reverse_prob: float = 0.5
+    flip_prob: float = 0.0
 
 
 @dataclass
@@ -186,6 +188,8 @@ class TrainConfig:
         if d.stride_max < 1 or (d.clip_max - 1) * d.stride_max + 1 > d.frames:
             raise TTT3RError(
                 f"{source}: clips of {d.clip_max} frames at stride {d.stride_max} do not fit in {d.frames}-frame sequences")
+        if not (0.0 <= d.reverse_prob <= 1.0 and 0.0 <= d.flip_prob <= 1.0):
+            raise TTT3RError(f"{source}: data.reverse_prob and data.flip_prob must be in [0, 1]")
         if d.train_sequences < 1 or d.heldout_sequences < 0:
             raise TTT3RError(f"{source}: data.train_sequences must be >= 1 and data.heldout_sequences >= 0")
         train = set(range(d.train_seed0, d.train_seed0 + d.train_sequences))

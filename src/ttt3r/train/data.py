@@ -120,8 +120,18 @@ class Batch:
         return b, l, h, w
 
 
-def make_clip(seq: SeqArrays, frames: np.ndarray) -> dict[str, np.ndarray]:
+#: the left-right mirror of OpenCV camera (and world) coordinates, x -> -x
+MIRROR = np.diag([-1.0, 1.0, 1.0, 1.0])
+
+
+def make_clip(seq: SeqArrays, frames: np.ndarray, flip: bool = False) -> dict[str, np.ndarray]:
     """Ground truth of one clip: the frames ``frames`` (indices) of ``seq``, in that order.
+
+    With ``flip`` the clip is mirrored left-right: images and depth maps are
+    flipped horizontally and every camera-to-world pose ``P`` becomes
+    ``MIRROR @ P @ MIRROR``, the same cameras in the mirrored world (still
+    rotations). That is exact only for a principal point at the image centre
+    ``(W - 1) / 2``, which is checked.
 
     Returns numpy arrays with the per-clip shapes of :class:`Batch` (no batch axis).
     """
@@ -131,6 +141,11 @@ def make_clip(seq: SeqArrays, frames: np.ndarray) -> dict[str, np.ndarray]:
     poses = seq.poses[frames]
     L, H, W = depth.shape
     K = seq.K
+    if flip:
+        if abs(K[0, 2] - (W - 1) / 2) > 1e-6:
+            raise TTT3RError(f"cannot mirror a clip whose principal point x {K[0, 2]} is off centre ({(W - 1) / 2})")
+        rgb, depth = rgb[:, :, ::-1], depth[:, :, ::-1]
+        poses = MIRROR[None] @ poses @ MIRROR[None]
     u, v = np.meshgrid(np.arange(W, dtype=np.float64), np.arange(H, dtype=np.float64))
     x = (u - K[0, 2]) / K[0, 0]
     y = (v - K[1, 2]) / K[1, 1]
@@ -193,5 +208,7 @@ class ClipSampler:
         clips = []
         for _ in range(batch_size):
             si, idx = self.clip_indices(rng, length)
-            clips.append(make_clip(self.seqs[si], idx))
+            # no draw when flipping is off, so such runs see the batches they always did
+            flip = self.data.flip_prob > 0 and bool(rng.random() < self.data.flip_prob)
+            clips.append(make_clip(self.seqs[si], idx, flip=flip))
         return collate(clips)
