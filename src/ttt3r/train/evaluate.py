@@ -93,31 +93,36 @@ def sequence_metrics(depth: np.ndarray, poses: np.ndarray, gt_depth: np.ndarray,
     predicted centres are collinear (no unique Sim(3) alignment).
     """
     from ..eval.metrics_depth import depth_metrics
-    from ..eval.metrics_pose import pose_metrics
 
     centres = gt_poses[:, :3, 3]
     ext = extent(centres)
-    out = dict(abs_rel=float(depth_metrics(np.maximum(depth, 1e-6), gt_depth, align="median").abs_rel),
-               abs_rel_const=float(depth_metrics(np.ones_like(gt_depth), gt_depth, align="median").abs_rel),
+    out = dict(abs_rel=depth_metrics(np.maximum(depth, 1e-6), gt_depth, align="median").abs_rel,
+               abs_rel_const=depth_metrics(np.ones_like(gt_depth), gt_depth, align="median").abs_rel,
                ate_frac_static=static_ate(centres) / ext, extent_m=ext,
-               ate_frac=float("nan"), rpe_trans_frac=float("nan"), rpe_rot_deg=float("nan"))
+               ate_frac=np.nan, rpe_trans_frac=np.nan, rpe_rot_deg=np.nan)
+    out.update(_pose_errors(poses, gt_poses, ext, out["ate_frac_static"]))
+    return {k: float(v) for k, v in out.items()}
+
+
+def _pose_errors(poses: np.ndarray, gt_poses: np.ndarray, ext: float, static_frac: float) -> dict[str, float]:
+    """``ate_frac``, ``rpe_trans_frac``, ``rpe_rot_deg`` of :func:`sequence_metrics`; {} where undefined."""
+    from ..eval.metrics_pose import pose_metrics
+
     if not np.isfinite(poses).all():
-        return {k: float(v) for k, v in out.items()}
+        return {}
     est = poses[:, :3, 3]
     if np.ptp(est, axis=0).max() <= 1e-12 * max(1.0, float(np.abs(est).max())):
         # a camera that never moves: its best Sim(3) puts it at the centroid of the ground
         # truth (scale 0), and its relative motions are zero whatever the alignment
         pm = pose_metrics(gt_poses, poses, align="none", delta=1, all_pairs=True)
-        out.update(ate_frac=out["ate_frac_static"], rpe_trans_frac=pm.rpe_trans.rmse / ext,
-                   rpe_rot_deg=pm.rpe_rot.rmse)
+        ate = static_frac
     else:
         try:
             pm = pose_metrics(gt_poses, poses, align="sim3", delta=1, all_pairs=True)
-        except TTT3RError:  # collinear predicted centres: no unique alignment, left NaN
-            return {k: float(v) for k, v in out.items()}
-        out.update(ate_frac=pm.ate.rmse / ext, rpe_trans_frac=pm.rpe_trans.rmse / ext,
-                   rpe_rot_deg=pm.rpe_rot.rmse)
-    return {k: float(v) for k, v in out.items()}
+        except TTT3RError:  # collinear predicted centres: no unique alignment
+            return {}
+        ate = pm.ate.rmse / ext
+    return dict(ate_frac=ate, rpe_trans_frac=pm.rpe_trans.rmse / ext, rpe_rot_deg=pm.rpe_rot.rmse)
 
 
 def evaluate_model(model: torch.nn.Module, seq_paths: list[Path], frames: int = 16, stride: int = 2,
@@ -134,8 +139,7 @@ def evaluate_model(model: torch.nn.Module, seq_paths: list[Path], frames: int = 
         for rule in rules:
             depth, poses = predict_sequence(model, seq.rgb[idx], rule)
             m = sequence_metrics(depth, poses, gt_depth, gt_poses)
-            results.append(SeqResult(Path(path).name, rule, m["abs_rel"], m["abs_rel_const"], m["ate_frac"],
-                                     m["ate_frac_static"], m["extent_m"], m["rpe_trans_frac"], m["rpe_rot_deg"]))
+            results.append(SeqResult(Path(path).name, rule, **m))
     return results
 
 
