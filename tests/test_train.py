@@ -14,7 +14,8 @@ from ttt3r.train.config import TrainConfig, apply_overrides, load_config
 from ttt3r.train.data import Batch, ClipSampler, SeqArrays, make_clip
 from ttt3r.train.evaluate import extent, predict_sequence, sequence_metrics, static_ate
 from ttt3r.train.losses import ClipPrediction, avg_distance, conf_regression, cut3r_loss, pose_loss
-from ttt3r.train.loop import Trainer, build_training_model, lr_at, make_optimizer, read_log, train_step
+from ttt3r.train.loop import (Trainer, build_training_model, lr_at, make_optimizer, moving_average, read_log,
+                              train_step)
 
 TINY = [
     "model.enc_embed_dim=32", "model.enc_depth=1", "model.enc_num_heads=2",
@@ -193,6 +194,12 @@ def test_few_steps_overfit_one_clip():
     losses = [train_step(model, opt, batch, cfg, 2e-3)["total"] for _ in range(25)]
     assert all(math.isfinite(x) for x in losses)
     assert min(losses[-5:]) < 0.7 * losses[0], losses
+
+
+def test_moving_average_hand_computed():
+    assert moving_average([1.0, 2.0, 3.0, 4.0, 8.0], 2) == [1.0, 1.5, 2.5, 3.5, 6.0]
+    assert moving_average([2.0, 4.0], 10) == [2.0, 3.0]
+    assert moving_average([], 3) == []
 
 
 def test_lr_schedule():

@@ -329,8 +329,23 @@ def read_log(path: Path) -> list[dict[str, float]]:
     return rows
 
 
-def plot_losses(rows: list[dict[str, float]], path: Path) -> None:
-    """Loss curves (total and parts, log scale) against step, written atomically as PNG."""
+def moving_average(values: list[float], window: int) -> list[float]:
+    """Trailing mean over at most ``window`` values (shorter at the start)."""
+    out, total = [], 0.0
+    for i, v in enumerate(values):
+        total += v
+        if i >= window:
+            total -= values[i - window]
+        out.append(total / min(i + 1, window))
+    return out
+
+
+def plot_losses(rows: list[dict[str, float]], path: Path, window: int = 10) -> None:
+    """Loss curves (total and parts; log scale on the right) against step, written atomically as PNG.
+
+    Each curve is drawn faintly as logged and boldly as a trailing mean over
+    ``window`` rows (clip lengths vary per batch, so single rows are noisy).
+    """
     import matplotlib
 
     matplotlib.use("Agg", force=False)
@@ -338,14 +353,19 @@ def plot_losses(rows: list[dict[str, float]], path: Path) -> None:
 
     steps = [r["step"] for r in rows]
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    for k in ("total", "conf_self", "conf_world", "pose", "rgb"):
-        if all(k in r for r in rows):
-            axes[0].plot(steps, [r[k] for r in rows], label=k, lw=1)
-    axes[0].set_xlabel("step"), axes[0].set_title("losses"), axes[0].legend(fontsize=8)
-    for k in ("reg_self", "reg_world", "pose"):
-        if all(k in r for r in rows):
-            axes[1].semilogy(steps, [max(r[k], 1e-6) for r in rows], label=k, lw=1)
-    axes[1].set_xlabel("step"), axes[1].set_title("normalised errors (log)"), axes[1].legend(fontsize=8)
+    panels = [(axes[0], ("total", "conf_self", "conf_world", "pose", "rgb"), False, "losses"),
+              (axes[1], ("reg_self", "reg_world", "pose"), True, "normalised errors (log)")]
+    for ax, keys, log, title in panels:
+        for i, k in enumerate(keys):
+            if not all(k in r for r in rows):
+                continue
+            vals = [max(r[k], 1e-6) if log else r[k] for r in rows]
+            colour = f"C{i}"
+            ax.plot(steps, vals, color=colour, lw=0.6, alpha=0.3)
+            ax.plot(steps, moving_average(vals, window), color=colour, lw=1.5, label=k)
+        if log:
+            ax.set_yscale("log")
+        ax.set_xlabel("step"), ax.set_title(f"{title}, mean of {window} rows bold"), ax.legend(fontsize=8)
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=90)
