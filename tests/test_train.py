@@ -13,9 +13,9 @@ from ttt3r.errors import TTT3RError
 from ttt3r.train.config import TrainConfig, apply_overrides, load_config
 from ttt3r.train.data import Batch, ClipSampler, SeqArrays, make_clip
 from ttt3r.train.evaluate import extent, predict_sequence, sequence_metrics, static_ate
-from ttt3r.train.losses import ClipPrediction, avg_distance, conf_regression, cut3r_loss, pose_loss
-from ttt3r.train.loop import (Trainer, build_training_model, lr_at, make_optimizer, moving_average, read_log,
-                              train_step)
+from ttt3r.train.losses import ClipPrediction, avg_distance, conf_regression, cut3r_loss, pose_loss, quat_scale_loss
+from ttt3r.train.loop import (Trainer, build_training_model, forward_clip, lr_at, make_optimizer, moving_average,
+                              read_log, rescale_pose_quaternion, train_step)
 
 TINY = [
     "model.enc_embed_dim=32", "model.enc_depth=1", "model.enc_num_heads=2",
@@ -194,6 +194,38 @@ def test_few_steps_overfit_one_clip():
     losses = [train_step(model, opt, batch, cfg, 2e-3)["total"] for _ in range(25)]
     assert all(math.isfinite(x) for x in losses)
     assert min(losses[-5:]) < 0.7 * losses[0], losses
+
+
+def test_quaternion_scale_term_hand_computed():
+    raw = torch.zeros(1, 2, 7)
+    raw[0, 0, 3:7] = torch.tensor([2.0, 0.0, 0.0, 0.0])  # norm 2 -> (2 - 1)^2 = 1
+    raw[0, 1, 3:7] = torch.tensor([0.6, 0.0, 0.8, 0.0])  # norm 1 -> 0
+    raw[..., :3] = 5.0  # translations do not count
+    assert float(quat_scale_loss(raw)) == pytest.approx(0.5)
+    cfg = tiny_cfg()
+    batch = fake_sampler(cfg).batch(0, 2)
+    pred = _perfect(batch, 1.0)
+    pred.pose_raw = torch.zeros(batch.pose.shape)
+    pred.pose_raw[..., 3] = 3.0  # every raw norm 3 -> term (3 - 1)^2 = 4
+    off, parts = cut3r_loss(pred, batch, quat_norm_weight=0.0)
+    on, parts_on = cut3r_loss(pred, batch, quat_norm_weight=0.25)
+    assert float(on - off) == pytest.approx(1.0) and parts["quat_norm"] == pytest.approx(3.0)
+
+
+def test_rescaled_pose_quaternion_keeps_outputs_and_sets_norm_one():
+    cfg = tiny_cfg()
+    model = build_training_model(cfg, torch.device("cpu")).eval()
+    last = model.downstream_head.pose_head.mlp.fc2
+    with torch.no_grad():  # the drift seen in training: a large raw quaternion
+        last.bias[3] += 40.0
+    img = fake_sampler(cfg).batch(0, 2).img
+    before = forward_clip(model, img, want_rgb=False)
+    factor = rescale_pose_quaternion(model, img)
+    after = forward_clip(model, img, want_rgb=False)
+    assert factor > 10
+    assert float(after.pose_raw[..., 3:7].detach().norm(dim=-1).mean()) == pytest.approx(1.0, rel=1e-5)
+    torch.testing.assert_close(after.pose, before.pose, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(after.pts_world, before.pts_world)
 
 
 def test_moving_average_hand_computed():
@@ -397,10 +429,21 @@ def test_init_from_weights(tmp_path):
     cfg = tiny_cfg("optim.steps=1")
     first = Trainer(cfg, tmp_path / "a", sampler=fake_sampler(cfg), log=lambda s: None)
     first.run()
-    second = Trainer(cfg, tmp_path / "b", sampler=fake_sampler(cfg), log=lambda s: None)
+    exact = apply_overrides(cfg, ["loss.quat_norm_weight=0"])
+    second = Trainer(exact, tmp_path / "b", sampler=fake_sampler(exact), log=lambda s: None)
     second.init_from(tmp_path / "a" / "model")
     sa, sb = first.model.state_dict(), second.model.state_dict()
     assert all(torch.equal(sa[k], sb[k]) for k in sa) and second.step == 0
+    # with the quaternion-scale term on, only the pose MLP's quaternion rows are rescaled
+    third = Trainer(cfg, tmp_path / "b2", sampler=fake_sampler(cfg), log=lambda s: None)
+    third.init_from(tmp_path / "a" / "model")
+    sc = third.model.state_dict()
+    rows = "downstream_head.pose_head.mlp.fc2."
+    assert all(torch.equal(sa[k], sc[k]) for k in sa if not k.startswith(rows))
+    for k in (rows + "weight", rows + "bias"):
+        assert torch.equal(sa[k][:3], sc[k][:3])
+        ratio = sa[k][3:7] / sc[k][3:7]
+        torch.testing.assert_close(ratio, torch.full_like(ratio, float(ratio.flatten()[0])))
     other = apply_overrides(cfg, ["model.enc_depth=2"])
     with pytest.raises(TTT3RError, match="architecture differs"):
         Trainer(other, tmp_path / "c", sampler=fake_sampler(other), log=lambda s: None).init_from(tmp_path / "a" / "model")

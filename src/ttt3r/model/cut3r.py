@@ -58,7 +58,8 @@ class StepOutput:
     ``pts3d_self`` (B, H, W, 3) camera-frame points; ``conf_self`` (B, H, W);
     ``pose`` (B, 7) camera-to-world encoding ``(tx, ty, tz, qw, qx, qy, qz)``;
     optional ``pts3d_world`` (B, H, W, 3) / ``conf_world`` (world = first frame's
-    camera) and ``rgb`` (B, H, W, 3) in [-1, 1].
+    camera) and ``rgb`` (B, H, W, 3) in [-1, 1]; ``pose_raw`` (B, 7) the pose MLP's
+    output before ``pose_mode`` and quaternion normalisation (for training losses).
     """
 
     pts3d_self: Tensor
@@ -67,6 +68,7 @@ class StepOutput:
     pts3d_world: Tensor | None = None
     conf_world: Tensor | None = None
     rgb: Tensor | None = None
+    pose_raw: Tensor | None = None
 
 
 class CUT3R(nn.Module):
@@ -197,6 +199,7 @@ class CUT3R(nn.Module):
         out = StepOutput(
             pts3d_self=res["pts3d_self"], conf_self=res["conf_self"], pose=res["pose"],
             pts3d_world=res.get("pts3d_world"), conf_world=res.get("conf_world"), rgb=res.get("rgb"),
+            pose_raw=res.get("pose_raw"),
         )
         return out, replace(state, feat=new_feat, mem=new_mem, fresh=False)
 

@@ -208,7 +208,8 @@ class DPTHead(nn.Module):
                 want: frozenset[str]) -> dict[str, Tensor]:
         out: dict[str, Tensor] = {}
         out["pts3d_self"], out["conf_self"] = split_points(self.dpt_self(feats, hw), self.cfg)
-        out["pose"] = reg_pose(self.pose_head(pose_token).float(), self.cfg.pose_mode)
+        out["pose_raw"] = self.pose_head(pose_token).float()
+        out["pose"] = reg_pose(out["pose_raw"], self.cfg.pose_mode)
         if "world" in want:
             t = feats[-1]
             for blk in self.final_transform:
@@ -250,7 +251,8 @@ class LinearHead(nn.Module):
         out: dict[str, Tensor] = {}
         out["pts3d_self"], out["conf_self"] = split_points(
             _unpatchify(self.proj(tokens), hw, p), self.cfg, pos_z=True)
-        out["pose"] = reg_pose(self.pose_head(pose_token).float(), self.cfg.pose_mode)
+        out["pose_raw"] = self.pose_head(pose_token).float()
+        out["pose"] = reg_pose(out["pose_raw"], self.cfg.pose_mode)
         if "world" in want:
             t = tokens
             for blk in self.final_transform:

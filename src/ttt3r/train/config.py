@@ -39,6 +39,7 @@ File layout (every key optional; defaults below)::
     pose_weight = 1.0
     rgb_weight = 1.0
     rule = "cut3r"                   # state-update rule used while training
+    quat_norm_weight = 0.1           # keeps the raw pose quaternion's norm near 1 (0: CUT3R's losses only)
 
     [log]
     every = 10                       # print / CSV row every N steps
@@ -118,6 +119,7 @@ class LossConfig:
     pose_weight: float = 1.0
     rgb_weight: float = 1.0
     rule: str = "cut3r"
+    quat_norm_weight: float = 0.1
 
 
 @dataclass

@@ -36,7 +36,7 @@ from .data import Batch, ClipSampler
 from .losses import ClipPrediction, cut3r_loss
 
 CSV_FIELDS = ["step", "lr", "total", "conf_self", "conf_world", "pose", "rgb", "reg_self", "reg_world",
-              "it_s", "elapsed_s"]
+              "quat_norm", "it_s", "elapsed_s"]
 
 
 def pick_device(name: str) -> torch.device:
@@ -100,7 +100,26 @@ def forward_clip(model: nn.Module, img: Tensor, rule: str = "cut3r", want_rgb: b
         return None if vals[0] is None else torch.stack(vals, dim=1)
 
     return ClipPrediction(stack("pts3d_self"), stack("conf_self"), stack("pts3d_world"), stack("conf_world"),
-                          stack("pose"), stack("rgb"))
+                          stack("pose"), stack("rgb"), stack("pose_raw"))
+
+
+@torch.no_grad()
+def rescale_pose_quaternion(model: nn.Module, img: Tensor) -> float:
+    """Divide the quaternion rows of the pose MLP's last layer by the mean raw quaternion
+    norm over the clips ``img`` (B, L, 3, H, W), so that norm becomes 1.
+
+    The network's outputs do not change (the quaternion is normalised after the MLP);
+    only the gradient scale of the pose loss does (see :mod:`ttt3r.train.losses`).
+    Returns the factor divided by.
+    """
+    was_training = model.training
+    model.eval()
+    norm = float(forward_clip(model, img, want_rgb=False).pose_raw[..., 3:7].norm(dim=-1).mean())
+    model.train(was_training)
+    last = model.downstream_head.pose_head.mlp.fc2
+    last.weight[3:7] /= norm
+    last.bias[3:7] /= norm
+    return norm
 
 
 def lr_at(cfg: TrainConfig, step: int) -> float:
@@ -130,7 +149,8 @@ def train_step(model: nn.Module, opt: torch.optim.Optimizer, batch: Batch, cfg: 
         g["lr"] = lr
     model.train()
     pred = forward_clip(model, batch.img, cfg.loss.rule, want_rgb=cfg.loss.rgb_weight > 0)
-    loss, parts = cut3r_loss(pred, batch, cfg.loss.alpha, cfg.loss.pose_weight, cfg.loss.rgb_weight)
+    loss, parts = cut3r_loss(pred, batch, cfg.loss.alpha, cfg.loss.pose_weight, cfg.loss.rgb_weight,
+                             quat_norm_weight=cfg.loss.quat_norm_weight)
     if not torch.isfinite(loss):
         raise TTT3RError(f"loss is not finite ({float(loss)}); lower optim.lr or check the data")
     opt.zero_grad(set_to_none=True)
@@ -230,7 +250,9 @@ class Trainer:
         """Start from existing weights (a ttt3r model folder or checkpoint) instead of random ones.
 
         The weights' architecture must match the config's model settings; the
-        optimiser starts fresh (step 0).
+        optimiser starts fresh (step 0). With ``loss.quat_norm_weight > 0`` the
+        pose MLP's quaternion rows are rescaled to a raw norm of 1 first
+        (:func:`rescale_pose_quaternion`; the outputs stay the same).
         """
         from ..weights import load_weights_file
 
@@ -242,6 +264,9 @@ class Trainer:
             diff = sorted(k for k in want if want.get(k) != have.get(k))
             raise TTT3RError(f"{weights}: architecture differs from the config ({', '.join(diff[:4])})")
         self.model.load_state_dict({k: v.float() for k, v in src.state_dict().items()})
+        if self.cfg.loss.quat_norm_weight > 0:  # start the penalised run at norm 1, outputs unchanged
+            factor = rescale_pose_quaternion(self.model, self.sampler.batch(0, self.cfg.optim.batch).img.to(self.device))
+            self.log(f"pose quaternion rows of the initial weights divided by {factor:.3g} (raw norm -> 1)")
 
     # -- logs -----------------------------------------------------------------------
     def _write_log(self) -> None:
@@ -354,7 +379,7 @@ def plot_losses(rows: list[dict[str, float]], path: Path, window: int = 10) -> N
     steps = [r["step"] for r in rows]
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     panels = [(axes[0], ("total", "conf_self", "conf_world", "pose", "rgb"), False, "losses"),
-              (axes[1], ("reg_self", "reg_world", "pose"), True, "normalised errors (log)")]
+              (axes[1], ("reg_self", "reg_world", "pose", "quat_norm"), True, "normalised errors, raw |q| (log)")]
     for ax, keys, log, title in panels:
         for i, k in enumerate(keys):
             if not all(k in r for r in rows):

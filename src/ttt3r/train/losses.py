@@ -19,6 +19,12 @@ image. The loss is::
   ``z_gt``; predicted translation divided by ``z_pred``;
   ``mean ||t_pred - t_gt|| + mean ||q_pred - q_gt||`` (quaternions unit, ``qw >= 0``).
 * **RGB**: mean squared error of the predicted image against the input, both in [-1, 1].
+* **Quaternion scale** (ours, not CUT3R's; ``quat_norm_weight``, 0 turns it off):
+  ``mean (||q_raw|| - 1)^2`` over the pose MLP's unnormalised quaternions. The
+  pose loss sees ``q_raw / ||q_raw||``, whose gradient shrinks as ``1 / ||q_raw||``;
+  trained from scratch, ``||q_raw||`` drifts up (to ~47 in our first runs) while
+  the clips' small rotations favour the identity, and rotation then stops being
+  learnt. The term keeps the scale near 1; it does not change what the pose means.
 """
 
 from __future__ import annotations
@@ -36,7 +42,8 @@ class ClipPrediction:
     """Per-frame network outputs stacked over a clip (B clips, L frames).
 
     pts_self / pts_world (B, L, H, W, 3), conf_self / conf_world (B, L, H, W),
-    pose (B, L, 7), rgb (B, L, H, W, 3) in [-1, 1] or None.
+    pose (B, L, 7), rgb (B, L, H, W, 3) in [-1, 1] or None, pose_raw (B, L, 7) the pose
+    MLP's raw outputs (unnormalised quaternion in ``[..., 3:7]``) or None.
     """
 
     pts_self: Tensor
@@ -45,6 +52,7 @@ class ClipPrediction:
     conf_world: Tensor
     pose: Tensor
     rgb: Tensor | None = None
+    pose_raw: Tensor | None = None
 
 
 def avg_distance(maps: list[Tensor], valid: Tensor, eps: float = 1e-8) -> Tensor:
@@ -85,13 +93,20 @@ def rgb_loss(pred: Tensor, img: Tensor) -> Tensor:
     return (pred - img.permute(0, 1, 3, 4, 2)).square().mean()
 
 
+def quat_scale_loss(pose_raw: Tensor) -> Tensor:
+    """``mean (||q_raw|| - 1)^2`` of raw (..., 7) pose outputs -> scalar."""
+    return (pose_raw[..., 3:7].norm(dim=-1) - 1.0).square().mean()
+
+
 def cut3r_loss(pred: ClipPrediction, batch: Batch, alpha: float = 0.2, pose_weight: float = 1.0,
-               rgb_weight: float = 1.0, eps: float = 1e-3) -> tuple[Tensor, dict[str, float]]:
+               rgb_weight: float = 1.0, eps: float = 1e-3,
+               quat_norm_weight: float = 0.0) -> tuple[Tensor, dict[str, float]]:
     """The total training loss of a clip batch and its parts (floats, for logging).
 
     Parts: ``conf_self``, ``conf_world`` (mean over frames of the confidence
     losses), ``reg_self``, ``reg_world`` (the plain normalised point errors,
-    monitoring only), ``pose``, ``rgb``, ``total``.
+    monitoring only), ``pose``, ``rgb``, ``quat_norm`` (mean ``||q_raw||``,
+    monitoring, when ``pose_raw`` is given), ``total``.
     """
     valid = batch.valid
     z_gt = avg_distance([batch.pts_self, batch.pts_world], valid).clamp(min=eps)
@@ -110,6 +125,10 @@ def cut3r_loss(pred: ClipPrediction, batch: Batch, alpha: float = 0.2, pose_weig
         l_rgb = rgb_loss(pred.rgb, batch.img)
         total = total + rgb_weight * l_rgb
         parts["rgb"] = float(l_rgb.detach())
+    if pred.pose_raw is not None:
+        if quat_norm_weight > 0:
+            total = total + quat_norm_weight * quat_scale_loss(pred.pose_raw)
+        parts["quat_norm"] = float(pred.pose_raw[..., 3:7].detach().norm(dim=-1).mean())
     with torch.no_grad():
         v = valid.float()
         n = v.sum().clamp(min=1)
