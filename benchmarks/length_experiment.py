@@ -8,7 +8,8 @@ reports, for each prefix length N:
 * **ATE** after Sim(3) alignment, as a fraction of the trajectory extent
   (static-camera baseline);
 * **RPE** between consecutive frames after the same alignment: translation as a
-  fraction of the extent and rotation in degrees.
+  fraction of the extent and rotation in degrees (static-camera baselines: the
+  ground truth's own frame-to-frame motion).
 
 Rules are update-rule names, optionally with periodic resets:
 ``cut3r``, ``ttt3r``, ``cut3r+reset64`` (state reset after every 64 frames, chunks
@@ -52,19 +53,20 @@ def summarise(rows: list[dict], rules: list[str], lengths: list[int]) -> dict:
     for rule in rules:
         for n in lengths:
             rs = [r for r in rows if r["rule"] == rule and r["frames"] == n]
-            keys = METRICS + ("abs_rel_const", "ate_frac_static")
+            keys = METRICS + ("abs_rel_const", "ate_frac_static", "rpe_trans_frac_static", "rpe_rot_deg_static")
             out[f"{rule}@{n}"] = {k: float(np.mean([r[k] for r in rs])) for k in keys}
     return out
 
 
 def markdown_table(summary: dict, rules: list[str], lengths: list[int]) -> str:
     lines = ["| frames | rule | Abs Rel | constant depth | ATE / extent | static camera | RPE trans / extent "
-             "| RPE rot (deg) |", "|---|---|---|---|---|---|---|---|"]
+             "| static camera | RPE rot (deg) | static camera |", "|---|---|---|---|---|---|---|---|---|---|"]
     for n in lengths:
         for rule in rules:
             m = summary[f"{rule}@{n}"]
             lines.append(f"| {n} | {rule} | {m['abs_rel']:.3f} | {m['abs_rel_const']:.3f} | {m['ate_frac']:.3f} "
-                         f"| {m['ate_frac_static']:.3f} | {m['rpe_trans_frac']:.4f} | {m['rpe_rot_deg']:.2f} |")
+                         f"| {m['ate_frac_static']:.3f} | {m['rpe_trans_frac']:.4f} | {m['rpe_trans_frac_static']:.4f} "
+                         f"| {m['rpe_rot_deg']:.2f} | {m['rpe_rot_deg_static']:.2f} |")
     return "\n".join(lines) + "\n"
 
 
@@ -76,8 +78,8 @@ def plot(summary: dict, rules: list[str], lengths: list[int], path: Path, title:
 
     panels = [("abs_rel", "depth Abs Rel", "abs_rel_const", "constant depth"),
               ("ate_frac", "ATE / extent (Sim(3))", "ate_frac_static", "static camera"),
-              ("rpe_trans_frac", "RPE translation / extent", None, None),
-              ("rpe_rot_deg", "RPE rotation (deg)", None, None)]
+              ("rpe_trans_frac", "RPE translation / extent", "rpe_trans_frac_static", "static camera"),
+              ("rpe_rot_deg", "RPE rotation (deg)", "rpe_rot_deg_static", "static camera")]
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6))
     for ax, (key, label, base, base_label) in zip(axes, panels):
         for rule in rules:

@@ -373,6 +373,9 @@ def test_sequence_metrics_exact_cases():
     assert b["extent_m"] == pytest.approx(extent(centres))
     steps = np.linalg.norm(np.diff(centres, axis=0), axis=1)  # a static camera misses every step
     assert b["rpe_trans_frac"] == pytest.approx(np.sqrt(np.mean(steps**2)) / extent(centres))
+    assert b["rpe_trans_frac"] == pytest.approx(b["rpe_trans_frac_static"])
+    assert b["rpe_rot_deg"] == pytest.approx(b["rpe_rot_deg_static"])
+    assert m["rpe_trans_frac_static"] == pytest.approx(b["rpe_trans_frac_static"])  # a baseline, whatever the model
     # depth off by a factor 2 on half of the pixels (after median scaling): hand-computed Abs Rel
     d = seq.depth.copy()
     d[:, :, : d.shape[2] // 2] *= 2.0  # the median pixel lies in the unchanged half or on the edge

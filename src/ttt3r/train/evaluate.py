@@ -13,7 +13,9 @@ asked for. Reported per sequence and on average:
   alignment puts all of them at the centroid of the ground-truth centres, so
   its ATE is the RMS distance of the centres from their centroid;
 * **RPE** between consecutive frames after the same alignment (translation
-  over the extent, rotation in degrees), reported without a baseline.
+  over the extent, rotation in degrees); baseline: the same static camera, whose
+  RPE is the ground truth's own frame-to-frame motion. A model whose RPE
+  rotation is near that baseline does not estimate rotation at all.
 
 Numbers below 1 for "model / baseline" mean the model beats the baseline.
 """
@@ -43,6 +45,8 @@ class SeqResult:
     extent_m: float
     rpe_trans_frac: float = float("nan")
     rpe_rot_deg: float = float("nan")
+    rpe_trans_frac_static: float = float("nan")
+    rpe_rot_deg_static: float = float("nan")
 
 
 def static_ate(ref_centres: np.ndarray) -> float:
@@ -87,8 +91,9 @@ def sequence_metrics(depth: np.ndarray, poses: np.ndarray, gt_depth: np.ndarray,
     Returns ``abs_rel`` / ``abs_rel_const`` (median-scaled), ``ate_frac`` /
     ``ate_frac_static`` (Sim(3)-aligned ATE over the extent), ``rpe_trans_frac``
     (consecutive-frame RPE translation RMSE over the extent, same alignment),
-    ``rpe_rot_deg`` (consecutive-frame RPE rotation RMSE, degrees) and
-    ``extent_m``. A predicted camera that never moves scores exactly the static
+    ``rpe_rot_deg`` (consecutive-frame RPE rotation RMSE, degrees), their
+    static-camera baselines ``rpe_trans_frac_static`` / ``rpe_rot_deg_static``
+    and ``extent_m``. A predicted camera that never moves scores exactly the static
     baseline; pose metrics are NaN when a predicted pose is not finite or the
     predicted centres are collinear (no unique Sim(3) alignment).
     """
@@ -100,6 +105,8 @@ def sequence_metrics(depth: np.ndarray, poses: np.ndarray, gt_depth: np.ndarray,
                abs_rel_const=depth_metrics(np.ones_like(gt_depth), gt_depth, align="median").abs_rel,
                ate_frac_static=static_ate(centres) / ext, extent_m=ext,
                ate_frac=np.nan, rpe_trans_frac=np.nan, rpe_rot_deg=np.nan)
+    static = _pose_errors(np.repeat(np.eye(4)[None], len(gt_poses), axis=0), gt_poses, ext, out["ate_frac_static"])
+    out.update(rpe_trans_frac_static=static["rpe_trans_frac"], rpe_rot_deg_static=static["rpe_rot_deg"])
     out.update(_pose_errors(poses, gt_poses, ext, out["ate_frac_static"]))
     return {k: float(v) for k, v in out.items()}
 
@@ -149,7 +156,7 @@ def summarise(results: list[SeqResult]) -> dict:
     for rule in sorted({r.rule for r in results}):
         rs = [r for r in results if r.rule == rule]
         m = {k: float(np.mean([getattr(r, k) for r in rs])) for k in
-             ("abs_rel", "abs_rel_const", "ate_frac", "ate_frac_static")}
+             ("abs_rel", "abs_rel_const", "ate_frac", "ate_frac_static", "rpe_rot_deg", "rpe_rot_deg_static")}
         m["abs_rel_ratio"] = m["abs_rel"] / m["abs_rel_const"]
         m["ate_ratio"] = m["ate_frac"] / m["ate_frac_static"]
         m["sequences"] = len(rs)
@@ -183,12 +190,15 @@ def evaluate_run(out: str | Path, cfg: TrainConfig, frames: int = 16, stride: in
 
 def format_report(report: dict) -> str:
     lines = [f"held-out sequences, {report['frames']} frames at stride {report['stride']}",
-             f"{'sequence':<22} {'rule':<6} {'AbsRel':>7} {'const':>7} {'ATE/ext':>8} {'static':>7}"]
+             f"{'sequence':<22} {'rule':<6} {'AbsRel':>7} {'const':>7} {'ATE/ext':>8} {'static':>7} "
+             f"{'RPErot':>7} {'static':>7}"]
     for r in report["sequences"]:
         lines.append(f"{r['name']:<22} {r['rule']:<6} {r['abs_rel']:7.3f} {r['abs_rel_const']:7.3f} "
-                     f"{r['ate_frac']:8.3f} {r['ate_frac_static']:7.3f}")
+                     f"{r['ate_frac']:8.3f} {r['ate_frac_static']:7.3f} {r.get('rpe_rot_deg', np.nan):7.2f} "
+                     f"{r.get('rpe_rot_deg_static', np.nan):7.2f}")
     for rule, m in report["summary"].items():
         lines.append(f"mean {rule}: AbsRel {m['abs_rel']:.3f} vs constant {m['abs_rel_const']:.3f} "
                      f"(beats it on {m['beats_depth_baseline']}/{m['sequences']}); ATE/extent {m['ate_frac']:.3f} "
-                     f"vs static {m['ate_frac_static']:.3f} (beats it on {m['beats_pose_baseline']}/{m['sequences']})")
+                     f"vs static {m['ate_frac_static']:.3f} (beats it on {m['beats_pose_baseline']}/{m['sequences']}); "
+                     f"RPE rotation {m['rpe_rot_deg']:.2f} deg vs static {m['rpe_rot_deg_static']:.2f}")
     return "\n".join(lines)
