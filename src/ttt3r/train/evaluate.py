@@ -194,8 +194,8 @@ def format_report(report: dict) -> str:
              f"{'RPErot':>7} {'static':>7}"]
     for r in report["sequences"]:
         lines.append(f"{r['name']:<22} {r['rule']:<6} {r['abs_rel']:7.3f} {r['abs_rel_const']:7.3f} "
-                     f"{r['ate_frac']:8.3f} {r['ate_frac_static']:7.3f} {r.get('rpe_rot_deg', np.nan):7.2f} "
-                     f"{r.get('rpe_rot_deg_static', np.nan):7.2f}")
+                     f"{r['ate_frac']:8.3f} {r['ate_frac_static']:7.3f} {r['rpe_rot_deg']:7.2f} "
+                     f"{r['rpe_rot_deg_static']:7.2f}")
     for rule, m in report["summary"].items():
         lines.append(f"mean {rule}: AbsRel {m['abs_rel']:.3f} vs constant {m['abs_rel_const']:.3f} "
                      f"(beats it on {m['beats_depth_baseline']}/{m['sequences']}); ATE/extent {m['ate_frac']:.3f} "

@@ -33,7 +33,7 @@ from ..errors import TTT3RError
 from ..io.atomic import atomic_write_text
 from .config import TrainConfig
 from .data import Batch, ClipSampler
-from .losses import ClipPrediction, cut3r_loss
+from .losses import ClipPrediction, cut3r_loss, raw_quat_norm
 
 CSV_FIELDS = ["step", "lr", "total", "conf_self", "conf_world", "pose", "rgb", "reg_self", "reg_world",
               "quat_norm", "it_s", "elapsed_s"]
@@ -114,7 +114,7 @@ def rescale_pose_quaternion(model: nn.Module, img: Tensor) -> float:
     """
     was_training = model.training
     model.eval()
-    norm = float(forward_clip(model, img, want_rgb=False).pose_raw[..., 3:7].norm(dim=-1).mean())
+    norm = float(raw_quat_norm(forward_clip(model, img, want_rgb=False).pose_raw).mean())
     model.train(was_training)
     last = model.downstream_head.pose_head.mlp.fc2
     last.weight[3:7] /= norm

@@ -93,9 +93,14 @@ def rgb_loss(pred: Tensor, img: Tensor) -> Tensor:
     return (pred - img.permute(0, 1, 3, 4, 2)).square().mean()
 
 
+def raw_quat_norm(pose_raw: Tensor) -> Tensor:
+    """``||q_raw||`` of raw (..., 7) pose outputs ``(t, q_raw)`` -> (...)."""
+    return pose_raw[..., 3:7].norm(dim=-1)
+
+
 def quat_scale_loss(pose_raw: Tensor) -> Tensor:
     """``mean (||q_raw|| - 1)^2`` of raw (..., 7) pose outputs -> scalar."""
-    return (pose_raw[..., 3:7].norm(dim=-1) - 1.0).square().mean()
+    return (raw_quat_norm(pose_raw) - 1.0).square().mean()
 
 
 def cut3r_loss(pred: ClipPrediction, batch: Batch, alpha: float = 0.2, pose_weight: float = 1.0,
@@ -128,7 +133,7 @@ def cut3r_loss(pred: ClipPrediction, batch: Batch, alpha: float = 0.2, pose_weig
     if pred.pose_raw is not None:
         if quat_norm_weight > 0:
             total = total + quat_norm_weight * quat_scale_loss(pred.pose_raw)
-        parts["quat_norm"] = float(pred.pose_raw[..., 3:7].detach().norm(dim=-1).mean())
+        parts["quat_norm"] = float(raw_quat_norm(pred.pose_raw.detach()).mean())
     with torch.no_grad():
         v = valid.float()
         n = v.sum().clamp(min=1)
