@@ -30,3 +30,22 @@ def test_every_command_has_help(capsys):
 def test_unknown_command(capsys):
     assert main(["nope"]) == 2
     assert "unknown command 'nope'" in capsys.readouterr().err
+
+
+def test_closed_output_pipe_ends_quietly():
+    # a command that writes far more than a pipe buffer, read by a consumer that stops after one line
+    code = ("import sys, types, ttt3r.cli as c\n"
+            "m = types.ModuleType('ttt3r.cli.chatty')\n"
+            "def run(argv):\n"
+            "    for i in range(200000):\n"
+            "        print('line', i)\n"
+            "m.main = run\n"
+            "sys.modules['ttt3r.cli.chatty'] = m\n"
+            "c.COMMANDS['chatty'] = ('chatty', 'test')\n"
+            "sys.exit(c.main(['chatty']))\n")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout.readline() == b"line 0\n"
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 141
+    assert err == "", err

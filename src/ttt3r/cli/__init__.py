@@ -1,7 +1,8 @@
 """The ``ttt3r`` command: a thin dispatcher that imports each command lazily.
 
 Each command lives in ``ttt3r.cli.<name>`` and exposes ``main(argv) -> int``.
-User errors (:class:`ttt3r.errors.TTT3RError`) print one line, no traceback.
+User errors (:class:`ttt3r.errors.TTT3RError`) print one line, no traceback; a closed
+output pipe (``ttt3r train --print-config | head``) ends the command quietly.
 """
 
 from __future__ import annotations
@@ -61,6 +62,16 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"ttt3r {name}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # the reader went away (``ttt3r ... | head``): stop quietly, as Unix tools do, and
+        # point stdout at /dev/null so the interpreter's final flush cannot fail again
+        import os
+
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
+        return 141
 
 
 if __name__ == "__main__":  # pragma: no cover
