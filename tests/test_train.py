@@ -172,6 +172,31 @@ def test_flip_prob_mirrors_some_clips():
         tiny_cfg("data.flip_prob=1.5")
 
 
+def test_pool_is_rendered_once_and_loads_the_same_with_any_number_of_threads(tmp_path):
+    pytest.importorskip("pybullet")
+    from ttt3r.train.data import prepare_pool, sequence_dirs
+
+    cfg = tiny_cfg(f"data.dir={json.dumps(str(tmp_path))}", "data.train_sequences=3", "data.heldout_sequences=1",
+                   "data.frames=5")
+    logs: list[str] = []
+    prepare_pool(cfg.data, log=logs.append)
+    assert sum("rendering" in m for m in logs) == 4
+    logs.clear()
+    prepare_pool(cfg.data, log=logs.append)  # complete sequences are not rendered again
+    assert logs == []
+    one = ClipSampler.from_pool(cfg.data, seed=0, workers=1)
+    many = ClipSampler.from_pool(cfg.data, seed=0, workers=3, log=logs.append)
+    assert logs == ["loaded 3/3 train sequences"]
+    assert len(one.seqs) == len(many.seqs) == 3
+    for (path, _, _), a, b in zip(sequence_dirs(cfg.data, "train"), one.seqs, many.seqs):
+        direct = SeqArrays.load(path)  # the pool keeps sequence_dirs' order
+        for field in ("rgb", "depth", "poses", "K"):
+            np.testing.assert_array_equal(getattr(a, field), getattr(direct, field))
+            np.testing.assert_array_equal(getattr(b, field), getattr(direct, field))
+    ba, bb = one.batch(5, 2), many.batch(5, 2)
+    assert torch.equal(ba.img, bb.img) and torch.equal(ba.pose, bb.pose)
+
+
 def test_batches_are_a_function_of_seed_and_step():
     cfg = tiny_cfg("data.clip_min=2", "data.clip_max=5")
     s1, s2 = fake_sampler(cfg), fake_sampler(cfg)

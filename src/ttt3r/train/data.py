@@ -181,10 +181,19 @@ class ClipSampler:
         self.seqs, self.data, self.seed = seqs, data, int(seed)
 
     @classmethod
-    def from_pool(cls, data: DataConfig, seed: int, split: str = "train") -> ClipSampler:
-        seqs = []
-        for path, _, _ in sequence_dirs(data, split):
-            seqs.append(SeqArrays.load(path))
+    def from_pool(cls, data: DataConfig, seed: int, split: str = "train", workers: int = 1,
+                  log=None) -> ClipSampler:
+        """Load every sequence of ``split`` into memory (``workers`` threads decode the
+        images; the order, and so every batch, does not depend on it)."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        paths = [path for path, _, _ in sequence_dirs(data, split)]
+        with ThreadPoolExecutor(max_workers=max(1, int(workers))) as pool:
+            seqs = []
+            for i, seq in enumerate(pool.map(SeqArrays.load, paths)):
+                seqs.append(seq)
+                if log is not None and ((i + 1) % 200 == 0 or i + 1 == len(paths)):
+                    log(f"loaded {i + 1}/{len(paths)} {split} sequences")
         return cls(seqs, data, seed)
 
     def clip_indices(self, rng: np.random.Generator, length: int) -> tuple[int, np.ndarray]:

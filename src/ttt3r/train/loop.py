@@ -185,7 +185,7 @@ class Trainer:
             from .data import prepare_pool
 
             prepare_pool(cfg.data, log=log)
-            sampler = ClipSampler.from_pool(cfg.data, cfg.seed)
+            sampler = ClipSampler.from_pool(cfg.data, cfg.seed, workers=cfg.threads, log=log)
         self.sampler = sampler
         self.model = build_training_model(cfg, self.device)
         self.opt = make_optimizer(self.model, cfg)
