@@ -14,10 +14,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from ttt3r.pipeline import BUNDLED_MODEL as MODEL
+
 pytest.importorskip("pybullet")
 
 ROOT = Path(__file__).resolve().parents[1]
-MODEL = ROOT / "src" / "ttt3r" / "assets" / "models" / "synth_small"
 
 
 def _load_script():

@@ -478,10 +478,15 @@ def test_init_from_weights(tmp_path):
         Trainer(other, tmp_path / "c", sampler=fake_sampler(other), log=lambda s: None).init_from(tmp_path / "a" / "model")
 
 
-@pytest.mark.parametrize("name", sorted(p.name for p in (Path(__file__).parents[1] / "configs").glob("*.toml")))
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in CONFIGS.glob("*.toml")))
 def test_shipped_configs_load_and_describe_the_bundled_architecture(name):
-    cfg = load_config(Path(__file__).parents[1] / "configs" / name)
-    bundled = json.loads((Path(__file__).parents[1] / "src/ttt3r/assets/models/synth_small/config.json").read_text())
+    from ttt3r.pipeline import BUNDLED_MODEL
+
+    cfg = load_config(CONFIGS / name)
+    bundled = json.loads((BUNDLED_MODEL / "config.json").read_text())
     for key in ("enc_embed_dim", "enc_depth", "dec_embed_dim", "dec_depth", "state_size", "local_mem_size", "head_type"):
         assert cfg.model[key] == bundled[key], (name, key)
     assert cfg.data.train_sequences > 0 and cfg.optim.steps > 0
