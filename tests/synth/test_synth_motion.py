@@ -107,3 +107,24 @@ def test_look_at_is_opencv_and_quaternions_round_trip():
         q = rng.normal(size=4)
         R = quaternion_to_rotation(q)
         assert np.allclose(quaternion_to_rotation(rotation_to_quaternion(R)), R, atol=1e-12)
+
+
+def test_pan_only_turns_on_a_tripod_sweeping_about_the_room_centre():
+    from scipy.spatial.transform import Rotation
+
+    for seed, n in [(0, 64), (1, 400), (2, 1000)]:
+        _, poses = _path("pan", n, seed)
+        eye = poses[:, :3, 3]
+        assert np.ptp(eye, axis=0).max() == 0.0  # one fixed point: every motion is a pure rotation
+        rel = np.linalg.inv(poses[:-1]) @ poses[1:]
+        step = np.degrees(np.linalg.norm(Rotation.from_matrix(rel[:, :3, :3]).as_rotvec(), axis=1))
+        assert 0.3 < step.mean() < 5.0 and step.max() < 8.0
+        z = poses[:, :3, 2]
+        assert (z[:, 2] < 0.2).all()  # never looks up much; looks down on average
+        assert z[:, 2].mean() < 0.0
+        # the sweep centres on the direction of the room's centre (within its amplitude)
+        to_centre = -eye[0, :2] / np.linalg.norm(eye[0, :2])
+        heading = z[:, :2] / np.linalg.norm(z[:, :2], axis=1, keepdims=True)
+        assert np.degrees(np.arccos(np.clip(heading @ to_centre, -1, 1))).max() < 110.0
+        yaw = np.unwrap(np.arctan2(z[:, 1], z[:, 0]))
+        assert np.ptp(yaw) > np.radians(20 if n < 100 else 60)  # it really sweeps

@@ -1,4 +1,4 @@
-"""Seeded camera paths (pure numpy): ``orbit``, ``walk``, ``forward``, ``loop``.
+"""Seeded camera paths (pure numpy): ``orbit``, ``walk``, ``forward``, ``loop``, ``pan``.
 
 Every path is a function of (motion, number of frames, seed, scene camera zone)
 only, so it can be computed up front (thousands of poses cost nothing) and the
@@ -16,6 +16,12 @@ float64, OpenCV axes, in the scene's world frame (z up, metres).
   pitch jitter; it stops 3 m before the end wall.
 * ``loop``: a closed, wobbly loop around the centre; the last frame's pose is
   exactly the first frame's (``laps`` whole turns, one per ~300..600 frames).
+* ``pan``: a camera on a fixed point of the room (a tripod) that only turns:
+  it sweeps to and fro (35..70 degrees either side of the room's centre, one
+  sweep per 90..180 frames) with smooth wander, looks 5..25 degrees down with a
+  smooth nod, and rolls a little. Every frame-to-frame
+  motion is a pure rotation (zero translation), the classic test of rotation
+  estimation (like TUM's ``rpy`` and ``360`` sequences).
 """
 
 from __future__ import annotations
@@ -26,10 +32,10 @@ import numpy as np
 
 from .camera import look_at
 
-MOTIONS = ("orbit", "walk", "forward", "loop")
+MOTIONS = ("orbit", "walk", "forward", "loop", "pan")
 
 #: which scene layout each motion needs
-LAYOUT_FOR_MOTION = {"orbit": "room", "walk": "room", "forward": "corridor", "loop": "room"}
+LAYOUT_FOR_MOTION = {"orbit": "room", "walk": "room", "forward": "corridor", "loop": "room", "pan": "room"}
 
 
 def corridor_length(frames: int) -> float:
@@ -45,7 +51,8 @@ def camera_path(motion: str, frames: int, seed: int, zone: dict) -> np.ndarray:
     if motion not in MOTIONS:
         raise ValueError(f"unknown motion {motion!r}")
     rng = np.random.default_rng([int(seed), MOTIONS.index(motion), 4242])
-    return {"orbit": _orbit, "walk": _walk, "forward": _forward, "loop": _loop}[motion](rng, int(frames), zone)
+    return {"orbit": _orbit, "walk": _walk, "forward": _forward, "loop": _loop,
+            "pan": _pan}[motion](rng, int(frames), zone)
 
 
 def bspline(ctrl: np.ndarray, s: np.ndarray) -> np.ndarray:
@@ -152,3 +159,21 @@ def _loop(rng, n, zone):
     w = rng.uniform(0.0, 0.6)
     d = (1 - w) * inward + w * tangent
     return np.stack([look_at(e, e + dd) for e, dd in zip(eye, d)])
+
+
+def _pan(rng, n, zone):
+    ea, eb = zone["ellipse"]
+    lo_r, hi_r = zone["rho"]
+    th, rho = rng.uniform(0, 2 * math.pi), lo_r + (hi_r - lo_r) * rng.uniform(0.05, 0.4)
+    eye = np.array([rho * ea * math.cos(th), rho * eb * math.sin(th),
+                    rng.uniform(zone["min_height"], zone["max_height"])])
+    # sweep to and fro about the direction of the room's centre, with smooth wander
+    every = int(rng.integers(20, 41))
+    amp, period = math.radians(rng.uniform(35, 70)), rng.uniform(90, 180)
+    k = np.arange(n)
+    yaw = (th + math.pi + amp * np.sin(2 * math.pi * k / period + rng.uniform(0, 2 * math.pi))
+           + _smooth(rng, n, every, math.radians(6.0))[:, 0])
+    pitch = -math.radians(rng.uniform(5, 25)) + _smooth(rng, n, every, math.radians(4.0))[:, 0]
+    roll = _smooth(rng, n, every, math.radians(2.0))[:, 0]
+    d = np.stack([np.cos(pitch) * np.cos(yaw), np.cos(pitch) * np.sin(yaw), np.sin(pitch)], axis=1)
+    return np.stack([look_at(eye, eye + dd, roll_rad=r) for dd, r in zip(d, roll)])

@@ -123,7 +123,7 @@ def render_sequence(
         out_dir: output folder (created; layout in :mod:`ttt3r.synth`).
         frames: number of frames (>= 1).
         seed: drives the camera motion (and the scene when ``scene_seed`` is None).
-        motion: one of ``orbit``, ``walk``, ``forward``, ``loop``.
+        motion: one of ``orbit``, ``walk``, ``forward``, ``loop``, ``pan``.
         size: (width, height) in pixels.
         fov_deg: horizontal field of view in degrees (fx = fy, centred principal point).
         scene_seed: drives objects, textures, light and layout; defaults to ``seed``.
