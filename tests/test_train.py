@@ -414,6 +414,36 @@ def test_sequence_metrics_exact_cases():
     assert math.isnan(sequence_metrics(seq.depth, bad, seq.depth, gt_poses)["ate_frac"])
 
 
+def test_sequence_metrics_of_a_camera_that_only_turns():
+    """A pure rotation (the ``pan`` motion) has no extent: only the RPE rotation is scored."""
+    from scipy.spatial.transform import Rotation
+
+    from ttt3r.train.evaluate import SeqResult, summarise
+
+    seq = fake_sequence(5, frames=6)
+    yaw = np.radians([0.0, 2.0, 5.0, 9.0, 10.0, 12.0])
+    gt = np.repeat(np.eye(4)[None], 6, axis=0)
+    gt[:, :3, :3] = Rotation.from_euler("y", yaw[:, None]).as_matrix()
+    steps = np.degrees(np.diff(yaw))
+    static = np.repeat(np.eye(4)[None], 6, axis=0)
+    b = sequence_metrics(seq.depth, static, seq.depth, gt)
+    assert b["extent_m"] == 0.0
+    assert math.isnan(b["ate_frac"]) and math.isnan(b["ate_frac_static"]) and math.isnan(b["rpe_trans_frac"])
+    assert b["rpe_rot_deg_static"] == pytest.approx(np.sqrt(np.mean(steps**2)), rel=1e-9)
+    assert b["rpe_rot_deg"] == pytest.approx(b["rpe_rot_deg_static"], rel=1e-9)
+    # turning at half the true rate: every step is off by half its size
+    half = gt.copy()
+    half[:, :3, :3] = Rotation.from_euler("y", yaw[:, None] / 2).as_matrix()
+    m = sequence_metrics(seq.depth, half, seq.depth, gt)
+    assert m["rpe_rot_deg"] == pytest.approx(np.sqrt(np.mean((steps / 2) ** 2)), rel=1e-6)
+    assert sequence_metrics(seq.depth, gt, seq.depth, gt)["rpe_rot_deg"] == pytest.approx(0.0, abs=1e-6)
+    # the summary averages what is defined and leaves the rest NaN
+    rs = [SeqResult("pan", "cut3r", **m), SeqResult("pan2", "cut3r", **b)]
+    s = summarise(rs)["cut3r"]
+    assert math.isnan(s["ate_frac"])
+    assert s["rpe_rot_deg"] == pytest.approx((m["rpe_rot_deg"] + b["rpe_rot_deg"]) / 2)
+
+
 def test_predict_sequence_resets_chain_chunks():
     torch.manual_seed(0)
     model = build_training_model(tiny_cfg(), torch.device("cpu")).eval()

@@ -95,7 +95,9 @@ def sequence_metrics(depth: np.ndarray, poses: np.ndarray, gt_depth: np.ndarray,
     static-camera baselines ``rpe_trans_frac_static`` / ``rpe_rot_deg_static``
     and ``extent_m``. A predicted camera that never moves scores exactly the static
     baseline; pose metrics are NaN when a predicted pose is not finite or the
-    predicted centres are collinear (no unique Sim(3) alignment).
+    predicted centres are collinear (no unique Sim(3) alignment). A camera that only
+    turns (``pan``: every ground-truth centre the same) has no extent: the figures
+    over the extent are NaN and only the RPE rotation is scored.
     """
     from ..eval.metrics_depth import depth_metrics
 
@@ -103,10 +105,10 @@ def sequence_metrics(depth: np.ndarray, poses: np.ndarray, gt_depth: np.ndarray,
     ext = extent(centres)
     out = dict(abs_rel=depth_metrics(np.maximum(depth, 1e-6), gt_depth, align="median").abs_rel,
                abs_rel_const=depth_metrics(np.ones_like(gt_depth), gt_depth, align="median").abs_rel,
-               ate_frac_static=static_ate(centres) / ext, extent_m=ext,
+               ate_frac_static=static_ate(centres) / ext if ext > 0 else np.nan, extent_m=ext,
                ate_frac=np.nan, rpe_trans_frac=np.nan, rpe_rot_deg=np.nan)
     static = _pose_errors(np.repeat(np.eye(4)[None], len(gt_poses), axis=0), gt_poses, ext, out["ate_frac_static"])
-    out.update(rpe_trans_frac_static=static["rpe_trans_frac"], rpe_rot_deg_static=static["rpe_rot_deg"])
+    out.update(rpe_trans_frac_static=static.get("rpe_trans_frac", np.nan), rpe_rot_deg_static=static["rpe_rot_deg"])
     out.update(_pose_errors(poses, gt_poses, ext, out["ate_frac_static"]))
     return {k: float(v) for k, v in out.items()}
 
@@ -117,6 +119,9 @@ def _pose_errors(poses: np.ndarray, gt_poses: np.ndarray, ext: float, static_fra
 
     if not np.isfinite(poses).all():
         return {}
+    if not ext > 0:  # the camera only turns: nothing to scale a translation error by
+        pm = pose_metrics(gt_poses, poses, align="none", delta=1, all_pairs=True)
+        return dict(rpe_rot_deg=pm.rpe_rot.rmse)
     est = poses[:, :3, 3]
     if np.ptp(est, axis=0).max() <= 1e-12 * max(1.0, float(np.abs(est).max())):
         # a camera that never moves: its best Sim(3) puts it at the centroid of the ground
@@ -155,7 +160,7 @@ def summarise(results: list[SeqResult]) -> dict:
     out: dict = {}
     for rule in sorted({r.rule for r in results}):
         rs = [r for r in results if r.rule == rule]
-        m = {k: float(np.mean([getattr(r, k) for r in rs])) for k in
+        m = {k: _mean([getattr(r, k) for r in rs]) for k in
              ("abs_rel", "abs_rel_const", "ate_frac", "ate_frac_static", "rpe_rot_deg", "rpe_rot_deg_static")}
         m["abs_rel_ratio"] = m["abs_rel"] / m["abs_rel_const"]
         m["ate_ratio"] = m["ate_frac"] / m["ate_frac_static"]
@@ -164,6 +169,13 @@ def summarise(results: list[SeqResult]) -> dict:
         m["beats_pose_baseline"] = sum(r.ate_frac < r.ate_frac_static for r in rs)
         out[rule] = m
     return out
+
+
+def _mean(values: list[float]) -> float:
+    """Mean of the finite values (NaN when there are none, e.g. ATE of pure rotations)."""
+    v = np.asarray(values, dtype=np.float64)
+    v = v[np.isfinite(v)]
+    return float(v.mean()) if v.size else float("nan")
 
 
 def evaluate_run(out: str | Path, cfg: TrainConfig, frames: int = 16, stride: int = 2,
