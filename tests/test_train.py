@@ -442,6 +442,11 @@ def test_sequence_metrics_of_a_camera_that_only_turns():
     s = summarise(rs)["cut3r"]
     assert math.isnan(s["ate_frac"])
     assert s["rpe_rot_deg"] == pytest.approx((m["rpe_rot_deg"] + b["rpe_rot_deg"]) / 2)
+    from ttt3r.train.evaluate import format_report
+
+    text = format_report({"frames": 6, "stride": 1, "summary": {"cut3r": s}, "sequences": [r.__dict__ for r in rs]})
+    assert "ATE/extent n/a (the cameras only turn)" in text.splitlines()[-1]
+    assert f"RPE rotation {s['rpe_rot_deg']:.2f} deg" in text
 
 
 def test_predict_sequence_resets_chain_chunks():

@@ -209,8 +209,12 @@ def format_report(report: dict) -> str:
                      f"{r['ate_frac']:8.3f} {r['ate_frac_static']:7.3f} {r['rpe_rot_deg']:7.2f} "
                      f"{r['rpe_rot_deg_static']:7.2f}")
     for rule, m in report["summary"].items():
+        if np.isfinite(m["ate_frac_static"]):
+            ate = (f"ATE/extent {m['ate_frac']:.3f} vs static {m['ate_frac_static']:.3f} "
+                   f"(beats it on {m['beats_pose_baseline']}/{m['sequences']})")
+        else:
+            ate = "ATE/extent n/a (the cameras only turn)"
         lines.append(f"mean {rule}: AbsRel {m['abs_rel']:.3f} vs constant {m['abs_rel_const']:.3f} "
-                     f"(beats it on {m['beats_depth_baseline']}/{m['sequences']}); ATE/extent {m['ate_frac']:.3f} "
-                     f"vs static {m['ate_frac_static']:.3f} (beats it on {m['beats_pose_baseline']}/{m['sequences']}); "
+                     f"(beats it on {m['beats_depth_baseline']}/{m['sequences']}); {ate}; "
                      f"RPE rotation {m['rpe_rot_deg']:.2f} deg vs static {m['rpe_rot_deg_static']:.2f}")
     return "\n".join(lines)
