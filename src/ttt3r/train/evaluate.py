@@ -23,6 +23,7 @@ Numbers below 1 for "model / baseline" mean the model beats the baseline.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -196,8 +197,19 @@ def evaluate_run(out: str | Path, cfg: TrainConfig, frames: int = 16, stride: in
     results = evaluate_model(model, paths, frames, stride, rules)
     report = {"frames": frames, "stride": stride, "summary": summarise(results),
               "sequences": [r.__dict__ for r in results]}
-    (out / f"eval_f{frames}_s{stride}.json").write_text(json.dumps(report, indent=1) + "\n")
+    (out / f"eval_f{frames}_s{stride}.json").write_text(json.dumps(_json_safe(report), indent=1) + "\n")
     return report
+
+
+def _json_safe(x):
+    """``x`` with every non-finite float replaced by None (strict JSON has no NaN)."""
+    if isinstance(x, dict):
+        return {k: _json_safe(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return [_json_safe(v) for v in x]
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    return x
 
 
 def format_report(report: dict) -> str:
