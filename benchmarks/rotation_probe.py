@@ -1,0 +1,155 @@
+"""Does a model estimate camera rotation? Predicted against true turns on held-out pairs.
+
+For every held-out sequence of a training config's pool (rendered first when
+missing) and every gap ``g``, the frames ``start`` and ``start + g`` are streamed
+as a two-frame sequence (cut3r rule). With ``R`` the true rotation of the second
+camera to the first and ``R'`` the predicted one, it reports, per gap, the mean of
+
+* ``gt_deg``: the true angle of ``R`` (degrees);
+* ``along_deg``: the predicted rotation vector projected on the true axis, the part
+  of the true turn the model predicts (a perfect model: ``gt_deg``; one that never
+  turns: 0; one that turns the wrong way: negative);
+* ``err_deg``: the angle of ``R'^T R`` (the identity's error is ``gt_deg``);
+* ``swap_deg``: how far the predicted rotation moves when the first frame is replaced
+  by the first frame of the next sequence (another scene). A model that compares the
+  two frames changes its answer; one whose rotation output ignores the first frame
+  does not.
+
+Example (the bundled model on its held-out pool, a minute on two threads)::
+
+    python benchmarks/rotation_probe.py --config configs/train_small_stage4.toml \\
+        --model src/ttt3r/assets/models/synth_small --out runs/rotation_probe
+
+Writes ``OUT/results.json`` and ``OUT/rotation_probe.png`` (predicted against true
+angle, one colour per gap) and prints the table. ``--set KEY=VALUE`` overrides the
+config as in ``ttt3r train`` (e.g. ``--set data.dir=...``); ``--skip forward`` leaves
+out a motion (corridors turn little).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+
+def rotation_rows(model, seqs: list, names: list[str], gaps: list[int], start: int) -> list[dict]:
+    """One row per (sequence, gap): true / predicted angles (degrees), see the module doc."""
+    from scipy.spatial.transform import Rotation
+
+    from ttt3r.train.evaluate import predict_sequence
+
+    rows = []
+    for i, (seq, name) in enumerate(zip(seqs, names)):
+        other = seqs[(i + 1) % len(seqs)]
+        for g in gaps:
+            a, b = start, start + g
+            if b >= len(seq.rgb):
+                raise SystemExit(f"rotation_probe: {name} has {len(seq.rgb)} frames, gap {g} from {start} needs {b + 1}")
+            gt = np.linalg.inv(seq.poses[a]) @ seq.poses[b]
+            _, pred = predict_sequence(model, seq.rgb[[a, b]], "cut3r")
+            _, swapped = predict_sequence(model, np.stack([other.rgb[a], seq.rgb[b]]), "cut3r")
+            r_gt = Rotation.from_matrix(gt[:3, :3])
+            r_pr = Rotation.from_matrix(pred[1, :3, :3])
+            r_sw = Rotation.from_matrix(swapped[1, :3, :3])
+            v = r_gt.as_rotvec()
+            axis = v / max(np.linalg.norm(v), 1e-12)
+            rows.append(dict(
+                sequence=name, gap=g,
+                gt_deg=float(np.degrees(np.linalg.norm(v))),
+                pred_deg=float(np.degrees(np.linalg.norm(r_pr.as_rotvec()))),
+                along_deg=float(np.degrees(r_pr.as_rotvec() @ axis)),
+                err_deg=float(np.degrees(np.linalg.norm((r_pr.inv() * r_gt).as_rotvec()))),
+                swap_deg=float(np.degrees(np.linalg.norm((r_sw.inv() * r_pr).as_rotvec()))),
+            ))
+    return rows
+
+
+def summarise(rows: list[dict], gaps: list[int]) -> dict:
+    keys = ("gt_deg", "pred_deg", "along_deg", "err_deg", "swap_deg")
+    return {str(g): {k: float(np.mean([r[k] for r in rows if r["gap"] == g])) for k in keys} for g in gaps}
+
+
+def plot(rows: list[dict], gaps: list[int], path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.2, 4.6))
+    top = max(r["gt_deg"] for r in rows) * 1.05
+    ax.plot([0, top], [0, top], "k--", lw=1, label="perfect")
+    ax.axhline(0.0, color="0.6", lw=1, label="never turns")
+    for i, g in enumerate(gaps):
+        rs = [r for r in rows if r["gap"] == g]
+        ax.scatter([r["gt_deg"] for r in rs], [r["along_deg"] for r in rs], s=14, color=f"C{i}",
+                   label=f"gap {g} frames")
+    ax.set_xlabel("true rotation between the two frames (deg)")
+    ax.set_ylabel("predicted rotation along the true axis (deg)")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=90)
+    plt.close(fig)
+    tmp.replace(path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--config", required=True, help="training config whose held-out pool is probed")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--model", required=True, help="model folder or weights file")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--gaps", default="1,2,4", help="frame gaps (default 1,2,4)")
+    p.add_argument("--start", type=int, default=20, help="first frame of each pair (default 20)")
+    p.add_argument("--skip", default="", help="motions to leave out, comma-separated (e.g. forward)")
+    p.add_argument("--threads", type=int, default=2)
+    args = p.parse_args(argv)
+
+    import ttt3r
+    from ttt3r.errors import TTT3RError
+    from ttt3r.train.config import load_config
+    from ttt3r.train.data import SeqArrays, prepare_pool, sequence_dirs
+
+    torch.set_num_threads(args.threads)
+    try:
+        gaps = [int(g) for g in args.gaps.split(",") if g.strip()]
+        if not gaps or min(gaps) < 1 or args.start < 0:
+            raise ValueError
+    except ValueError:
+        raise SystemExit(f"rotation_probe: --gaps must be positive whole numbers and --start >= 0, got {args.gaps!r}")
+    skip = {m.strip() for m in args.skip.split(",") if m.strip()}
+    try:
+        cfg = load_config(args.config, args.overrides)
+        prepare_pool(cfg.data, splits=("heldout",), log=lambda s: None)
+        items = [(path, m) for path, _, m in sequence_dirs(cfg.data, "heldout") if m not in skip]
+        if not items:
+            raise TTT3RError(f"{args.config}: no held-out sequences left to probe")
+        seqs = [SeqArrays.load(path) for path, _ in items]
+        model = ttt3r.load_model(args.model, device="cpu")
+    except TTT3RError as e:
+        raise SystemExit(f"rotation_probe: {e}")
+    rows = rotation_rows(model, seqs, [Path(path).name for path, _ in items], gaps, args.start)
+    summary = summarise(rows, gaps)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    report = {"model": str(args.model), "config": str(args.config), "start": args.start, "gaps": gaps,
+              "summary": summary, "rows": rows}
+    tmp = out / ".results.json.tmp"
+    tmp.write_text(json.dumps(report, indent=1) + "\n")
+    tmp.replace(out / "results.json")
+    plot(rows, gaps, out / "rotation_probe.png", f"{Path(args.model).name}: {len(items)} held-out sequences")
+    print(f"{'gap':>4} {'true':>7} {'pred':>7} {'along':>7} {'error':>7} {'swap':>7}   (degrees, mean of {len(items)})")
+    for g, m in summary.items():
+        print(f"{g:>4} {m['gt_deg']:7.2f} {m['pred_deg']:7.2f} {m['along_deg']:7.2f} {m['err_deg']:7.2f} "
+              f"{m['swap_deg']:7.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
