@@ -146,6 +146,15 @@ def test_degenerate_alignment_is_a_user_error():
     ref[:, 0, 3] = np.arange(5.0)  # collinear
     with pytest.raises(TTT3RError, match="degenerate"):
         align_trajectory(ref, ref, "sim3")
+    turning = np.tile(np.eye(4), (5, 1, 1))  # a camera that only turns (the synthetic 'pan')
+    turning[:, :3, 3] = [1.0, 2.0, 0.5]
+    for k in range(5):
+        c, s = np.cos(0.1 * k), np.sin(0.1 * k)
+        turning[k, :3, :3] = [[c, 0, s], [0, 1, 0], [-s, 0, c]]
+    with pytest.raises(TTT3RError, match="never move .* only rotation errors"):
+        align_trajectory(ref, turning, "sim3")
+    aligned, _ = align_trajectory(turning, turning, "none")  # no alignment asked: fine
+    np.testing.assert_array_equal(aligned, turning)
 
 
 def test_bad_shapes_and_modes():

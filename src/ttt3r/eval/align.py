@@ -123,7 +123,12 @@ def align_trajectory(
     ref = np.asarray(ref_poses, dtype=np.float64)
     if est.shape != ref.shape or est.ndim != 3 or est.shape[1:] != (4, 4):
         raise TTT3RError(f"cannot align trajectories of shapes {est.shape} and {ref.shape}; need (N, 4, 4) each")
-    sim = fit_alignment(est[:, :3, 3], ref[:, :3, 3], mode)
+    check_align_mode(mode)
+    centres = ref[:, :3, 3]
+    if mode != "none" and np.ptp(centres, axis=0).max() <= 1e-12 * max(1.0, float(np.abs(centres).max())):
+        raise TTT3RError(f"cannot align to {len(ref)} reference poses whose camera centres never move (a camera "
+                         f"that only turns): ATE is undefined, only rotation errors are")
+    sim = fit_alignment(est[:, :3, 3], centres, mode)
     return sim.apply_poses(est), sim
 
 
