@@ -125,11 +125,18 @@ def align_trajectory(
         raise TTT3RError(f"cannot align trajectories of shapes {est.shape} and {ref.shape}; need (N, 4, 4) each")
     check_align_mode(mode)
     centres = ref[:, :3, 3]
-    if mode != "none" and np.ptp(centres, axis=0).max() <= 1e-12 * max(1.0, float(np.abs(centres).max())):
+    if mode != "none" and centres_fixed(centres):
         raise TTT3RError(f"cannot align to {len(ref)} reference poses whose camera centres never move (a camera "
                          f"that only turns): ATE is undefined, only rotation errors are")
     sim = fit_alignment(est[:, :3, 3], centres, mode)
     return sim.apply_poses(est), sim
+
+
+def centres_fixed(centres: np.ndarray) -> bool:
+    """True when the (N, 3) camera centres all coincide (to rounding): a camera that
+    never moves, or one that only turns. No alignment by positions exists for them."""
+    c = np.asarray(centres, dtype=np.float64)
+    return bool(np.ptp(c, axis=0).max() <= 1e-12 * max(1.0, float(np.abs(c).max())))
 
 
 def check_align_mode(mode: str) -> None:

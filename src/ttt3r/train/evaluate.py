@@ -100,13 +100,15 @@ def sequence_metrics(depth: np.ndarray, poses: np.ndarray, gt_depth: np.ndarray,
     turns (``pan``: every ground-truth centre the same) has no extent: the figures
     over the extent are NaN and only the RPE rotation is scored.
     """
+    from ..eval.align import centres_fixed
     from ..eval.metrics_depth import depth_metrics
 
     centres = gt_poses[:, :3, 3]
     ext = extent(centres)
+    turns_only = centres_fixed(centres)
     out = dict(abs_rel=depth_metrics(np.maximum(depth, 1e-6), gt_depth, align="median").abs_rel,
                abs_rel_const=depth_metrics(np.ones_like(gt_depth), gt_depth, align="median").abs_rel,
-               ate_frac_static=static_ate(centres) / ext if ext > 0 else np.nan, extent_m=ext,
+               ate_frac_static=np.nan if turns_only else static_ate(centres) / ext, extent_m=ext,
                ate_frac=np.nan, rpe_trans_frac=np.nan, rpe_rot_deg=np.nan)
     static = _pose_errors(np.repeat(np.eye(4)[None], len(gt_poses), axis=0), gt_poses, ext, out["ate_frac_static"])
     out.update(rpe_trans_frac_static=static.get("rpe_trans_frac", np.nan), rpe_rot_deg_static=static["rpe_rot_deg"])
@@ -116,15 +118,16 @@ def sequence_metrics(depth: np.ndarray, poses: np.ndarray, gt_depth: np.ndarray,
 
 def _pose_errors(poses: np.ndarray, gt_poses: np.ndarray, ext: float, static_frac: float) -> dict[str, float]:
     """``ate_frac``, ``rpe_trans_frac``, ``rpe_rot_deg`` of :func:`sequence_metrics`; {} where undefined."""
+    from ..eval.align import centres_fixed
     from ..eval.metrics_pose import pose_metrics
 
     if not np.isfinite(poses).all():
         return {}
-    if not ext > 0:  # the camera only turns: nothing to scale a translation error by
+    if centres_fixed(gt_poses[:, :3, 3]):  # the camera only turns: nothing to scale a translation error by
         pm = pose_metrics(gt_poses, poses, align="none", delta=1, all_pairs=True)
         return dict(rpe_rot_deg=pm.rpe_rot.rmse)
     est = poses[:, :3, 3]
-    if np.ptp(est, axis=0).max() <= 1e-12 * max(1.0, float(np.abs(est).max())):
+    if centres_fixed(est):
         # a camera that never moves: its best Sim(3) puts it at the centroid of the ground
         # truth (scale 0), and its relative motions are zero whatever the alignment
         pm = pose_metrics(gt_poses, poses, align="none", delta=1, all_pairs=True)
