@@ -60,11 +60,11 @@ def rotation_rows(model, seqs: list, names: list[str], gaps: list[int], start: i
             axis = v / max(np.linalg.norm(v), 1e-12)
             rows.append(dict(
                 sequence=name, gap=g,
-                gt_deg=float(np.degrees(np.linalg.norm(v))),
-                pred_deg=float(np.degrees(np.linalg.norm(r_pr.as_rotvec()))),
+                gt_deg=float(np.degrees(r_gt.magnitude())),
+                pred_deg=float(np.degrees(r_pr.magnitude())),
                 along_deg=float(np.degrees(r_pr.as_rotvec() @ axis)),
-                err_deg=float(np.degrees(np.linalg.norm((r_pr.inv() * r_gt).as_rotvec()))),
-                swap_deg=float(np.degrees(np.linalg.norm((r_sw.inv() * r_pr).as_rotvec()))),
+                err_deg=float(np.degrees((r_pr.inv() * r_gt).magnitude())),
+                swap_deg=float(np.degrees((r_sw.inv() * r_pr).magnitude())),
             ))
     return rows
 
