@@ -453,9 +453,9 @@ def test_sequence_metrics_of_a_camera_that_only_turns():
     assert "ATE/extent n/a (the cameras only turn)" in text.splitlines()[-1]
     assert f"RPE rotation {s['rpe_rot_deg']:.2f} deg" in text
     # the report file is strict JSON: undefined figures are null
-    from ttt3r.train.evaluate import _json_safe
+    from ttt3r.eval.cache import json_safe
 
-    back = json.loads(json.dumps(_json_safe({"summary": {"cut3r": s}}), allow_nan=False))["summary"]["cut3r"]
+    back = json.loads(json.dumps(json_safe({"summary": {"cut3r": s}}), allow_nan=False))["summary"]["cut3r"]
     assert back["ate_frac"] is None and back["rpe_rot_deg"] == pytest.approx(s["rpe_rot_deg"])
 
 

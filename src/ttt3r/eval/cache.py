@@ -53,23 +53,23 @@ def record_path(out: Path, task: str, variant: str, rule: str, sequence: str) ->
     return Path(out, "cache", task, variant, rule, *parts[:-1], parts[-1] + ".json")
 
 
-def _clean(obj: Any) -> Any:
+def json_safe(obj: Any) -> Any:
     """JSON-safe copy: non-finite floats become None (JSON has no NaN)."""
     if isinstance(obj, float):
         return obj if math.isfinite(obj) else None
     if isinstance(obj, dict):
-        return {str(k): _clean(v) for k, v in obj.items()}
+        return {str(k): json_safe(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_clean(v) for v in obj]
+        return [json_safe(v) for v in obj]
     if hasattr(obj, "item") and not isinstance(obj, (str, bytes)):
-        return _clean(obj.item())
+        return json_safe(obj.item())
     return obj
 
 
 def write_record(out: Path, record: dict) -> Path:
     """Write ``record`` atomically to its cache path; returns the path."""
     path = record_path(out, record["task"], record["variant"], record["rule"], record["sequence"])
-    atomic_write_text(path, json.dumps(_clean({"version": CACHE_VERSION, **record}), separators=(",", ":")) + "\n")
+    atomic_write_text(path, json.dumps(json_safe({"version": CACHE_VERSION, **record}), separators=(",", ":")) + "\n")
     return path
 
 
@@ -95,7 +95,7 @@ def lookup(out: Path, task: str, variant: str, rule: str, sequence: str, fingerp
         rec = read_record(path)
     except TTT3RError:
         return None
-    if rec.get("version") != CACHE_VERSION or rec.get("fingerprint") != _clean(fingerprint):
+    if rec.get("version") != CACHE_VERSION or rec.get("fingerprint") != json_safe(fingerprint):
         return None
     return rec
 

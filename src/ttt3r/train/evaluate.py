@@ -23,7 +23,6 @@ Numbers below 1 for "model / baseline" mean the model beats the baseline.
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -186,6 +185,8 @@ def evaluate_run(out: str | Path, cfg: TrainConfig, frames: int = 16, stride: in
                  rules: tuple[str, ...] = ("cut3r", "ttt3r")) -> dict:
     """Evaluate ``out/model`` on the held-out pool of ``cfg``; writes ``out/eval_f<frames>_s<stride>.json``."""
     from ..api import load_model
+    from ..eval.cache import json_safe
+    from ..io.atomic import atomic_write_text
     from .data import prepare_pool
 
     out = Path(out)
@@ -200,19 +201,8 @@ def evaluate_run(out: str | Path, cfg: TrainConfig, frames: int = 16, stride: in
     results = evaluate_model(model, paths, frames, stride, rules)
     report = {"frames": frames, "stride": stride, "summary": summarise(results),
               "sequences": [r.__dict__ for r in results]}
-    (out / f"eval_f{frames}_s{stride}.json").write_text(json.dumps(_json_safe(report), indent=1) + "\n")
+    atomic_write_text(out / f"eval_f{frames}_s{stride}.json", json.dumps(json_safe(report), indent=1) + "\n")
     return report
-
-
-def _json_safe(x):
-    """``x`` with every non-finite float replaced by None (strict JSON has no NaN)."""
-    if isinstance(x, dict):
-        return {k: _json_safe(v) for k, v in x.items()}
-    if isinstance(x, list):
-        return [_json_safe(v) for v in x]
-    if isinstance(x, float) and not math.isfinite(x):
-        return None
-    return x
 
 
 def format_report(report: dict) -> str:
