@@ -19,9 +19,9 @@ float64, OpenCV axes, in the scene's world frame (z up, metres).
 * ``pan``: a camera on a fixed point of the room (a tripod) that only turns:
   it sweeps to and fro (35..70 degrees either side of the room's centre, one
   sweep per 90..180 frames) with smooth wander, looks 5..25 degrees down with a
-  smooth nod, and rolls a little. Every frame-to-frame
-  motion is a pure rotation (zero translation), the classic test of rotation
-  estimation (like TUM's ``rpy`` and ``360`` sequences).
+  smooth nod, and rolls a little. Every frame-to-frame motion is a pure
+  rotation (zero translation), the classic test of rotation estimation (like
+  TUM's ``rpy`` and ``360`` sequences).
 """
 
 from __future__ import annotations
