@@ -336,6 +336,7 @@ def test_config_file_and_overrides(tmp_path):
         ("", ["optim.steps"], "expected key=value"),
         ("", ["loss.rule=fast"], "loss.rule must be one of"),
         ("", ["optim.batch=2.5"], "optim.batch must be int"),
+        ("", ["loss.mask_ratio=1.0"], "loss.mask_ratio must be in"),
     ],
 )
 def test_config_errors_are_one_line(tmp_path, text, overrides, match):

@@ -40,6 +40,8 @@ File layout (every key optional; defaults below)::
     rgb_weight = 1.0
     rule = "cut3r"                   # state-update rule used while training
     quat_norm_weight = 0.1           # keeps the raw pose quaternion's norm near 1 (0: CUT3R's losses only)
+    mask_ratio = 0.0                 # share of 16x16 squares greyed out in frames after the first
+                                     # (cross-view completion, ttt3r.train.masking; 0 = off)
 
     [log]
     every = 10                       # print / CSV row every N steps
@@ -120,6 +122,7 @@ class LossConfig:
     rgb_weight: float = 1.0
     rule: str = "cut3r"
     quat_norm_weight: float = 0.1
+    mask_ratio: float = 0.0
 
 
 @dataclass
@@ -212,6 +215,8 @@ class TrainConfig:
 
         if self.loss.rule not in available_rules():
             raise TTT3RError(f"{source}: loss.rule must be one of {', '.join(available_rules())}, got {self.loss.rule!r}")
+        if not 0.0 <= self.loss.mask_ratio < 1.0:
+            raise TTT3RError(f"{source}: loss.mask_ratio must be in [0, 1), got {self.loss.mask_ratio}")
         if self.loss.alpha <= 0:
             raise TTT3RError(f"{source}: loss.alpha must be > 0, got {self.loss.alpha}")
         self.model_config()

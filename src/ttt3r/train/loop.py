@@ -143,12 +143,23 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
 
 
 def train_step(model: nn.Module, opt: torch.optim.Optimizer, batch: Batch, cfg: TrainConfig,
-               lr: float) -> dict[str, float]:
-    """One optimisation step on ``batch``; returns the loss parts (before the update)."""
+               lr: float, step: int = 0) -> dict[str, float]:
+    """One optimisation step on ``batch`` (the ``step``-th); returns the loss parts (before the update).
+
+    With ``loss.mask_ratio > 0`` the network sees the clips with most of every frame
+    after the first hidden (:func:`ttt3r.train.masking.mask_later_frames`, masks drawn
+    from ``(seed, step)``); the losses compare with the whole frames.
+    """
     for g in opt.param_groups:
         g["lr"] = lr
     model.train()
-    pred = forward_clip(model, batch.img, cfg.loss.rule, want_rgb=cfg.loss.rgb_weight > 0)
+    img = batch.img
+    if cfg.loss.mask_ratio > 0:
+        from .masking import mask_later_frames
+
+        img = mask_later_frames(img, cfg.loss.mask_ratio, int(cfg.model.get("patch_size", 16)),
+                                seed=cfg.seed * 1_000_003 + step)
+    pred = forward_clip(model, img, cfg.loss.rule, want_rgb=cfg.loss.rgb_weight > 0)
     loss, parts = cut3r_loss(pred, batch, cfg.loss.alpha, cfg.loss.pose_weight, cfg.loss.rgb_weight,
                              quat_norm_weight=cfg.loss.quat_norm_weight)
     if not torch.isfinite(loss):
@@ -296,7 +307,7 @@ class Trainer:
             while self.step < last:
                 batch = self.sampler.batch(self.step, cfg.optim.batch).to(self.device)
                 lr = lr_at(cfg, self.step)
-                parts = train_step(self.model, self.opt, batch, cfg, lr)
+                parts = train_step(self.model, self.opt, batch, cfg, lr, self.step)
                 for k, v in parts.items():
                     sums[k] = sums.get(k, 0.0) + v
                 self.step += 1
