@@ -15,6 +15,15 @@ camera to the first and ``R'`` the predicted one, it reports, per gap, the mean 
   two frames changes its answer; one whose rotation output ignores the first frame
   does not.
 
+With ``--mask R`` it also measures whether the network fills what it cannot see
+from the state (the cross-view completion of ``loss.mask_ratio``): a share ``R`` of
+the second frame's 16x16 squares is greyed out (:func:`ttt3r.train.masking.mask_later_frames`)
+and the depth Abs Rel over the hidden pixels (median-scaled over them) is reported
+with the true first frame (``hidden_true``), the next sequence's first frame
+(``hidden_swap``) and a grey one (``hidden_grey``). A network that reads the
+hidden squares off the state does best with the true first frame; one that
+guesses them from the visible squares scores the same with all three.
+
 Example (the bundled model on its held-out pool, a minute on two threads)::
 
     python benchmarks/rotation_probe.py --config configs/train_small_stage4.toml \\
@@ -69,8 +78,45 @@ def rotation_rows(model, seqs: list, names: list[str], gaps: list[int], start: i
     return rows
 
 
-def summarise(rows: list[dict], gaps: list[int]) -> dict:
-    keys = ("gt_deg", "pred_deg", "along_deg", "err_deg", "swap_deg")
+def second_depth(model, img: torch.Tensor) -> np.ndarray:
+    """Self-view depth (H, W) of the second of two frames ``img`` (2, 3, H, W) in [-1, 1] (cut3r rule)."""
+    from ttt3r.train.loop import forward_clip
+
+    model.eval()
+    with torch.no_grad():
+        pred = forward_clip(model, img[None].to(model.device, model.dtype), want_rgb=False)
+    return pred.pts_self[0, 1, ..., 2].float().cpu().numpy()
+
+
+def completion_rows(model, seqs: list, names: list[str], gaps: list[int], start: int, ratio: float,
+                    seed: int = 0) -> list[dict]:
+    """One row per (sequence, gap): hidden-pixel depth Abs Rel with the true / another / a grey first frame."""
+    from ttt3r.train.masking import mask_later_frames
+
+    def as_input(rgb: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).float() / 127.5 - 1.0
+
+    rows = []
+    for i, (seq, name) in enumerate(zip(seqs, names)):
+        other = seqs[(i + 1) % len(seqs)]
+        for g in gaps:
+            a, b = start, start + g
+            pair = torch.stack([as_input(seq.rgb[a]), as_input(seq.rgb[b])])
+            masked = mask_later_frames(pair[None], ratio, 16, seed=seed * 7919 + i * 131 + g)[0]
+            hidden = (masked[1] == 0).all(0).numpy() & (seq.depth[b] > 0)
+            gt = seq.depth[b][hidden].astype(np.float64)
+            row = dict(sequence=name, gap=g)
+            for key, first in (("hidden_true", masked[0]), ("hidden_swap", as_input(other.rgb[a])),
+                               ("hidden_grey", torch.zeros_like(masked[0]))):
+                d = second_depth(model, torch.stack([first, masked[1]]))[hidden].astype(np.float64)
+                d = np.maximum(d, 1e-6) * (np.median(gt) / max(np.median(d), 1e-6))
+                row[key] = float(np.mean(np.abs(d - gt) / gt))
+            rows.append(row)
+    return rows
+
+
+def summarise(rows: list[dict], gaps: list[int],
+              keys: tuple[str, ...] = ("gt_deg", "pred_deg", "along_deg", "err_deg", "swap_deg")) -> dict:
     return {str(g): {k: float(np.mean([r[k] for r in rows if r["gap"] == g])) for k in keys} for g in gaps}
 
 
@@ -108,6 +154,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--gaps", default="1,2,4", help="frame gaps (default 1,2,4)")
     p.add_argument("--start", type=int, default=20, help="first frame of each pair (default 20)")
     p.add_argument("--skip", default="", help="motions to leave out, comma-separated (e.g. forward)")
+    p.add_argument("--mask", type=float, default=0.0,
+                   help="also probe cross-view completion with this share of the second frame hidden (0: off)")
     p.add_argument("--threads", type=int, default=2)
     args = p.parse_args(argv)
 
@@ -123,6 +171,8 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError
     except ValueError:
         raise SystemExit(f"rotation_probe: --gaps must be positive whole numbers and --start >= 0, got {args.gaps!r}")
+    if not 0.0 <= args.mask < 1.0:
+        raise SystemExit(f"rotation_probe: --mask must be in [0, 1), got {args.mask}")
     skip = {m.strip() for m in args.skip.split(",") if m.strip()}
     try:
         cfg = load_config(args.config, args.overrides)
@@ -140,6 +190,10 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     report = {"model": str(args.model), "config": str(args.config), "start": args.start, "gaps": gaps,
               "summary": summary, "rows": rows}
+    if args.mask > 0:
+        ckeys = ("hidden_true", "hidden_swap", "hidden_grey")
+        crows = completion_rows(model, seqs, [Path(path).name for path, _ in items], gaps, args.start, args.mask)
+        report["completion"] = {"mask": args.mask, "summary": summarise(crows, gaps, ckeys), "rows": crows}
     tmp = out / ".results.json.tmp"
     tmp.write_text(json.dumps(report, indent=1) + "\n")
     tmp.replace(out / "results.json")
@@ -148,6 +202,11 @@ def main(argv: list[str] | None = None) -> int:
     for g, m in summary.items():
         print(f"{g:>4} {m['gt_deg']:7.2f} {m['pred_deg']:7.2f} {m['along_deg']:7.2f} {m['err_deg']:7.2f} "
               f"{m['swap_deg']:7.2f}")
+    if "completion" in report:
+        print(f"depth Abs Rel on the hidden {args.mask:.0%} of the second frame, by first frame:")
+        print(f"{'gap':>4} {'true':>7} {'other':>7} {'grey':>7}")
+        for g, m in report["completion"]["summary"].items():
+            print(f"{g:>4} {m['hidden_true']:7.3f} {m['hidden_swap']:7.3f} {m['hidden_grey']:7.3f}")
     return 0
 
 

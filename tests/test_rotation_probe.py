@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from ttt3r.pipeline import BUNDLED_MODEL as MODEL
 
@@ -36,12 +37,16 @@ def test_probe_end_to_end_and_exact_cases(tmp_path, monkeypatch, capsys):
     pool = tmp_path / "pool"
     rc = script.main(["--config", str(ROOT / "configs" / "train_small_stage4.toml"), "--set", f"data.dir={pool}",
                       *sum((["--set", s] for s in SETTINGS), []), "--model", str(MODEL), "--out", str(out),
-                      "--gaps", "1,3", "--start", "1", "--skip", "forward", "--threads", "1"])
+                      "--gaps", "1,3", "--start", "1", "--skip", "forward", "--mask", "0.5",
+                      "--threads", "1"])
     assert rc == 0
     res = json.loads((out / "results.json").read_text())
     assert (out / "rotation_probe.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert sorted({r["sequence"] for r in res["rows"]}) == ["loop_s900003", "walk_s900001"]  # forward left out
     assert "gap" in capsys.readouterr().out
+    comp = res["completion"]
+    assert comp["mask"] == 0.5 and len(comp["rows"]) == 4
+    assert all(r[k] > 0 for r in comp["rows"] for k in ("hidden_true", "hidden_swap", "hidden_grey"))
 
     from ttt3r.train.data import SeqArrays
 
@@ -75,6 +80,35 @@ def test_probe_end_to_end_and_exact_cases(tmp_path, monkeypatch, capsys):
         assert r["err_deg"] == pytest.approx(r["gt_deg"], abs=1e-5)
     summary = script.summarise(rows, [1, 3])
     assert summary["3"]["gt_deg"] == pytest.approx(np.mean([r["gt_deg"] for r in rows if r["gap"] == 3]))
+
+
+def test_completion_probe_tells_state_reading_from_guessing(tmp_path, monkeypatch):
+    script = _load_script()
+    from ttt3r.train.config import load_config
+    from ttt3r.train.data import SeqArrays, prepare_pool, sequence_dirs
+
+    cfg = load_config(ROOT / "configs" / "train_small_stage4.toml", [f"data.dir={tmp_path}", *SETTINGS])
+    prepare_pool(cfg.data, splits=("heldout",), log=lambda s: None)
+    seqs = [SeqArrays.load(p) for p, _, _ in sequence_dirs(cfg.data, "heldout")]
+
+    def frame(rgb):
+        return torch.from_numpy(rgb).permute(2, 0, 1).float() / 127.5 - 1.0
+
+    def reads_state(model, img):  # the true depth of the second frame, but only given the true first frame
+        for s in seqs:
+            if torch.equal(img[0], frame(s.rgb[1])):
+                return s.depth[1 + 2]  # gap 2 below
+        return np.ones(img.shape[-2:], np.float32)
+
+    monkeypatch.setattr(script, "second_depth", reads_state)
+    rows = script.completion_rows(None, seqs, ["a", "b", "c"], [2], 1, 0.75)
+    for r in rows:
+        assert r["hidden_true"] == pytest.approx(0.0, abs=1e-6)
+        assert r["hidden_swap"] > 0.01 and r["hidden_grey"] > 0.01
+    monkeypatch.setattr(script, "second_depth", lambda model, img: 1.0 + img[1].mean(0).numpy() ** 2)
+    rows = script.completion_rows(None, seqs, ["a", "b", "c"], [2], 1, 0.75)
+    for r in rows:  # a guess from the visible squares alone scores the same whatever the first frame
+        assert r["hidden_true"] == r["hidden_swap"] == r["hidden_grey"] > 0
 
 
 def test_probe_bad_arguments_are_one_line_errors(tmp_path):
