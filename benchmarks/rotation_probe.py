@@ -91,10 +91,11 @@ def second_depth(model, img: torch.Tensor) -> np.ndarray:
 def completion_rows(model, seqs: list, names: list[str], gaps: list[int], start: int, ratio: float,
                     seed: int = 0) -> list[dict]:
     """One row per (sequence, gap): hidden-pixel depth Abs Rel with the true / another / a grey first frame."""
+    from ttt3r.preprocess import normalize
     from ttt3r.train.masking import mask_later_frames
 
-    def as_input(rgb: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).float() / 127.5 - 1.0
+    def as_input(rgb: np.ndarray) -> torch.Tensor:  # (3, H, W) in [-1, 1], as the streamed pairs above
+        return normalize(rgb)[0]
 
     rows = []
     for i, (seq, name) in enumerate(zip(seqs, names)):

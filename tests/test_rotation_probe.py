@@ -91,8 +91,10 @@ def test_completion_probe_tells_state_reading_from_guessing(tmp_path, monkeypatc
     prepare_pool(cfg.data, splits=("heldout",), log=lambda s: None)
     seqs = [SeqArrays.load(p) for p, _, _ in sequence_dirs(cfg.data, "heldout")]
 
+    from ttt3r.preprocess import normalize
+
     def frame(rgb):
-        return torch.from_numpy(rgb).permute(2, 0, 1).float() / 127.5 - 1.0
+        return normalize(rgb)[0]
 
     def reads_state(model, img):  # the true depth of the second frame, but only given the true first frame
         for s in seqs:
