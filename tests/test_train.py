@@ -196,6 +196,21 @@ def test_pool_is_rendered_once_and_loads_the_same_with_any_number_of_threads(tmp
             np.testing.assert_array_equal(getattr(b, field), getattr(direct, field))
     ba, bb = one.batch(5, 2), many.batch(5, 2)
     assert torch.equal(ba.img, bb.img) and torch.equal(ba.pose, bb.pose)
+    # data.half_depth: the same pool with float16 depth maps, rounded to within 2**-11
+    half = ClipSampler.from_pool(tiny_cfg(f"data.dir={json.dumps(str(tmp_path))}", "data.train_sequences=3",
+                                          "data.heldout_sequences=1", "data.frames=5",
+                                          "data.half_depth=true").data, seed=0)
+    for a, h in zip(one.seqs, half.seqs):
+        assert a.depth.dtype == np.float32 and h.depth.dtype == np.float16
+        np.testing.assert_array_equal(h.depth == 0, a.depth == 0)
+        np.testing.assert_allclose(h.depth.astype(np.float32), a.depth, rtol=2.0 ** -11, atol=0)
+        np.testing.assert_array_equal(h.rgb, a.rgb)
+    bh = half.batch(5, 2)
+    assert torch.equal(bh.img, ba.img) and torch.equal(bh.valid, ba.valid) and bh.pts_self.dtype == torch.float32
+    torch.testing.assert_close(bh.pts_self, ba.pts_self, rtol=2.0 ** -11, atol=1e-7)
+    # world points are rigid motions of the self-view ones: the error is at most 2**-11 |p_self|
+    err = (bh.pts_world - ba.pts_world).norm(dim=-1)
+    assert bool((err <= 2.0 ** -11 * ba.pts_self.norm(dim=-1) + 1e-6).all())
 
 
 def test_batches_are_a_function_of_seed_and_step():

@@ -24,6 +24,7 @@ File layout (every key optional; defaults below)::
     stride_max = 4                   # frame stride within a clip: uniform in 1..stride_max
     reverse_prob = 0.5               # chance to play a clip backwards
     flip_prob = 0.0                  # chance to mirror a clip left-right (images, depth, poses)
+    half_depth = false               # hold the pool's depth maps as float16 (halves their memory)
 
     [optim]
     steps = 20000                    # total optimisation steps
@@ -102,6 +103,7 @@ class DataConfig:
     stride_max: int = 4
     reverse_prob: float = 0.5
     flip_prob: float = 0.0
+    half_depth: bool = False
 
 
 @dataclass

@@ -80,7 +80,7 @@ def _quat_wxyz(R: np.ndarray) -> np.ndarray:
 
 @dataclass
 class SeqArrays:
-    """One sequence in memory: rgb (F, H, W, 3) uint8, depth (F, H, W) float32 metres,
+    """One sequence in memory: rgb (F, H, W, 3) uint8, depth (F, H, W) float32 (or float16) metres,
     poses (F, 4, 4) float64 camera-to-world, K (3, 3) float64 pixels."""
 
     rgb: np.ndarray
@@ -89,13 +89,15 @@ class SeqArrays:
     K: np.ndarray
 
     @classmethod
-    def load(cls, path: str | Path) -> SeqArrays:
+    def load(cls, path: str | Path, half_depth: bool = False) -> SeqArrays:
+        """Read a rendered sequence; ``half_depth`` keeps the depth maps as float16
+        (half the memory, relative rounding at most 2**-11)."""
         from ..synth import load_sequence
 
         seq = load_sequence(path)
         n = len(seq)
         rgb = np.stack([seq.rgb(i) for i in range(n)])
-        depth = np.stack([seq.depth(i) for i in range(n)]).astype(np.float32)
+        depth = np.stack([seq.depth(i) for i in range(n)]).astype(np.float16 if half_depth else np.float32)
         poses = np.stack([seq.camera(i)[0] for i in range(n)])
         return cls(rgb, depth, poses, seq.intrinsics.astype(np.float64))
 
@@ -137,7 +139,7 @@ def make_clip(seq: SeqArrays, frames: np.ndarray, flip: bool = False) -> dict[st
     """
     frames = np.asarray(frames, dtype=int)
     rgb = seq.rgb[frames].astype(np.float32) / 127.5 - 1.0  # (L, H, W, 3)
-    depth = seq.depth[frames]
+    depth = seq.depth[frames].astype(np.float32, copy=False)
     poses = seq.poses[frames]
     L, H, W = depth.shape
     K = seq.K
@@ -184,13 +186,16 @@ class ClipSampler:
     def from_pool(cls, data: DataConfig, seed: int, split: str = "train", workers: int = 1,
                   log=None) -> ClipSampler:
         """Load every sequence of ``split`` into memory (``workers`` threads decode the
-        images; the order, and so every batch, does not depend on it)."""
+        images; the order, and so every batch, does not depend on it). Depth is held
+        as float16 when ``data.half_depth`` is set."""
+        from functools import partial
+
         from concurrent.futures import ThreadPoolExecutor
 
         paths = [path for path, _, _ in sequence_dirs(data, split)]
         with ThreadPoolExecutor(max_workers=max(1, int(workers))) as pool:
             seqs = []
-            for i, seq in enumerate(pool.map(SeqArrays.load, paths)):
+            for i, seq in enumerate(pool.map(partial(SeqArrays.load, half_depth=data.half_depth), paths)):
                 seqs.append(seq)
                 if log is not None and ((i + 1) % 200 == 0 or i + 1 == len(paths)):
                     log(f"loaded {i + 1}/{len(paths)} {split} sequences")
