@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -197,9 +198,7 @@ def test_pool_is_rendered_once_and_loads_the_same_with_any_number_of_threads(tmp
     ba, bb = one.batch(5, 2), many.batch(5, 2)
     assert torch.equal(ba.img, bb.img) and torch.equal(ba.pose, bb.pose)
     # data.half_depth: the same pool with float16 depth maps, rounded to within 2**-11
-    half = ClipSampler.from_pool(tiny_cfg(f"data.dir={json.dumps(str(tmp_path))}", "data.train_sequences=3",
-                                          "data.heldout_sequences=1", "data.frames=5",
-                                          "data.half_depth=true").data, seed=0)
+    half = ClipSampler.from_pool(dataclasses.replace(cfg.data, half_depth=True), seed=0)
     for a, h in zip(one.seqs, half.seqs):
         assert a.depth.dtype == np.float32 and h.depth.dtype == np.float16
         np.testing.assert_array_equal(h.depth == 0, a.depth == 0)

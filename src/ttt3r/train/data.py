@@ -188,9 +188,8 @@ class ClipSampler:
         """Load every sequence of ``split`` into memory (``workers`` threads decode the
         images; the order, and so every batch, does not depend on it). Depth is held
         as float16 when ``data.half_depth`` is set."""
-        from functools import partial
-
         from concurrent.futures import ThreadPoolExecutor
+        from functools import partial
 
         paths = [path for path, _, _ in sequence_dirs(data, split)]
         with ThreadPoolExecutor(max_workers=max(1, int(workers))) as pool:
