@@ -40,3 +40,21 @@ def test_cuda_matches_cpu(dtype, monkeypatch):
         rng = a.depth.max() - a.depth.min()
         assert np.abs(a.depth - b.depth).max() <= tol * rng + 1e-6
         assert np.abs(a.pose - b.pose).max() <= (1e-4 if dtype == torch.float32 else 5e-2)
+
+
+def test_attention_under_cpu_bf16_autocast_runs_in_float32():
+    """Training with precision = "bf16": attention is computed in float32 (faster backward on CPU)."""
+    from ttt3r.model.layers import _attend
+
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(2, 3, 7, 8, generator=g, requires_grad=True) for _ in range(3))
+    ref = torch.nn.functional.scaled_dot_product_attention(q, k, v, scale=0.3)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = _attend(q.bfloat16(), k.bfloat16(), v.bfloat16(), 0.3)
+        with torch.no_grad():  # inference under autocast keeps the bfloat16 kernel
+            y_inf = _attend(q.bfloat16(), k.bfloat16(), v.bfloat16(), 0.3)
+    assert y.dtype == torch.float32 and y_inf.dtype == torch.bfloat16
+    torch.testing.assert_close(y, ref, rtol=0, atol=2e-2)  # inputs rounded to bfloat16 only
+    y.sum().backward()
+    assert q.grad is not None and torch.isfinite(q.grad).all()
+    assert torch.equal(_attend(q, k, v, 0.3), ref)  # no autocast: the plain kernel

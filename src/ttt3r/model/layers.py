@@ -92,6 +92,20 @@ class Mlp(nn.Module):
         return self.fc2(self.act(self.fc1(x)))
 
 
+def _attend(q: Tensor, k: Tensor, v: Tensor, scale: float) -> Tensor:
+    """Scaled dot-product attention (B, h, N, d) -> (B, h, Nq, d).
+
+    Under CPU bfloat16 autocast with gradients on (``precision = "bf16"`` training)
+    it runs in float32: PyTorch's bfloat16 attention backward on CPU is several times
+    slower than the float32 one at these sizes (measured: 0.63 s against 0.15 s of a
+    1.9 s training step), while the matrix products around it gain from bfloat16.
+    """
+    if q.device.type == "cpu" and torch.is_grad_enabled() and torch.is_autocast_enabled("cpu"):
+        with torch.autocast("cpu", enabled=False):
+            return F.scaled_dot_product_attention(q.float(), k.float(), v.float(), scale=scale)
+    return F.scaled_dot_product_attention(q, k, v, scale=scale)
+
+
 def _heads(x: Tensor, n: int) -> Tensor:
     b, t, c = x.shape
     return x.view(b, t, n, c // n).transpose(1, 2)  # (B, h, N, d)
@@ -120,7 +134,7 @@ class Attention(nn.Module):
         q, k, v = qkv[0], qkv[1], qkv[2]
         if self.rope is not None and pos is not None:
             q, k = self.rope(qkv[:2], pos).unbind(0)  # q and k in one pass
-        y = F.scaled_dot_product_attention(q, k, v, scale=self.scale)
+        y = _attend(q, k, v, self.scale)
         return self.proj(_merge(y))
 
 
@@ -158,7 +172,7 @@ class CrossAttention(nn.Module):
         if mean_logit:
             k_mean = k.float().mean(dim=2, keepdim=True)  # (B, h, 1, d)
             stat = (q.float() * k_mean).sum(-1).mean(dim=1) * self.scale  # (B, Nq)
-        y = F.scaled_dot_product_attention(q, k, v, scale=self.scale)
+        y = _attend(q, k, v, self.scale)
         return self.proj(_merge(y)), stat
 
 

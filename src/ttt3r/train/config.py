@@ -5,6 +5,8 @@ File layout (every key optional; defaults below)::
     seed = 0                 # drives initialisation, clip sampling, everything
     device = "auto"          # "auto" (cuda when available), "cpu", "cuda", "cuda:1"
     threads = 1              # torch CPU threads
+    precision = "fp32"       # "fp32", or "bf16": the forward pass under bfloat16 autocast
+                             # (weights, optimiser and losses stay float32)
 
     [model]                  # any ttt3r.config.ModelConfig field
     enc_embed_dim = 192
@@ -141,6 +143,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     threads: int = 1
+    precision: str = "fp32"
     model: dict[str, Any] = field(default_factory=lambda: dict(SMALL_MODEL))
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
@@ -213,6 +216,8 @@ class TrainConfig:
             raise TTT3RError(f"{source}: log.every, log.ckpt_every and log.plot_every must be >= 1")
         if self.threads < 1:
             raise TTT3RError(f"{source}: threads must be >= 1, got {self.threads}")
+        if self.precision not in ("fp32", "bf16"):
+            raise TTT3RError(f"{source}: precision must be fp32 or bf16, got {self.precision!r}")
         from ..update import available_rules
 
         if self.loss.rule not in available_rules():

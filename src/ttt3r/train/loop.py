@@ -18,6 +18,7 @@ an uninterrupted one (same device and thread count).
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import math
@@ -103,6 +104,12 @@ def forward_clip(model: nn.Module, img: Tensor, rule: str = "cut3r", want_rgb: b
                           stack("pose"), stack("rgb"), stack("pose_raw"))
 
 
+def as_float32(pred: ClipPrediction) -> ClipPrediction:
+    """``pred`` with every tensor in float32 (the outputs of a bfloat16-autocast forward)."""
+    return ClipPrediction(*(None if v is None else v.float()
+                            for v in (getattr(pred, f.name) for f in dataclasses.fields(pred))))
+
+
 @torch.no_grad()
 def rescale_pose_quaternion(model: nn.Module, img: Tensor) -> float:
     """Divide the quaternion rows of the pose MLP's last layer by the mean raw quaternion
@@ -146,6 +153,10 @@ def train_step(model: nn.Module, opt: torch.optim.Optimizer, batch: Batch, cfg: 
                lr: float, step: int = 0) -> dict[str, float]:
     """One optimisation step on ``batch`` (the ``step``-th); returns the loss parts (before the update).
 
+    With ``precision = "bf16"`` the forward pass runs under bfloat16 autocast and the
+    losses, gradients and AdamW update in float32 (bfloat16 has float32's range, so no
+    loss scaling is needed).
+
     With ``loss.mask_ratio > 0`` the network sees the clips with most of every frame
     after the first hidden (:func:`ttt3r.train.masking.mask_later_frames`, masks drawn
     from ``(seed, step)``); the losses compare with the whole frames.
@@ -159,7 +170,9 @@ def train_step(model: nn.Module, opt: torch.optim.Optimizer, batch: Batch, cfg: 
 
         img = mask_later_frames(img, cfg.loss.mask_ratio, int(cfg.model.get("patch_size", 16)),
                                 seed=cfg.seed * 1_000_003 + step)
-    pred = forward_clip(model, img, cfg.loss.rule, want_rgb=cfg.loss.rgb_weight > 0)
+    with torch.autocast(img.device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
+        pred = forward_clip(model, img, cfg.loss.rule, want_rgb=cfg.loss.rgb_weight > 0)
+    pred = as_float32(pred)
     loss, parts = cut3r_loss(pred, batch, cfg.loss.alpha, cfg.loss.pose_weight, cfg.loss.rgb_weight,
                              quat_norm_weight=cfg.loss.quat_norm_weight)
     if not torch.isfinite(loss):
