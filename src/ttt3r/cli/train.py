@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"resumed {out} at step {trainer.step}", flush=True)
         else:
             print(f"{out}: no checkpoint yet, starting from scratch", flush=True)
-    print(f"training {trainer.n_params() / 1e6:.2f} M parameters on {trainer.device} "
+    print(f"training {trainer.n_params() / 1e6:.2f} M parameters on {trainer.device} ({cfg.precision}) "
           f"({len(trainer.sampler.seqs)} sequences) -> {out}", flush=True)
     trainer.run(max_seconds=None if args.max_minutes is None else args.max_minutes * 60)
     print(f"done at step {trainer.step}; weights in {out / 'model'}", flush=True)
