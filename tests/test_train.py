@@ -225,9 +225,10 @@ def test_batches_are_a_function_of_seed_and_step():
 # -- optimisation --------------------------------------------------------------------------------
 
 
-def test_few_steps_overfit_one_clip():
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_few_steps_overfit_one_clip(precision):
     torch.set_num_threads(1)
-    cfg = tiny_cfg()
+    cfg = tiny_cfg(f"precision={precision}")
     batch = fake_sampler(cfg).batch(0, 2)
     model = build_training_model(cfg, torch.device("cpu"))
     opt = make_optimizer(model, cfg)
@@ -260,17 +261,6 @@ def test_bf16_step_matches_fp32_and_keeps_float32_weights():
     assert gb.dtype == torch.float32 and ga.shape == gb.shape
     assert float(torch.nn.functional.cosine_similarity(ga, gb, dim=0)) > 0.99
     assert 1e-4 < float((ga - gb).norm() / ga.norm()) < 0.1  # 0.02 measured: bfloat16's rounding, no more
-
-
-def test_bf16_training_still_learns():
-    torch.set_num_threads(1)
-    cfg = tiny_cfg("precision=bf16")
-    batch = fake_sampler(cfg).batch(0, 2)
-    model = build_training_model(cfg, torch.device("cpu"))
-    opt = make_optimizer(model, cfg)
-    losses = [train_step(model, opt, batch, cfg, 2e-3)["total"] for _ in range(25)]
-    assert all(math.isfinite(x) for x in losses)
-    assert min(losses[-5:]) < 0.7 * losses[0], losses
 
 
 def test_quaternion_scale_term_hand_computed():
