@@ -18,7 +18,6 @@ an uninterrupted one (same device and thread count).
 from __future__ import annotations
 
 import csv
-import dataclasses
 import io
 import json
 import math
@@ -88,7 +87,7 @@ def build_training_model(cfg: TrainConfig, device: torch.device) -> nn.Module:
 
 
 def forward_clip(model: nn.Module, img: Tensor, rule: str = "cut3r", want_rgb: bool = True) -> ClipPrediction:
-    """Stream a clip through the network. img (B, L, 3, H, W) in [-1, 1] -> stacked outputs."""
+    """Stream a clip through the network. img (B, L, 3, H, W) in [-1, 1] -> stacked float32 outputs."""
     want = {"world", "rgb"} if want_rgb else {"world"}
     state = model.init_state(img.shape[0])
     outs = []
@@ -98,16 +97,10 @@ def forward_clip(model: nn.Module, img: Tensor, rule: str = "cut3r", want_rgb: b
 
     def stack(name: str) -> Tensor | None:
         vals = [getattr(o, name) for o in outs]
-        return None if vals[0] is None else torch.stack(vals, dim=1)
+        return None if vals[0] is None else torch.stack(vals, dim=1).float()  # float32 under autocast too
 
     return ClipPrediction(stack("pts3d_self"), stack("conf_self"), stack("pts3d_world"), stack("conf_world"),
                           stack("pose"), stack("rgb"), stack("pose_raw"))
-
-
-def as_float32(pred: ClipPrediction) -> ClipPrediction:
-    """``pred`` with every tensor in float32 (the outputs of a bfloat16-autocast forward)."""
-    return ClipPrediction(*(None if v is None else v.float()
-                            for v in (getattr(pred, f.name) for f in dataclasses.fields(pred))))
 
 
 @torch.no_grad()
@@ -172,7 +165,6 @@ def train_step(model: nn.Module, opt: torch.optim.Optimizer, batch: Batch, cfg: 
                                 seed=cfg.seed * 1_000_003 + step)
     with torch.autocast(img.device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
         pred = forward_clip(model, img, cfg.loss.rule, want_rgb=cfg.loss.rgb_weight > 0)
-    pred = as_float32(pred)
     loss, parts = cut3r_loss(pred, batch, cfg.loss.alpha, cfg.loss.pose_weight, cfg.loss.rgb_weight,
                              quat_norm_weight=cfg.loss.quat_norm_weight)
     if not torch.isfinite(loss):
