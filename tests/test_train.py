@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -530,6 +531,13 @@ def test_export_half_precision(tmp_path):
     full = (tmp_path / "run" / "model" / "model.safetensors").stat().st_size
     half = (tmp_path / "exp" / "model.safetensors").stat().st_size
     assert half < 0.6 * full
+    # the run's files and the export are readable as any file written with open()
+    mask = os.umask(0)
+    os.umask(mask)
+    for f in ("run/checkpoint.pt", "run/model/model.safetensors", "run/loss.png", "exp/model.safetensors",
+              "exp/config.json"):
+        assert (tmp_path / f).stat().st_mode & 0o777 == 0o666 & ~mask, f
+    assert not [p for p in tmp_path.rglob("*") if p.name.endswith(".tmp")]
     import ttt3r
 
     a = ttt3r.load_model(tmp_path / "run" / "model", device="cpu")

@@ -29,7 +29,7 @@ import torch
 
 from .config import ModelConfig
 from .errors import CheckpointError
-from .io.atomic import atomic_write_text
+from .io.atomic import atomic_path, atomic_write_text
 
 SAFETENSORS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
@@ -375,12 +375,10 @@ def save_converted(model_or_sd: Any, cfg: ModelConfig, out_dir: str | os.PathLik
     sd = model_or_sd.state_dict() if hasattr(model_or_sd, "state_dict") else dict(model_or_sd)
     aliases = {alias for _, alias in _alias_pairs(list(sd))}
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in sd.items() if k not in aliases}
-    tmp = out / f".{SAFETENSORS_NAME}.tmp"
     try:
-        save_file(tensors, str(tmp), metadata={"format": "pt", "producer": "ttt3r"})
-        os.replace(tmp, out / SAFETENSORS_NAME)
+        with atomic_path(out / SAFETENSORS_NAME) as tmp:
+            save_file(tensors, str(tmp), metadata={"format": "pt", "producer": "ttt3r"})
     except OSError as e:
-        tmp.unlink(missing_ok=True)
         raise CheckpointError(f"{out / SAFETENSORS_NAME}: cannot write ({e.strerror})") from None
     atomic_write_text(out / CONFIG_NAME, cfg.to_json() + "\n")
     return out

@@ -105,6 +105,9 @@ def test_convert_roundtrip_cli(tmp_path, released_ckpt, capsys):
     out = tmp_path / "converted"
     assert cli_main(["convert", str(src), str(out)]) == 0
     assert (out / "model.safetensors").is_file() and (out / "config.json").is_file()
+    mask = os.umask(0)
+    os.umask(mask)
+    assert (out / "model.safetensors").stat().st_mode & 0o777 == 0o666 & ~mask  # not mkstemp's 0600
     a = ttt3r.load_model(src, device="cpu").state_dict()
     for path in (out, out / "model.safetensors"):
         b = ttt3r.load_model(path, device="cpu").state_dict()

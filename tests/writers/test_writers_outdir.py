@@ -133,14 +133,3 @@ def test_check_changes_nothing(tmp_path: Path) -> None:
     guard = OutputDir(out, ["ply"], overwrite=True)
     guard.prepare()
     assert sorted(guard.removed) == sorted(plan)
-
-
-def test_atomic_files_get_normal_permissions(tmp_path):
-    import os
-
-    from ttt3r.io.atomic import atomic_write_text
-
-    atomic_write_text(tmp_path / "a.txt", "x")
-    mask = os.umask(0)
-    os.umask(mask)
-    assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o666 & ~mask

@@ -7,10 +7,10 @@ the float32 weights by about 1e-3 relative.
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 from ..errors import TTT3RError
+from ..io.atomic import atomic_path, atomic_write_bytes
 
 
 def export_weights(src: str | os.PathLike, dest: str | os.PathLike, half: bool = True) -> Path:
@@ -27,11 +27,9 @@ def export_weights(src: str | os.PathLike, dest: str | os.PathLike, half: bool =
     sd = load_file(str(src / "model.safetensors"))
     if half:
         sd = {k: (v.half() if v.is_floating_point() else v) for k, v in sd.items()}
-    tmp = dest / ".model.safetensors.tmp"
-    save_file(sd, str(tmp), metadata={"format": "pt", "producer": "ttt3r", "dtype": "float16" if half else "float32"})
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, dest / "model.safetensors")
-    shutil.copyfile(src / "config.json", dest / "config.json")
+    with atomic_path(dest / "model.safetensors") as tmp:
+        save_file(sd, str(tmp), metadata={"format": "pt", "producer": "ttt3r", "dtype": "float16" if half else "float32"})
+    atomic_write_bytes(dest / "config.json", (src / "config.json").read_bytes())
     from ..api import load_model
 
     load_model(dest, device="cpu")

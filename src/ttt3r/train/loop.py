@@ -30,7 +30,7 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import TTT3RError
-from ..io.atomic import atomic_write_text
+from ..io.atomic import atomic_path, atomic_write_bytes, atomic_write_text
 from .config import TrainConfig
 from .data import Batch, ClipSampler
 from .losses import ClipPrediction, cut3r_loss, raw_quat_norm
@@ -229,17 +229,10 @@ class Trainer:
             "torch_rng": torch.get_rng_state(),
             "config": self.cfg.to_dict(),
         }
-        buf = io.BytesIO()
-        torch.save(state, buf)
-        tmp = self.ckpt_path.with_name(f".{self.ckpt_path.name}.tmp")
         try:
-            with open(tmp, "wb") as f:
-                f.write(buf.getvalue())
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.ckpt_path)
+            with atomic_path(self.ckpt_path) as tmp:
+                torch.save(state, tmp)
         except OSError as e:
-            tmp.unlink(missing_ok=True)
             raise TTT3RError(f"{self.ckpt_path}: cannot write checkpoint ({e.strerror})") from None
         save_converted(self.model, self.cfg.model_config(), self.out / "model")
 
@@ -411,9 +404,7 @@ def plot_losses(rows: list[dict[str, float]], path: Path, window: int = 10) -> N
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=90)
     plt.close(fig)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(buf.getvalue())
-    os.replace(tmp, path)
+    atomic_write_bytes(path, buf.getvalue())
 
 
 def _hms(seconds: float) -> str:

@@ -1,0 +1,43 @@
+"""Atomic writes: complete files with the usual permissions, or nothing."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from ttt3r.io.atomic import atomic_open, atomic_path, atomic_write_text
+
+
+def normal_mode() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+def test_atomic_files_get_normal_permissions(tmp_path):
+    atomic_write_text(tmp_path / "a.txt", "x")
+    with atomic_path(tmp_path / "b.bin") as tmp:
+        # a library writing to a file name, as safetensors' save_file and torch.save do
+        tmp.write_bytes(b"payload")
+    for name in ("a.txt", "b.bin"):
+        assert (tmp_path / name).stat().st_mode & 0o777 == normal_mode()
+    assert (tmp_path / "b.bin").read_bytes() == b"payload"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt", "b.bin"]
+
+
+@pytest.mark.parametrize("how", ["path", "open"])
+def test_failed_write_leaves_the_old_file(tmp_path, how):
+    target = tmp_path / "model.safetensors"
+    target.write_bytes(b"old weights")
+    with pytest.raises(RuntimeError, match="writer failed"):
+        if how == "path":
+            with atomic_path(target) as tmp:
+                tmp.write_bytes(b"half of the new")
+                raise RuntimeError("writer failed")
+        else:
+            with atomic_open(target) as f:
+                f.write(b"half of the new")
+                raise RuntimeError("writer failed")
+    assert target.read_bytes() == b"old weights"
+    assert [p.name for p in tmp_path.iterdir()] == ["model.safetensors"]
