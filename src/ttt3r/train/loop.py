@@ -295,7 +295,7 @@ class Trainer:
         """Train until ``optim.steps`` (or ``max_seconds`` of wall time, or step ``until``),
         then checkpoint; returns the last step's loss parts."""
         cfg = self.cfg
-        (self.out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=1) + "\n")
+        atomic_write_text(self.out / "config.json", json.dumps(cfg.to_dict(), indent=1) + "\n")
         t_start = t_launch = time.perf_counter()
         t_window, n_window = t_start, 0
         parts: dict[str, float] = {}
