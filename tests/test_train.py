@@ -5,13 +5,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from tests.conftest import normal_file_mode
 from ttt3r.errors import TTT3RError
 from ttt3r.train.config import TrainConfig, apply_overrides, load_config
 from ttt3r.train.data import Batch, ClipSampler, SeqArrays, make_clip
@@ -532,11 +532,9 @@ def test_export_half_precision(tmp_path):
     half = (tmp_path / "exp" / "model.safetensors").stat().st_size
     assert half < 0.6 * full
     # the run's files and the export are readable as any file written with open()
-    mask = os.umask(0)
-    os.umask(mask)
     for f in ("run/checkpoint.pt", "run/model/model.safetensors", "run/loss.png", "exp/model.safetensors",
               "exp/config.json"):
-        assert (tmp_path / f).stat().st_mode & 0o777 == 0o666 & ~mask, f
+        assert (tmp_path / f).stat().st_mode & 0o777 == normal_file_mode(), f
     assert not [p for p in tmp_path.rglob("*") if p.name.endswith(".tmp")]
     import ttt3r
 

@@ -2,17 +2,10 @@
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
+from tests.conftest import normal_file_mode
 from ttt3r.io.atomic import atomic_open, atomic_path, atomic_write_text
-
-
-def normal_mode() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o666 & ~mask
 
 
 def test_atomic_files_get_normal_permissions(tmp_path):
@@ -21,7 +14,7 @@ def test_atomic_files_get_normal_permissions(tmp_path):
         # a library writing to a file name, as safetensors' save_file and torch.save do
         tmp.write_bytes(b"payload")
     for name in ("a.txt", "b.bin"):
-        assert (tmp_path / name).stat().st_mode & 0o777 == normal_mode()
+        assert (tmp_path / name).stat().st_mode & 0o777 == normal_file_mode()
     assert (tmp_path / "b.bin").read_bytes() == b"payload"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt", "b.bin"]
 

@@ -13,7 +13,7 @@ from ttt3r.cli import main as cli_main
 from ttt3r.config import ModelConfig
 from ttt3r.errors import CheckpointError
 from ttt3r.weights import build_model, read_checkpoint
-from tests.conftest import PARITY, parity_meta, parity_schema, save_released_layout
+from tests.conftest import PARITY, normal_file_mode, parity_meta, parity_schema, save_released_layout
 
 
 @pytest.mark.parametrize("name", ["cut3r_512_dpt_4_64", "cut3r_224_linear_4"])
@@ -105,9 +105,7 @@ def test_convert_roundtrip_cli(tmp_path, released_ckpt, capsys):
     out = tmp_path / "converted"
     assert cli_main(["convert", str(src), str(out)]) == 0
     assert (out / "model.safetensors").is_file() and (out / "config.json").is_file()
-    mask = os.umask(0)
-    os.umask(mask)
-    assert (out / "model.safetensors").stat().st_mode & 0o777 == 0o666 & ~mask  # not mkstemp's 0600
+    assert (out / "model.safetensors").stat().st_mode & 0o777 == normal_file_mode()  # not mkstemp's 0600
     a = ttt3r.load_model(src, device="cpu").state_dict()
     for path in (out, out / "model.safetensors"):
         b = ttt3r.load_model(path, device="cpu").state_dict()
