@@ -17,13 +17,12 @@ import dataclasses
 import json
 import tempfile
 import time
-from pathlib import Path
 
 import torch
 
 from ttt3r.io.atomic import atomic_write_text
 from ttt3r.train.config import load_config
-from ttt3r.train.data import ClipSampler, SeqArrays, prepare_pool, sequence_dirs
+from ttt3r.train.data import ClipSampler, prepare_pool
 from ttt3r.train.loop import build_training_model, make_optimizer, train_step
 
 
@@ -62,7 +61,7 @@ def main() -> None:
                                         f"data.dir={json.dumps(args.pool or tmp)}", f"threads={args.threads}"])
         if not args.pool:
             prepare_pool(cfg.data, splits=("train",), log=lambda s: None)
-        seqs = [SeqArrays.load(p) for p, _, _ in sequence_dirs(cfg.data, "train")]
+        seqs = ClipSampler.from_pool(cfg.data, cfg.seed, workers=args.threads).seqs
 
     rows = []
     for batch in args.batch:
@@ -82,7 +81,6 @@ def main() -> None:
     if args.out:
         report = dict(config=args.config, threads=args.threads, steps=args.steps, torch=torch.__version__,
                       rows=rows, summary=summary)
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(args.out, json.dumps(report, indent=1) + "\n")
 
 
