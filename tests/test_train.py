@@ -393,10 +393,14 @@ def test_config_errors_are_one_line(tmp_path, text, overrides, match):
 def test_cli_set_and_errors(tmp_path, capsys):
     from ttt3r.cli import main
 
-    assert main(["train", "--out", str(tmp_path / "r"), "--set", "optim.lr=1e-4", "--set", "model.enc_depth=3",
+    # --print-config needs no run folder
+    assert main(["train", "--set", "optim.lr=1e-4", "--set", "model.enc_depth=3",
                  "--data", str(tmp_path / "pool"), "--print-config"]) == 0
     d = json.loads(capsys.readouterr().out)
     assert d["optim"]["lr"] == 1e-4 and d["model"]["enc_depth"] == 3 and d["data"]["dir"] == str(tmp_path / "pool")
+    assert main(["train", "--set", "optim.lr=1e-4"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--out is required" in err
     assert main(["train", "--out", str(tmp_path / "r"), "--set", "optim.steps=zero"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("ttt3r train: error:") and err.count("\n") == 1 and "optim.steps" in err

@@ -32,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", help="training config (.toml or .json); defaults when omitted")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a setting, e.g. optim.lr=1e-4 or model.enc_depth=4 (repeatable)")
-    p.add_argument("--out", required=True, help="run folder (checkpoint, model/, log.csv, loss.png)")
+    p.add_argument("--out", help="run folder (checkpoint, model/, log.csv, loss.png); needed except with --print-config")
     p.add_argument("--data", help="pool folder of rendered sequences (overrides data.dir)")
     p.add_argument("--resume", action="store_true", help="continue from the run folder's last checkpoint")
     p.add_argument("--init", metavar="WEIGHTS",
@@ -60,6 +60,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.print_config:
         print(json.dumps(cfg.to_dict(), indent=1))
         return 0
+    if not args.out:
+        raise TTT3RError("--out is required (the run folder)")
     if args.max_minutes is not None and args.max_minutes <= 0:
         raise TTT3RError("--max-minutes must be positive")
 
