@@ -183,7 +183,7 @@ def test_pool_is_rendered_once_and_loads_the_same_with_any_number_of_threads(tmp
                    "data.frames=5")
     logs: list[str] = []
     prepare_pool(cfg.data, log=logs.append)
-    assert sum("rendering" in m for m in logs) == 4
+    assert sum(m.startswith("rendered ") for m in logs) == 4
     logs.clear()
     prepare_pool(cfg.data, log=logs.append)  # complete sequences are not rendered again
     assert logs == []
@@ -211,6 +211,66 @@ def test_pool_is_rendered_once_and_loads_the_same_with_any_number_of_threads(tmp
     # world points are rigid motions of the self-view ones: the error is at most 2**-11 |p_self|
     err = (bh.pts_world - ba.pts_world).norm(dim=-1)
     assert bool((err <= 2.0 ** -11 * ba.pts_self.norm(dim=-1) + 1e-6).all())
+
+
+def _pool_files(root: Path) -> dict[str, bytes]:
+    return {str(f.relative_to(root)): f.read_bytes() for f in sorted(root.rglob("*"))
+            if f.is_file() and f.name != "meta.json"}
+
+
+def test_pool_rendered_by_several_processes_is_the_serial_pool_file_for_file(tmp_path):
+    pytest.importorskip("pybullet")
+    from ttt3r.train.data import prepare_pool
+
+    sets = ["data.train_sequences=3", "data.heldout_sequences=1", "data.frames=5"]
+    serial = tiny_cfg(f"data.dir={json.dumps(str(tmp_path / 'a'))}", *sets)
+    parallel = tiny_cfg(f"data.dir={json.dumps(str(tmp_path / 'b'))}", *sets)
+    prepare_pool(serial.data, log=lambda m: None)
+    logs: list[str] = []
+    prepare_pool(parallel.data, log=logs.append, workers=2)
+    # every sequence is reported once, counted within its split
+    assert sorted(m.split(":")[0] for m in logs) == [
+        "rendered heldout sequence 1/1", "rendered train sequence 1/3", "rendered train sequence 2/3",
+        "rendered train sequence 3/3"]
+    a, b = _pool_files(tmp_path / "a"), _pool_files(tmp_path / "b")
+    assert len(a) == 4 * (3 * 5 + 1)  # rgb, depth, camera per frame + the trajectory, per sequence
+    assert a.keys() == b.keys()
+    assert all(a[k] == b[k] for k in a)  # byte for byte: the worker count changes nothing
+    logs.clear()
+    prepare_pool(parallel.data, log=logs.append, workers=2)  # complete: nothing to render
+    assert logs == []
+
+
+def test_a_failed_render_in_a_worker_is_one_error_and_a_rerun_resumes(tmp_path):
+    pytest.importorskip("pybullet")
+    import shutil
+
+    from ttt3r.synth import load_sequence, render_sequence
+    from ttt3r.train.data import prepare_pool, sequence_dirs
+
+    cfg = tiny_cfg(f"data.dir={json.dumps(str(tmp_path))}", "data.train_sequences=4", "data.heldout_sequences=0",
+                   "data.frames=5")
+    dirs = [p for p, _, _ in sequence_dirs(cfg.data, "train")]
+    bad, seed, motion = sequence_dirs(cfg.data, "train")[1]
+    render_sequence(bad, frames=2, seed=seed, motion=motion, size=tuple(cfg.data.size), progress=False)
+    with pytest.raises(TTT3RError, match=str(bad)):  # a folder rendered with other settings is refused
+        prepare_pool(cfg.data, log=lambda m: None, workers=2)
+    assert len(load_sequence(bad)) == 2  # the user's folder is left as it was
+
+    def complete(p):
+        try:
+            return len(load_sequence(p)) == 5
+        except TTT3RError:
+            return False
+
+    kept = [p for p in dirs if complete(p)]
+    assert kept  # the sequence rendered beside the failed one was finished, not abandoned
+    shutil.rmtree(bad)
+    logs: list[str] = []
+    prepare_pool(cfg.data, log=logs.append, workers=2)
+    assert all(complete(p) for p in dirs)
+    assert len(logs) == len(dirs) - len(kept)  # finished sequences are not rendered again
+
 
 
 def test_batches_are_a_function_of_seed_and_step():

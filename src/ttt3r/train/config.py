@@ -4,7 +4,8 @@ File layout (every key optional; defaults below)::
 
     seed = 0                 # drives initialisation, clip sampling, everything
     device = "auto"          # "auto" (cuda when available), "cpu", "cuda", "cuda:1"
-    threads = 1              # torch CPU threads
+    threads = 1              # torch CPU threads; also the processes that render a missing
+                             # pool and the threads that load it
     precision = "fp32"       # "fp32", or "bf16": the forward pass under bfloat16 autocast
                              # (weights, optimiser and losses stay float32)
 

@@ -48,24 +48,78 @@ def sequence_dirs(data: DataConfig, split: str) -> list[tuple[Path, int, str]]:
     return out
 
 
-def prepare_pool(data: DataConfig, splits: tuple[str, ...] = ("train", "heldout"), log=print) -> None:
-    """Render every missing sequence of ``splits`` (complete ones are left as they are)."""
-    from ..synth import load_sequence, render_sequence
+def _missing(data: DataConfig, split: str) -> list[tuple[Path, int, str]]:
+    """The sequences of ``split`` that are not on disk complete, at the pool's length and size."""
+    from ..synth import load_sequence
+
+    todo = []
+    for path, seed, motion in sequence_dirs(data, split):
+        try:
+            seq = load_sequence(path)
+            if len(seq) == data.frames and tuple(seq.size) == tuple(data.size):
+                continue
+        except TTT3RError:
+            pass
+        todo.append((path, seed, motion))
+    return todo
+
+
+def _render_one(path: Path, seed: int, motion: str, frames: int, size: tuple[int, int]) -> None:
+    from ..synth import render_sequence
+
+    render_sequence(path, frames=frames, seed=seed, motion=motion, size=size, progress=False)
+
+
+def prepare_pool(data: DataConfig, splits: tuple[str, ...] = ("train", "heldout"), log=print,
+                 workers: int = 1) -> None:
+    """Render every missing sequence of ``splits`` (complete ones are left as they are).
+
+    ``workers`` processes render whole sequences side by side (each sequence is a pure
+    function of its seed, so the files do not depend on it); a failed render stops the
+    pool with its error after the sequences in flight finish, and a rerun resumes.
+    """
+    from ..synth.render import import_pybullet
 
     for split in splits:
-        todo = []
-        for path, seed, motion in sequence_dirs(data, split):
-            try:
-                seq = load_sequence(path)
-                if len(seq) == data.frames and tuple(seq.size) == tuple(data.size):
-                    continue
-            except TTT3RError:
-                pass
-            todo.append((path, seed, motion))
-        for i, (path, seed, motion) in enumerate(todo):
-            log(f"rendering {split} sequence {i + 1}/{len(todo)}: {path}")
-            render_sequence(path, frames=data.frames, seed=seed, motion=motion, size=tuple(data.size),
-                            progress=False)
+        todo = _missing(data, split)
+        if not todo:
+            continue
+        import_pybullet()  # a missing renderer is one line, before any process starts
+        args = [(path, seed, motion, data.frames, tuple(data.size)) for path, seed, motion in todo]
+        if workers <= 1 or len(todo) == 1:
+            for i, a in enumerate(args):
+                _render_one(*a)
+                log(f"rendered {split} sequence {i + 1}/{len(todo)}: {a[0]}")
+            continue
+        _render_many(args, split, workers, log)
+
+
+def _render_many(args: list[tuple], split: str, workers: int, log) -> None:
+    import collections
+    import multiprocessing
+    import sys
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+    # fork on Linux, as ttt3r.synth's frame-parallel render does; spawn elsewhere
+    ctx = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else "spawn")
+    done_count = 0
+    with ProcessPoolExecutor(min(workers, len(args)), mp_context=ctx) as ex:
+        pending: dict = {}
+        queue = collections.deque(args)
+        try:
+            while queue or pending:
+                while queue and len(pending) < 2 * workers:  # bounded queue
+                    a = queue.popleft()
+                    pending[ex.submit(_render_one, *a)] = a
+                finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for f in finished:
+                    a = pending.pop(f)
+                    f.result()
+                    done_count += 1
+                    log(f"rendered {split} sequence {done_count}/{len(args)}: {a[0]}")
+        except BaseException:
+            ex.shutdown(wait=True, cancel_futures=True)
+            raise
 
 
 def _quat_wxyz(R: np.ndarray) -> np.ndarray:

@@ -194,7 +194,7 @@ def evaluate_run(out: str | Path, cfg: TrainConfig, frames: int = 16, stride: in
         raise TTT3RError(f"{out}: no trained weights (model/) to evaluate")
     if cfg.data.heldout_sequences < 1:
         raise TTT3RError("data.heldout_sequences is 0: nothing to evaluate on")
-    prepare_pool(cfg.data, splits=("heldout",))
+    prepare_pool(cfg.data, splits=("heldout",), workers=cfg.threads)
     torch.set_num_threads(cfg.threads)
     model = load_model(out / "model", device="cpu")
     paths = [p for p, _, _ in sequence_dirs(cfg.data, "heldout")]

@@ -200,7 +200,7 @@ class Trainer:
         if sampler is None:
             from .data import prepare_pool
 
-            prepare_pool(cfg.data, log=log)
+            prepare_pool(cfg.data, log=log, workers=cfg.threads)
             sampler = ClipSampler.from_pool(cfg.data, cfg.seed, workers=cfg.threads, log=log)
         self.sampler = sampler
         self.model = build_training_model(cfg, self.device)
