@@ -250,8 +250,9 @@ def test_a_failed_render_in_a_worker_is_one_error_and_a_rerun_resumes(tmp_path):
 
     cfg = tiny_cfg(f"data.dir={json.dumps(str(tmp_path))}", "data.train_sequences=4", "data.heldout_sequences=0",
                    "data.frames=5")
-    dirs = [p for p, _, _ in sequence_dirs(cfg.data, "train")]
-    bad, seed, motion = sequence_dirs(cfg.data, "train")[1]
+    entries = sequence_dirs(cfg.data, "train")
+    dirs = [p for p, _, _ in entries]
+    bad, seed, motion = entries[1]
     render_sequence(bad, frames=2, seed=seed, motion=motion, size=tuple(cfg.data.size), progress=False)
     with pytest.raises(TTT3RError, match=str(bad)):  # a folder rendered with other settings is refused
         prepare_pool(cfg.data, log=lambda m: None, workers=2)
@@ -270,7 +271,6 @@ def test_a_failed_render_in_a_worker_is_one_error_and_a_rerun_resumes(tmp_path):
     prepare_pool(cfg.data, log=logs.append, workers=2)
     assert all(complete(p) for p in dirs)
     assert len(logs) == len(dirs) - len(kept)  # finished sequences are not rendered again
-
 
 
 def test_batches_are_a_function_of_seed_and_step():

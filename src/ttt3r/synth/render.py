@@ -227,14 +227,20 @@ def _worker_render(indices: list[int], poses: np.ndarray) -> int:
     return len(indices)
 
 
+def process_context():
+    """The multiprocessing context for rendering processes: fork on Linux, which works
+    from any caller (scripts without a ``__main__`` guard, stdin); elsewhere spawn, which
+    needs the caller under ``if __name__ == "__main__":``."""
+    import multiprocessing
+
+    return multiprocessing.get_context("fork" if sys.platform.startswith("linux") else "spawn")
+
+
 def _render_parallel(out, spec, size, K, poses, todo, workers, bar, chunk: int = 4) -> None:
     """Render ``todo`` in ``workers`` processes (each builds the scene once); same files as serial."""
-    import multiprocessing
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
-    # fork on Linux: works from any caller (scripts without a __main__ guard, stdin);
-    # elsewhere spawn, which needs the caller under ``if __name__ == "__main__":``
-    ctx = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else "spawn")
+    ctx = process_context()
     chunks = [todo[k : k + chunk] for k in range(0, len(todo), chunk)]
     with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init, initargs=(out, spec, size, K)) as ex:
         pending = set()

@@ -96,14 +96,12 @@ def prepare_pool(data: DataConfig, splits: tuple[str, ...] = ("train", "heldout"
 
 def _render_many(args: list[tuple], split: str, workers: int, log) -> None:
     import collections
-    import multiprocessing
-    import sys
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
-    # fork on Linux, as ttt3r.synth's frame-parallel render does; spawn elsewhere
-    ctx = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else "spawn")
+    from ..synth.render import process_context
+
     done_count = 0
-    with ProcessPoolExecutor(min(workers, len(args)), mp_context=ctx) as ex:
+    with ProcessPoolExecutor(min(workers, len(args)), mp_context=process_context()) as ex:
         pending: dict = {}
         queue = collections.deque(args)
         try:
