@@ -1,4 +1,4 @@
-"""Report tables/summaries and the trajectory plot."""
+"""Report summaries, the one table renderer and the trajectory plot."""
 
 from __future__ import annotations
 
@@ -13,15 +13,13 @@ from ttt3r.eval.metrics_depth import depth_metrics
 from ttt3r.eval.metrics_pose import pose_metrics
 from ttt3r.eval.metrics_recon import reconstruction_metrics
 from ttt3r.eval.plots import plot_trajectories
-from ttt3r.eval.report import (
-    depth_summary,
-    depth_table,
-    pose_summary,
-    pose_table,
-    recon_summary,
-    recon_table,
-    write_json,
-)
+from ttt3r.eval.report import depth_summary, pose_summary, recon_summary, write_json
+from ttt3r.eval.tables import markdown_table
+
+
+def _table(task, results):
+    """The renderer's table of one unnamed rule: ``{sequence: metrics object}``."""
+    return markdown_table(task, {"": {name: r.to_dict() for name, r in results.items()}})
 
 
 def _circle(n=40, radius=1.0):
@@ -41,7 +39,7 @@ def test_pose_summary_is_mean_of_sequence_rmse():
     res = {"a": pose_metrics(ref, est_a, "none"), "b": pose_metrics(ref, est_b, "none")}
     s = pose_summary(res)
     assert s["ate"] == pytest.approx(0.01 / 2)
-    table = pose_table(res)
+    table = _table("pose", res)
     assert table.splitlines()[0] == "| sequence | ATE | RPE trans | RPE rot (deg) |"
     assert "| b | 0.0100 |" in table and "| **mean** | 0.0050 |" in table
 
@@ -52,7 +50,7 @@ def test_depth_summary_weighted_and_table():
     r2 = depth_metrics(np.array([1.0]), np.array([1.0]), "metric")  # 0, 1 pixel
     s = depth_summary({"x": r1, "y": r2})
     assert s["abs_rel"] == pytest.approx((0.1 / 3 * 3 + 0) / 4)
-    assert "| **weighted mean** |" in depth_table({"x": r1, "y": r2})
+    assert "| **weighted mean** |" in _table("depth", {"x": r1, "y": r2})
 
 
 def test_recon_summary_and_table():
@@ -60,7 +58,7 @@ def test_recon_summary_and_table():
     pts = rng.normal(size=(100, 3))
     r = reconstruction_metrics(pts, pts, icp_threshold=None)
     assert recon_summary({"s": r})["accuracy"] == 0.0
-    assert recon_table({"s": r}).count("\n") == 4
+    assert _table("recon", {"s": r}).count("\n") == 4
     with pytest.raises(TTT3RError, match="no reconstruction results"):
         recon_summary({})
 

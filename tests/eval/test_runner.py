@@ -20,7 +20,8 @@ from ttt3r.eval.datasets import get_dataset
 from ttt3r.eval.datasets.synth import SynthDataset
 from ttt3r.eval.distributed import parse_shard, shard_items
 from ttt3r.eval.protocols import CropView, resize_cubic
-from ttt3r.eval.runner import EvalConfig, GroundTruthPredictor, merge, run_evaluation
+from ttt3r.eval.predictors import GroundTruthPredictor
+from ttt3r.eval.runner import EvalConfig, merge, run_evaluation
 from ttt3r.synth.render import tum_text
 
 W, H, N = 64, 48, 8
@@ -331,18 +332,18 @@ def test_session_predictor_loads_its_network_once_per_process(monkeypatch, tmp_p
     import pickle
 
     import ttt3r.api
-    from ttt3r.eval import runner
+    from ttt3r.eval import predictors
 
     weights = tmp_path / "w.pth"
     weights.write_bytes(b"x")
     loads = []
     monkeypatch.setattr(ttt3r.api, "load_model", lambda w, **kw: loads.append(w) or object())
-    monkeypatch.setattr(runner, "_MODELS", {})
-    a = runner.SessionPredictor(weights, device="cpu")
+    monkeypatch.setattr(predictors, "_MODELS", {})
+    a = predictors.SessionPredictor(weights, device="cpu")
     m = a.model()
     b = pickle.loads(pickle.dumps(a))  # what a Ray worker receives: settings, not the network
     assert b._model is None
-    assert b.model() is m and runner.SessionPredictor(weights, device="cpu").model() is m
+    assert b.model() is m and predictors.SessionPredictor(weights, device="cpu").model() is m
     assert len(loads) == 1
 
 
@@ -356,7 +357,7 @@ def test_parse_shard():
 
 def test_ray_run_equals_local_run(synth_root, tmp_path, released_ckpt):
     ray = pytest.importorskip("ray", reason="ray is not installed (pip install 'ray[default]')")
-    from ttt3r.eval.runner import SessionPredictor
+    from ttt3r.eval.predictors import SessionPredictor
 
     noise = {"seq_a": _orthogonal_noise(gt_poses(0), 5, 0.1)}
     pred = GroundTruthPredictor(scale=1.3, depth_factor=1.05, translation_noise=noise)
@@ -427,7 +428,8 @@ def test_session_predictor_end_to_end_via_cli(synth_root, tmp_path, released_ckp
 
 def test_session_predictor_recon_uses_world_head(synth_root, released_ckpt):
     from ttt3r.eval.protocols import recon_point_clouds
-    from ttt3r.eval.runner import SessionPredictor, truncate
+    from ttt3r.eval.predictors import SessionPredictor
+    from ttt3r.eval.runner import truncate
 
     seq = truncate(_Recon(synth_root).load("seq_a"), 2)
     pred = SessionPredictor(released_ckpt("tiny224"), device="cpu").predict(seq, "ttt3r", "recon")

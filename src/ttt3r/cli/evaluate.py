@@ -25,13 +25,6 @@ from pathlib import Path
 
 from ..errors import TTT3RError
 
-TASK_HELP = {
-    "pose": "camera pose: ATE / RPE after Sim(3) alignment (sintel, tum, scannet, tum_s1_N, scannet_s3_N, synth)",
-    "depth": "video depth: Abs Rel / delta<1.25 per alignment (sintel, bonn, kitti, bonn_s1_N, kitti_s1_N, synth)",
-    "recon": "reconstruction: accuracy / completeness / normal consistency after ICP (7scenes, nrgbd)",
-}
-
-
 def _add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dataset", required=True, help="registered dataset name(s), comma separated")
     p.add_argument("--root", default=None, help="the dataset folder (default: DATA_ROOT/<its usual folder>)")
@@ -60,8 +53,11 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="ttt3r eval", description="Run a TTT3R benchmark protocol.")
+    from ..eval.tasks import get_task, task_names  # the task registry: names and one-line help
+
     sub = ap.add_subparsers(dest="task", metavar="TASK", required=True)
-    for task, help_ in TASK_HELP.items():
+    for task in task_names():
+        help_ = get_task(task).help
         _add_run_args(sub.add_parser(task, help=help_, description=help_))
     m = sub.add_parser("merge", help="build tables and plots from the cached results of all shards")
     m.add_argument("out", metavar="DIR", help="the --out folder of the shards")
@@ -115,6 +111,7 @@ def main(argv: list[str]) -> int:
     from ..eval.datasets import DATASETS
     from ..eval.distributed import parse_shard
     from ..eval.metrics_depth import DEPTH_ALIGN_MODES
+    from ..eval.predictors import PredictorOptions, create_predictor
     from ..eval.protocols import DEFAULT_DEPTH_ALIGNS
 
     if args.task == "merge":
@@ -141,8 +138,9 @@ def main(argv: list[str]) -> int:
         bad = [r for r in rules if r not in known]
         if bad:
             raise TTT3RError(f"--update: unknown rule {bad[0]!r} (known: {', '.join(known)})")
-        if args.weights is None:
-            raise TTT3RError("--weights is required (a checkpoint path or known name), or --oracle")
+    opts = PredictorOptions(weights=args.weights, device=args.device, dtype=args.dtype, size=args.size,
+                            reset_every=args.reset_every)
+    predictor = create_predictor("oracle" if args.oracle else "session", opts)
     if args.reset_every < 0:
         raise TTT3RError("--reset-every must be >= 0")
     aligns = _list(args.depth_align) or DEFAULT_DEPTH_ALIGNS
@@ -155,11 +153,6 @@ def main(argv: list[str]) -> int:
         shard=parse_shard(args.shard), depth_aligns=tuple(aligns), depth_resize=args.depth_resize,
         plots=not args.no_plots,
     )
-    if args.oracle:
-        predictor: runner.Predictor = runner.GroundTruthPredictor()
-    else:
-        predictor = runner.SessionPredictor(args.weights, device=args.device, dtype=args.dtype, size=args.size,
-                                            reset_every=args.reset_every)
     info = {"argv": ["ttt3r", "eval", *argv], "task": cfg.task, "datasets": list(datasets), "rules": list(rules),
             "predictor": predictor.describe()}
     summary = runner.run_evaluation(cfg, predictor, ray=args.ray, run_info=info)

@@ -6,7 +6,10 @@ Submodules:
 * :mod:`ttt3r.eval.metrics` - ATE/RPE, depth Abs Rel and delta, accuracy/completeness/NC.
 * :mod:`ttt3r.eval.trajectory` - TUM, KITTI and EuRoC files; timestamp association.
 * :mod:`ttt3r.eval.datasets` - loaders for the paper's benchmarks.
-* :mod:`ttt3r.eval.report` and :mod:`ttt3r.eval.plots` - tables and figures.
+* :mod:`ttt3r.eval.tasks` - the benchmark protocols (pose, depth, recon) as registered task objects.
+* :mod:`ttt3r.eval.predictors` - what produces predictions (the network session, the ground-truth oracle).
+* :mod:`ttt3r.eval.runner` - work items, cache, shards and Ray; :mod:`ttt3r.eval.tables`,
+  :mod:`ttt3r.eval.report` and :mod:`ttt3r.eval.plots` - tables, dataset means and figures.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@
 * :func:`run_on_ray`: one Ray task per job. Ray is an optional dependency
   (``pip install 'ttt3r[eval]'``), imported only here. The job function
   receives the predictor from the object store; predictors load their network
-  once per worker process (see :class:`ttt3r.eval.runner.SessionPredictor`).
+  once per worker process (see :class:`ttt3r.eval.predictors.SessionPredictor`).
 """
 
 from __future__ import annotations

@@ -47,7 +47,6 @@ from .metrics_depth import DEPTH_ALIGN_MODES, depth_metrics
 from .metrics_pose import pose_metrics
 from .metrics_recon import reconstruction_metrics
 
-TASKS: tuple[str, ...] = ("pose", "depth", "recon")
 DepthResize = Literal["original", "crop"]
 
 #: the depth alignments the original scripts run (metric, scale, scale&shift)
@@ -398,16 +397,3 @@ def evaluate_recon(seq: Sequence, pred: Prediction, crop: int = 224, icp_thresho
     d["num_points_pred"] = int(len(pr))
     d["num_points_gt"] = int(len(gt))
     return {"metrics": d, "protocol": {"crop": crop, "icp_threshold": icp_threshold}}
-
-
-def evaluate(task: str, seq: Sequence, pred: Prediction, *, family: str | None = None,
-             depth_aligns: tuple[str, ...] = DEFAULT_DEPTH_ALIGNS, depth_resize: DepthResize = "original",
-             pose_align: AlignMode = "sim3") -> dict:
-    """Dispatch to the protocol of ``task`` (pose, depth or recon)."""
-    if task == "pose":
-        return evaluate_pose(seq, pred, pose_align)
-    if task == "depth":
-        return evaluate_depth(seq, pred, depth_aligns, depth_resize, family)
-    if task == "recon":
-        return evaluate_recon(seq, pred)
-    raise TTT3RError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")

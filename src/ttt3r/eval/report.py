@@ -1,9 +1,11 @@
-"""Summaries of per-sequence results: dataset means (the paper's averaging) and Markdown tables.
+"""Summaries of per-sequence results: dataset means (the paper's averaging), and JSON output.
 
 * Pose: the mean over sequences of each sequence's ATE / RPE RMSE.
 * Depth: per-sequence metrics averaged with weights = valid pixels
   (:func:`ttt3r.eval.metrics_depth.aggregate_depth_metrics`).
 * Reconstruction: plain mean over sequences.
+
+The tables that show them are rendered by :func:`ttt3r.eval.tables.markdown_table`.
 """
 
 from __future__ import annotations
@@ -20,8 +22,6 @@ from .metrics_depth import DepthMetrics, aggregate_depth_metrics
 from .metrics_pose import PoseMetrics
 from .metrics_recon import ReconMetrics
 
-POSE_COLUMNS = ("ate", "rpe_trans", "rpe_rot")
-DEPTH_COLUMNS = ("abs_rel", "delta_1")
 RECON_COLUMNS = ("accuracy", "accuracy_median", "completeness", "completeness_median", "nc", "nc_median")
 
 
@@ -53,43 +53,6 @@ def recon_summary(results: Mapping[str, ReconMetrics]) -> dict[str, float]:
     out = {k: float(np.mean([getattr(r, k) for r in results.values()])) for k in RECON_COLUMNS}
     out["num_sequences"] = float(len(results))
     return out
-
-
-def _table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(r) + " |" for r in rows]
-    return "\n".join(lines) + "\n"
-
-
-def _fmt(x: float, digits: int) -> str:
-    return f"{x:.{digits}f}"
-
-
-def pose_table(results: Mapping[str, PoseMetrics], digits: int = 4) -> str:
-    """Markdown table: one row per sequence (RMSEs) and a final mean row."""
-    mean = pose_summary(results)
-    rows = [
-        (name, _fmt(r.ate.rmse, digits), _fmt(r.rpe_trans.rmse, digits), _fmt(r.rpe_rot.rmse, digits))
-        for name, r in results.items()
-    ]
-    rows.append(("**mean**", *(_fmt(mean[c], digits) for c in POSE_COLUMNS)))
-    return _table(("sequence", "ATE", "RPE trans", "RPE rot (deg)"), rows)
-
-
-def depth_table(results: Mapping[str, DepthMetrics], digits: int = 4) -> str:
-    """Markdown table of Abs Rel and delta < 1.25 per sequence and the weighted mean."""
-    mean = depth_summary(results)
-    rows = [(n, _fmt(r.abs_rel, digits), _fmt(r.delta_1, digits), str(r.num_valid)) for n, r in results.items()]
-    rows.append(("**weighted mean**", _fmt(mean["abs_rel"], digits), _fmt(mean["delta_1"], digits), str(int(mean["num_valid"]))))
-    return _table(("sequence", "Abs Rel", "delta < 1.25", "valid pixels"), rows)
-
-
-def recon_table(results: Mapping[str, ReconMetrics], digits: int = 4) -> str:
-    """Markdown table of accuracy, completeness and normal consistency (means and medians)."""
-    mean = recon_summary(results)
-    rows = [(n, *(_fmt(getattr(r, c), digits) for c in RECON_COLUMNS)) for n, r in results.items()]
-    rows.append(("**mean**", *(_fmt(mean[c], digits) for c in RECON_COLUMNS)))
-    return _table(("sequence", "Acc", "Acc med", "Comp", "Comp med", "NC", "NC med"), rows)
 
 
 def write_json(path: str | os.PathLike, obj: object) -> None:

@@ -1,0 +1,276 @@
+"""Predictors: what maps one sequence's frames to per-frame predictions for the evaluation runner.
+
+The seam: anything with ``predict(seq, rule, task) -> Prediction`` and
+``describe() -> dict`` (JSON-ready settings that identify its outputs; part of
+the cache fingerprint). Registered predictors (:func:`create_predictor`, used by
+``ttt3r eval``):
+
+* ``session`` (:class:`SessionPredictor`): the network, streamed through a
+  :class:`ttt3r.Session` per (sequence, rule);
+* ``oracle`` (:class:`GroundTruthPredictor`): the ground truth itself
+  (optionally scaled or perturbed), to check the pipeline without a network.
+
+A new predictor is a small class registered with :func:`register_predictor`;
+a perturbed oracle subclasses :class:`GroundTruthPredictor` and overrides
+:meth:`GroundTruthPredictor.poses` or :meth:`GroundTruthPredictor.depth`.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from ..errors import TTT3RError
+from .datasets.base import Sequence
+from .protocols import CropView, Prediction
+
+
+class Predictor(Protocol):
+    """Maps one sequence's frames to per-frame predictions."""
+
+    def predict(self, seq: Sequence, rule: str, task: str) -> Prediction:
+        """Predict every frame of ``seq`` with update rule ``rule``; ``task`` (a registered
+        :mod:`ttt3r.eval.tasks` name) says which network heads are needed."""
+        ...
+
+    def describe(self) -> dict:
+        """JSON-ready settings that determine the outputs (part of the cache fingerprint)."""
+        ...
+
+
+@dataclass(frozen=True)
+class PredictorOptions:
+    """The command-line settings a predictor may read (``ttt3r eval``'s options of the same names)."""
+
+    weights: str | None = None
+    device: str = "auto"
+    dtype: str = "fp32"
+    size: int | None = None
+    reset_every: int = 0
+
+
+_PREDICTORS: dict[str, Callable[[PredictorOptions], Predictor]] = {}
+
+
+def register_predictor(name: str) -> Callable[[Callable[[PredictorOptions], Predictor]], Callable]:
+    """Decorator: make ``factory(options) -> Predictor`` available as :func:`create_predictor` ``(name, ...)``."""
+
+    def deco(factory):
+        _PREDICTORS[name] = factory
+        return factory
+
+    return deco
+
+
+def create_predictor(name: str, options: PredictorOptions) -> Predictor:
+    """A registered predictor built from ``options`` (a one-line :class:`TTT3RError` for an unknown name)."""
+    try:
+        factory = _PREDICTORS[name]
+    except KeyError:
+        raise TTT3RError(f"unknown predictor {name!r}; choose one of {', '.join(_PREDICTORS)}") from None
+    return factory(options)
+
+
+def predictor_names() -> list[str]:
+    return list(_PREDICTORS)
+
+
+# ---------------------------------------------------------------------------
+# the network
+
+
+_MODELS: dict[tuple[str, str, str], Any] = {}
+
+
+def _cached_model(weights: str, device: str, dtype: str):
+    """Load a network once per process (a Ray worker keeps it across tasks)."""
+    key = (str(weights), str(device), str(dtype))
+    if key not in _MODELS:
+        from ..api import load_model
+
+        _MODELS[key] = load_model(weights, device=device, dtype=dtype, quiet=True)
+    return _MODELS[key]
+
+
+class SessionPredictor:
+    """The default predictor: a :class:`ttt3r.Session` per (sequence, rule).
+
+    Args:
+        weights: checkpoint path or known name (see :func:`ttt3r.load_model`).
+        device, dtype: where and how the network runs.
+        size: preprocessing size (512 or 224); default: the checkpoint's.
+        reset_every: reset the state every N frames (0: never).
+        model: an already loaded network (then ``weights`` only labels it).
+
+    The depth is the self-view pointmap's z on the preprocessed crop, the poses
+    camera-to-world relative to the first frame, the intrinsics the Weiszfeld
+    focal fit; the heads the task asks for (``heads`` of
+    :mod:`ttt3r.eval.tasks`, e.g. the world-frame pointmap for ``recon``) are
+    returned as well.
+    """
+
+    def __init__(self, weights: str | os.PathLike, device: str = "auto", dtype: str = "fp32",
+                 size: int | None = None, reset_every: int = 0, model: Any = None) -> None:
+        self.weights = str(weights)
+        self.device = device
+        self.dtype = dtype
+        self.size = size
+        self.reset_every = int(reset_every)
+        self._model = model
+
+    def __getstate__(self) -> dict:  # ship settings, not the network, to Ray workers
+        d = dict(self.__dict__)
+        if d.get("_model") is not None and Path(self.weights).exists():
+            d["_model"] = None
+        return d
+
+    def ray_gpus(self) -> float:
+        """GPUs a Ray task of this predictor asks for: 0 on CPU, else 1 (``auto``: 1 if the cluster has any)."""
+        if str(self.device) == "cpu":
+            return 0.0
+        if str(self.device) == "auto":
+            import ray
+
+            return 1.0 if ray.cluster_resources().get("GPU", 0) > 0 else 0.0
+        return 1.0
+
+    def model(self):
+        if self._model is None:
+            self._model = _cached_model(self.weights, self.device, self.dtype)
+        return self._model
+
+    def describe(self) -> dict:
+        w = Path(self.weights)
+        ident = {"name": w.name, "bytes": w.stat().st_size, "mtime": int(w.stat().st_mtime)} if w.is_file() else self.weights
+        return {"predictor": "session", "weights": ident, "size": self.size, "dtype": self.dtype,
+                "reset_every": self.reset_every}
+
+    def predict(self, seq: Sequence, rule: str, task: str) -> Prediction:
+        from ..preprocess import preprocess
+        from ..session import Session
+        from .tasks import get_task
+
+        session = Session(self.model(), update=rule, reset_every=self.reset_every, size=self.size,
+                          want=get_task(task).heads)
+        depth, poses, Ks, world = [], [], [], []
+        src_hw = None
+        t0 = time.perf_counter()
+        for path in seq.image_paths:
+            pre = preprocess(path, session.size, path.name)
+            if src_hw is None:
+                src_hw = pre.source_hw
+            elif pre.source_hw != src_hw:
+                raise TTT3RError(f"{path}: image size {pre.source_hw} differs from the sequence's first frame {src_hw}")
+            r = session.step(pre, path.name)
+            depth.append(r.depth.astype(np.float32))
+            poses.append(r.pose)
+            Ks.append(r.intrinsics)
+            if r.pts3d_world is not None:
+                world.append(r.pts3d_world)
+        assert src_hw is not None
+        return Prediction(
+            depth=np.stack(depth),
+            poses=np.stack(poses),
+            intrinsics=np.stack(Ks),
+            view=CropView.for_size(src_hw, session.size),
+            points_world=np.stack(world) if world else None,
+            seconds=time.perf_counter() - t0,
+        )
+
+
+@register_predictor("session")
+def _session(opts: PredictorOptions) -> Predictor:
+    if opts.weights is None:
+        raise TTT3RError("--weights is required (a checkpoint path or known name), or --oracle")
+    return SessionPredictor(opts.weights, device=opts.device, dtype=opts.dtype, size=opts.size,
+                            reset_every=opts.reset_every)
+
+
+# ---------------------------------------------------------------------------
+# the ground truth
+
+
+class GroundTruthPredictor:
+    """Ground truth as the prediction, optionally perturbed: checks the pipeline without a network.
+
+    Poses are re-expressed in the first camera's frame (as a reconstruction's are).
+
+    Args:
+        scale: global scale applied to positions and depth (a similarity the
+            protocols must ignore under Sim(3) / median alignment).
+        depth_factor: extra factor on the depth only (``depth * scale * depth_factor``).
+        translation_noise: per-sequence (N, 3) offsets (first rows for shorter runs) added to the camera
+            positions (in the ground-truth world frame, before re-expression).
+    """
+
+    def __init__(self, scale: float = 1.0, depth_factor: float = 1.0,
+                 translation_noise: dict[str, np.ndarray] | None = None) -> None:
+        self.scale = float(scale)
+        self.depth_factor = float(depth_factor)
+        self.translation_noise = {k: np.asarray(v, dtype=np.float64) for k, v in (translation_noise or {}).items()}
+        self.calls = 0
+
+    def describe(self) -> dict:
+        noise = {k: np.round(v, 12).tolist() for k, v in sorted(self.translation_noise.items())}
+        return {"predictor": "ground_truth", "scale": self.scale, "depth_factor": self.depth_factor, "noise": noise}
+
+    def poses(self, seq: Sequence) -> np.ndarray:
+        """(N, 4, 4) camera-to-world in the first camera's frame (identities when ``seq`` has none).
+
+        Unknown ground-truth poses (ScanNet) hold the last known one; the noise is
+        added in the ground-truth world frame, the scale after re-expression.
+        """
+        n = len(seq)
+        if seq.poses is None:
+            return np.tile(np.eye(4), (n, 1, 1))
+        poses = np.array(seq.poses, dtype=np.float64)
+        ok = np.isfinite(poses).all(axis=(1, 2))
+        if ok.any() and not ok.all():
+            idx = np.maximum.accumulate(np.where(ok, np.arange(n), 0))
+            idx[: int(np.argmax(ok))] = int(np.argmax(ok))
+            poses = poses[idx]
+        noise = self.translation_noise.get(seq.name)
+        if noise is not None:
+            poses[:, :3, 3] += noise[:n]  # a --frames limit uses the first rows
+        if np.isfinite(poses[0]).all():
+            poses = np.linalg.inv(poses[0]) @ poses
+        poses[:, :3, 3] *= self.scale
+        return poses
+
+    def depth(self, seq: Sequence) -> np.ndarray:
+        """(N, H, W) float32 ground-truth depth times ``scale * depth_factor`` (ones when ``seq`` has none)."""
+        n = len(seq)
+        if seq.depth_paths is not None:
+            depth = np.stack([seq.read_depth(i) for i in range(n)]).astype(np.float32)
+        else:
+            from PIL import Image
+
+            with Image.open(seq.image_paths[0]) as im:
+                w, h = im.size
+            depth = np.ones((n, h, w), np.float32)
+        return depth * np.float32(self.scale * self.depth_factor)
+
+    def predict(self, seq: Sequence, rule: str, task: str) -> Prediction:
+        self.calls += 1
+        n = len(seq)
+        poses = self.poses(seq)
+        depth = self.depth(seq)
+        h, w = depth.shape[1:]
+        K = seq.intrinsics if seq.intrinsics is not None else np.tile(
+            np.array([[float(max(h, w)), 0, (w - 1) / 2], [0, float(max(h, w)), (h - 1) / 2], [0, 0, 1]]), (n, 1, 1))
+        return Prediction(depth=depth, poses=poses, intrinsics=np.asarray(K, dtype=np.float64))
+
+
+@register_predictor("oracle")
+def _oracle(opts: PredictorOptions) -> Predictor:
+    return GroundTruthPredictor()
+
+
+__all__ = ["GroundTruthPredictor", "Predictor", "PredictorOptions", "SessionPredictor", "create_predictor",
+           "predictor_names", "register_predictor"]
