@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 from ttt3r.cli import COMMANDS, main
 
 
@@ -49,3 +51,34 @@ def test_closed_output_pipe_ends_quietly():
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=60) == 141
     assert err == "", err
+
+
+def test_reconstruct_help_lists_rules_and_exports_without_torch():
+    code = ("import sys, ttt3r.cli\n"
+            "try:\n    ttt3r.cli.main(['reconstruct', '--help'])\nexcept SystemExit:\n    pass\n"
+            "print([m for m in ('torch', 'numpy') if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().endswith("[]")  # instant: the registries are read without torch or numpy
+    assert "--update {cut3r,ttt3r}" in out
+    for name in ("demo", "trajectory", "ply", "colmap", "glb", "preview"):
+        assert f"\n  {name} " in out, name
+
+
+def test_reconstruct_update_choices_come_from_the_rule_registry(monkeypatch, capsys):
+    from ttt3r import update
+    from ttt3r.cli.reconstruct import build_parser
+
+    monkeypatch.setattr(update, "_RULES", dict(update._RULES))
+
+    @update.register_rule("halfway")
+    def halfway(old, new, ctx):
+        return new if ctx.first else 0.5 * (old + new)
+
+    assert build_parser().parse_args(["in", "--out", "o", "--update", "halfway"]).update == "halfway"
+    assert build_parser().parse_args(["in", "--out", "o"]).update == "ttt3r"
+    assert "--update {cut3r,halfway,ttt3r}" in build_parser().format_help()
+    with pytest.raises(SystemExit) as ei:
+        main(["reconstruct", "in", "--out", "o", "--update", "nope"])
+    assert ei.value.code == 2
+    err = capsys.readouterr().err
+    assert "invalid choice: 'nope'" in err and "'halfway'" in err

@@ -127,6 +127,56 @@ def test_video_input_and_options(inputs, ckpt, tmp_path):
     assert np.allclose(t[:, 0], [0.0, 0.2, 0.4])  # 10 fps video, every 2nd frame
 
 
+def test_registered_rule_and_export_reach_the_command(inputs, ckpt, tmp_path, monkeypatch):
+    from ttt3r import update
+    from ttt3r.io.atomic import atomic_write_text
+    from ttt3r.writers import exports as registry
+
+    monkeypatch.setattr(update, "_RULES", dict(update._RULES))
+    monkeypatch.setattr(registry, "_EXPORTS", dict(registry._EXPORTS))
+    firsts = []
+
+    @update.register_rule("halfway")
+    def halfway(old, new, ctx):
+        firsts.append(ctx.first)
+        return new if ctx.first else 0.5 * (old + new)
+
+    class NamesWriter:
+        def __init__(self, path):
+            self.path, self.names = path, []
+
+        def add(self, frame):
+            self.names.append(frame.name)
+
+        def flush(self):
+            pass
+
+        def close(self, interrupted=False):
+            atomic_write_text(self.path, "\n".join(self.names) + "\n")
+
+    @registry.register_export
+    class NamesExport(registry.Export):
+        name = "names"
+        files = (r"names\.txt",)
+        path = "names.txt"
+        help = "names.txt: the input frame names"
+
+        @classmethod
+        def create(cls, ctx):
+            return NamesWriter(ctx.out_dir / cls.path)
+
+    out = tmp_path / "reg"
+    assert run_cli(inputs["folder"], "--out", out, "--weights", ckpt, "--update", "halfway",
+                   "--export", "trajectory,names") == 0
+    assert firsts == [True] + [False] * (N - 1)  # the registered rule updated the state at every frame
+    assert json.loads((out / "run.json").read_text())["settings"]["update"] == "halfway"
+    assert (out / "names.txt").read_text().split() == ["frame0.png", "frame2.png", "frame10.png", "frame11.png",
+                                                       "frame100.png"]
+    assert len(np.loadtxt(out / "trajectory.txt", ndmin=2)) == N
+    assert json.loads((out / ".ttt3r-manifest.json").read_text())["patterns"] == [r"trajectory\.txt",
+                                                                                 r"names\.txt", r"run\.json"]
+
+
 def test_interrupt_leaves_valid_outputs(inputs, ckpt, tmp_path, monkeypatch, capsys):
     from ttt3r.session import Session
 
