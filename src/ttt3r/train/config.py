@@ -2,8 +2,8 @@
 
 File layout (every key optional; defaults below)::
 
-    extends = "train_small.toml"   # start from that file (path relative to this one) and
-                                   # change only what follows (ttt3r.train.config_file)
+    extends = "base.toml"    # start from that file (relative to this one) and change only
+                             # what follows (ttt3r.train.config_file); none by default
     seed = 0                 # drives initialisation, clip sampling, everything
     device = "auto"          # "auto" (cuda when available), "cpu", "cuda", "cuda:1"
     threads = 1              # torch CPU threads; also the processes that render a missing
