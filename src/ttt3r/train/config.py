@@ -269,7 +269,6 @@ def _set_model(cfg: TrainConfig, name: str, value: Any, key: str, source: str) -
     cfg.model = dataclasses.replace(cfg.model, **{name: value})
 
 
-
 def _set(cfg: TrainConfig, key: str, value: Any, source: str) -> None:
     """Set a dotted ``key`` on ``cfg``, checking the section, the name and the type."""
     parts = key.split(".")
