@@ -42,6 +42,18 @@ def parity_schema(preset: str) -> dict:
     return json.loads((PARITY / preset / "schema.json").read_text())
 
 
+def formula_model(cfg, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32, salt: str = ""):
+    """A network of ``cfg`` filled with formula weights (the whole fp32 state dict at
+    once, then cast), in eval mode: the reference for :func:`ttt3r.bench.build_formula_model`."""
+    from ttt3r.formula import formula_state_dict
+    from ttt3r.weights import build_model
+
+    model = build_model(cfg, "meta")
+    schema = [(k, tuple(v.shape)) for k, v in model.state_dict().items()]
+    model.load_state_dict(formula_state_dict(schema, salt), strict=True, assign=True)
+    return model.to(device=device, dtype=dtype).eval().requires_grad_(False)
+
+
 def save_released_layout(path: Path, constructor: str, state_dict: dict, **extra) -> Path:
     """Write a checkpoint exactly as the released files are laid out (omegaconf args)."""
     from omegaconf import OmegaConf

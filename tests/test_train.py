@@ -639,12 +639,12 @@ def test_init_from_weights(tmp_path):
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 
-@pytest.mark.parametrize("name", sorted(p.name for p in CONFIGS.glob("*.toml")))
+@pytest.mark.parametrize("name", sorted(str(p.relative_to(CONFIGS)) for p in CONFIGS.glob("**/*.toml")))
 def test_shipped_configs_load_and_describe_the_bundled_architecture(name):
     from ttt3r.pipeline import BUNDLED_MODEL
 
     cfg = load_config(CONFIGS / name)
     bundled = json.loads((BUNDLED_MODEL / "config.json").read_text())
     for key in ("enc_embed_dim", "enc_depth", "dec_embed_dim", "dec_depth", "state_size", "local_mem_size", "head_type"):
-        assert cfg.model[key] == bundled[key], (name, key)
+        assert getattr(cfg.model, key) == bundled[key], (name, key)
     assert cfg.data.train_sequences > 0 and cfg.optim.steps > 0

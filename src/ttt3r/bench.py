@@ -46,7 +46,6 @@ import numpy as np
 
 GB = 1024**3
 FULL = "cut3r_512_dpt_4_64"
-SMALL_PRESETS = ("tiny512", "tiny224")
 DEFAULT_OUT = Path("benchmarks") / "results"
 
 # --------------------------------------------------------------------------------------
@@ -101,28 +100,20 @@ def reset_peak_rss() -> bool:
 # networks and inputs
 
 
+#: the networks ``--network`` may name: constructor string and formula salt of each (package
+#: data, so that an installed ttt3r benchmarks from any folder)
+NETWORKS_FILE = Path(__file__).parent / "assets" / "bench" / "networks.json"
+
+
 def model_config(name: str):
     """``cut3r_512_dpt_4_64`` / ``cut3r_224_linear_4`` (full size) or a parity preset
-    (``tiny512``, ``tiny224``) -> (ModelConfig, salt)."""
+    (``tiny512``, ``tiny224``) -> (ModelConfig, salt), from :data:`NETWORKS_FILE`."""
     from .config import ModelConfig
 
-    root = _parity_dir()
-    if name in SMALL_PRESETS:
-        meta = json.loads((root / name / "meta.json").read_text())
-        return ModelConfig.from_constructor(meta["model"]), meta.get("salt", "")
-    schema = json.loads((root / "official_schema.json").read_text())
-    if name not in schema:
-        raise SystemExit(f"unknown network {name!r}; use {FULL}, cut3r_224_linear_4, tiny512 or tiny224")
-    return ModelConfig.from_constructor(schema[name]["model"]), ""
-
-
-def _parity_dir() -> Path:
-    here = Path(__file__).resolve()
-    for base in (Path.cwd(), *here.parents):
-        p = base / "tests" / "data" / "parity"
-        if (p / "official_schema.json").is_file():
-            return p
-    raise SystemExit("tests/data/parity/official_schema.json not found: run from the ttt3r repository")
+    networks = json.loads(NETWORKS_FILE.read_text())
+    if name not in networks:
+        raise SystemExit(f"unknown network {name!r}; use one of {', '.join(networks)}")
+    return ModelConfig.from_constructor(networks[name]["model"]), networks[name].get("salt", "")
 
 
 def build_formula_model(cfg, dtype, device="cpu", salt: str = ""):

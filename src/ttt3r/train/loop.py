@@ -161,7 +161,7 @@ def train_step(model: nn.Module, opt: torch.optim.Optimizer, batch: Batch, cfg: 
     if cfg.loss.mask_ratio > 0:
         from .masking import mask_later_frames
 
-        img = mask_later_frames(img, cfg.loss.mask_ratio, int(cfg.model.get("patch_size", 16)),
+        img = mask_later_frames(img, cfg.loss.mask_ratio, cfg.model.patch_size,
                                 seed=cfg.seed * 1_000_003 + step)
     with torch.autocast(img.device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
         pred = forward_clip(model, img, cfg.loss.rule, want_rgb=cfg.loss.rgb_weight > 0)
@@ -244,8 +244,10 @@ class Trainer:
             state = torch.load(self.ckpt_path, map_location=self.device, weights_only=True)
         except Exception as e:
             raise TTT3RError(f"{self.ckpt_path}: cannot read checkpoint ({type(e).__name__})") from None
+        from .config import model_from_settings
+
         saved = state.get("config", {})
-        if saved.get("model") != self.cfg.to_dict()["model"]:
+        if model_from_settings(saved.get("model", {}), str(self.ckpt_path)) != self.cfg.model:
             raise TTT3RError(f"{self.ckpt_path}: the checkpoint's model settings differ from the config")
         self.model.load_state_dict(state["model"])
         self.opt.load_state_dict(state["optim"])
