@@ -12,7 +12,7 @@ from ttt3r.formula import formula_model
 from ttt3r.geometry import ray_map
 from ttt3r.model.layers import CrossAttention
 from ttt3r.update import UpdateContext, get_rule, register_rule
-from tests.conftest import parity_meta
+from helpers import parity_meta
 
 
 @pytest.fixture(scope="module")
