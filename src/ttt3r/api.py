@@ -1,16 +1,15 @@
-"""The few functions most users need: load a network, reconstruct a sequence."""
+"""Load a network: a checkpoint path or a known name to a :class:`CUT3R` on a device."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import torch
 
 from .device import resolve_device, resolve_dtype
 from .model.cut3r import CUT3R
-from .results import FrameResult
+
 
 def load_model(weights: str | os.PathLike, device: str | torch.device = "auto",
                dtype: str | torch.dtype = "fp32", quiet: bool = False) -> CUT3R:
@@ -26,10 +25,3 @@ def load_model(weights: str | os.PathLike, device: str | torch.device = "auto",
     path = Path(weights) if Path(weights).exists() else resolve_weights(str(weights), quiet=quiet)
     return load_weights_file(path, device=dev, dtype=dt)
 
-
-def reconstruct(frames: Iterable, model: CUT3R, update: str = "ttt3r", reset_every: int = 0,
-                size: int | None = None, want: Iterable[str] = ()) -> Iterator[FrameResult]:
-    """Stream :class:`FrameResult` objects for ``frames`` (paths, PIL images or arrays)."""
-    from .session import Session
-
-    yield from Session(model, update=update, reset_every=reset_every, size=size, want=want).run(frames)
