@@ -54,7 +54,7 @@ def test_names_to_dtypes():
 
 
 def test_every_entry_point_reads_the_device_the_same_way(no_cuda, monkeypatch, tmp_path):
-    import ttt3r.hub
+    from ttt3r import hub
     from ttt3r.bench import run_config
     from ttt3r.eval.runner import SessionPredictor
     from ttt3r.train.loop import Trainer
@@ -62,7 +62,7 @@ def test_every_entry_point_reads_the_device_the_same_way(no_cuda, monkeypatch, t
     def no_download(*args, **kwargs):
         raise AssertionError("the weights were looked up before the device was checked")
 
-    monkeypatch.setattr(ttt3r.hub, "resolve_weights", no_download)
+    monkeypatch.setattr(hub, "resolve_weights", no_download)
     with pytest.raises(TTT3RError) as want:
         resolve_device("cuda")
     threads = torch.get_num_threads()
