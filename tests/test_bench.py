@@ -15,7 +15,7 @@ import torch
 from ttt3r import bench
 from ttt3r.weights import _PageReleaser, convert_state_dict, load_weights_file
 
-from tests.conftest import PARITY, formula_model
+from helpers import PARITY, formula_model
 
 SRC = Path(bench.__file__).resolve().parents[1]
 

@@ -11,12 +11,20 @@ from ttt3r.cli import COMMANDS, main
 
 
 def test_help_lists_commands_and_does_not_import_torch():
-    code = ("import sys, ttt3r.cli; ttt3r.cli.main(['--help']); ttt3r.cli.main(['reconstruct', '--help']) "
-            "if False else None; print('TORCH' if 'torch' in sys.modules else 'NO-TORCH')")
+    # the top-level help and every command's --help (argparse exits after printing it)
+    code = ("import sys, ttt3r.cli\n"
+            "ttt3r.cli.main(['--help'])\n"
+            "for name in ttt3r.cli.COMMANDS:\n"
+            "    try:\n"
+            "        ttt3r.cli.main([name, '--help'])\n"
+            "    except SystemExit as e:\n"
+            "        assert e.code == 0, name\n"
+            "print('TORCH' if 'torch' in sys.modules else 'NO-TORCH')\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip().endswith("NO-TORCH")
     for name in COMMANDS:
         assert name in out
+        assert f"usage: ttt3r {name}" in out, name  # its own help ran, in the same process
 
 
 def test_every_command_has_help(capsys):

@@ -178,7 +178,7 @@ def run_config(spec: dict[str, Any]) -> dict[str, Any]:
     """Run one configuration in this process and return its record (see module doc)."""
     import torch
 
-    from .api import resolve_device, resolve_dtype
+    from .device import resolve_device, resolve_dtype
     from .session import Session
 
     t_start = time.perf_counter()

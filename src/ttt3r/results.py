@@ -38,7 +38,11 @@ class FrameResult:
         pts3d_world: optional (H, W, 3) float32 world-frame pointmap predicted
             directly by the network's second head (only when requested).
         rgb_pred: optional (H, W, 3) float32 RGB head output in [0, 1].
-        time_s: seconds spent in the network for this frame.
+        time_s: seconds of this frame's network step alone (no preprocessing, no
+            re-feed of a reset frame, no post-processing).
+        total_s: seconds of the whole :meth:`Session.step` for this frame:
+            preprocessing (with reading the image when given a path), the re-feed
+            that opens a new chunk after a reset, the network step and post-processing.
     """
 
     index: int
@@ -51,6 +55,7 @@ class FrameResult:
     pts3d_world: np.ndarray | None = None
     rgb_pred: np.ndarray | None = None
     time_s: float = 0.0
+    total_s: float = 0.0
     extras: dict = field(default_factory=dict)
 
     @property

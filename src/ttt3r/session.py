@@ -71,7 +71,8 @@ class Session:
         self.frames_done = 0
 
     @torch.inference_mode()
-    def _feed(self, pre: Preprocessed, rays: torch.Tensor | None = None) -> StepOutput:
+    def _feed(self, pre: Preprocessed, rays: torch.Tensor | None = None) -> tuple[StepOutput, float]:
+        """Run the network on one view; returns its output and the seconds of the network step."""
         m = self.model
         img = pre.tensor.to(device=m.device, dtype=m.dtype) if pre.tensor is not None else None
         if rays is not None:
@@ -79,14 +80,18 @@ class Session:
         if self.state is None:
             self.state = m.init_state(1)
         want = self.want if img is not None else self.want | {"rgb"}
+        t0 = time.perf_counter()
         out, new_state = m.step(img, self.state, self.rule, rays=rays, want=want)
+        if m.device.type == "cuda":  # CUDA kernels run asynchronously: wait for them to finish
+            torch.cuda.synchronize(m.device)
+        seconds = time.perf_counter() - t0
         if img is not None:
             self.state = new_state
         # a ray-map-only frame queries the state without updating it (as the original:
         # its update mask is its image mask)
         if self.raw_hook is not None:
             self.raw_hook(out)
-        return out
+        return out, seconds
 
     def flush(self) -> None:
         """Feed a pending reset re-open now (normally done when the next frame comes)."""
@@ -115,7 +120,7 @@ class Session:
         else:
             pre = image if isinstance(image, Preprocessed) else preprocess(image, self.size, name)
         self.flush()
-        out = self._feed(pre, rays_t)
+        out, t_net = self._feed(pre, rays_t)
         if image is None and out.rgb is not None:
             pre.rgb = ((out.rgb[0].float().cpu().numpy() + 1) * 127.5).clip(0, 255).astype(np.uint8)
         index = self.frames_done
@@ -125,7 +130,8 @@ class Session:
             self._base = result.pose.copy()
             self.state = self.state.reset() if self.state is not None else None
             self._pending = (pre, rays_t)
-        result.time_s = time.perf_counter() - t0
+        result.time_s = t_net
+        result.total_s = time.perf_counter() - t0
         return result
 
     def run(self, frames: Iterable[Image], names: Iterable[str] | None = None) -> Iterator[FrameResult]:

@@ -8,8 +8,7 @@ import torch
 
 import ttt3r
 from ttt3r.config import ModelConfig
-
-from tests.conftest import PARITY, formula_model, parity_meta
+from helpers import PARITY, formula_model, parity_meta
 
 FRAMES = sorted((PARITY / "tiny224" / "frames").glob("*.png"))[:3]
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import ttt3r
-from tests.conftest import PARITY, parity_meta
+from helpers import PARITY, parity_meta
 
 RUNS = ["cut3r", "ttt3r", "ttt3r_reset3"]
 PRESETS = ["tiny512", "tiny224"]

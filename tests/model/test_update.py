@@ -11,8 +11,7 @@ from ttt3r.config import ModelConfig
 from ttt3r.geometry import ray_map
 from ttt3r.model.layers import CrossAttention
 from ttt3r.update import UpdateContext, get_rule, register_rule
-
-from tests.conftest import formula_model, parity_meta
+from helpers import formula_model, parity_meta
 
 
 @pytest.fixture(scope="module")

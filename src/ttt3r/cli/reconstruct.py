@@ -87,7 +87,7 @@ def parse_exports(text: str | None) -> tuple[str, ...] | None:
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     from ..errors import TTT3RError
-    from ..pipeline import ReconstructOptions, reconstruct_to_dir
+    from ..pipeline import ReconstructOptions, reconstruct
 
     for name in ("reset_every", "max_points"):
         if getattr(args, name) is not None and getattr(args, name) < 0:
@@ -100,7 +100,7 @@ def main(argv: list[str]) -> int:
         want=("world",) if args.world_points else (), view=args.view, view_port=args.port, quiet=args.quiet,
     )
     try:
-        summary = reconstruct_to_dir(args.input, args.out, opts)
+        summary = reconstruct(args.input, args.out, opts)
     except KeyboardInterrupt:
         print(f"ttt3r reconstruct: interrupted; the frames finished so far are complete in {args.out}",
               file=sys.stderr)

@@ -29,6 +29,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from ..device import resolve_device
 from ..errors import TTT3RError
 from ..io.atomic import atomic_path, atomic_write_bytes, atomic_write_text
 from .config import TrainConfig
@@ -37,19 +38,6 @@ from .losses import ClipPrediction, cut3r_loss, raw_quat_norm
 
 CSV_FIELDS = ["step", "lr", "total", "conf_self", "conf_world", "pose", "rgb", "reg_self", "reg_world",
               "quat_norm", "it_s", "elapsed_s"]
-
-
-def pick_device(name: str) -> torch.device:
-    """``auto`` -> cuda when available, else cpu; anything else as given (checked)."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(name)
-    except RuntimeError:
-        raise TTT3RError(f"unknown device {name!r}") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise TTT3RError(f"device {name!r} asked for but CUDA is not available")
-    return dev
 
 
 def init_weights(model: nn.Module) -> None:
@@ -192,7 +180,7 @@ class Trainer:
                  log: Callable[[str], None] = print):
         self.cfg, self.out, self.log = cfg, Path(out), log
         torch.set_num_threads(cfg.threads)
-        self.device = pick_device(cfg.device)
+        self.device = resolve_device(cfg.device)
         try:
             self.out.mkdir(parents=True, exist_ok=True)
         except OSError as e:
