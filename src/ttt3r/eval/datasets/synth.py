@@ -77,17 +77,17 @@ class SynthDataset(DatasetLoader):
 
     def load(self, name: str) -> Sequence:
         from ...synth.dataset import load_sequence
-        from ...synth.render import frame_paths
+        from ...synth.render import SYNTH_LAYOUT
 
         folder = self._folders.get(name)
         if folder is None:
             raise TTT3RError(f"{self.name}: no sequence {name!r} in {self.root}")
         synth = load_sequence(folder)  # checks meta.json, completeness, trajectory.txt
         n = len(synth)
-        paths = [frame_paths(folder, i) for i in range(n)]
-        images = [self._file(p[0], "image") for p in paths]
-        depths = [self._file(p[1], "depth map") for p in paths]
-        cams = [_read_camera(self._file(p[2], "camera file")) for p in paths]
+        paths = [SYNTH_LAYOUT.paths(folder, i) for i in range(n)]
+        images = [self._file(p["color"], "image") for p in paths]
+        depths = [self._file(p["depth"], "depth map") for p in paths]
+        cams = [_read_camera(self._file(p["camera"], "camera file")) for p in paths]
         return self._sequence(
             name,
             images,
