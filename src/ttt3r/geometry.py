@@ -1,8 +1,9 @@
 """Camera geometry on numpy arrays: the one place for unprojection, point transforms,
 rotation <-> quaternion, Umeyama Sim(3)/SE(3) fits, intrinsics and ray maps.
 
-Pure functions (numpy and scipy only; importing this module does not import
-torch; the network's torch pose encoding is :mod:`ttt3r.model.pose_encoding`).
+Pure functions (numpy and scipy only; importing this module imports neither
+torch nor, until a rotation is converted, scipy; the network's torch pose
+encoding is :mod:`ttt3r.model.pose_encoding`).
 
 Conventions, for every function here:
 
@@ -23,7 +24,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.spatial.transform import Rotation
 
 from .errors import TTT3RError
 
@@ -127,6 +127,8 @@ def rotation_to_quaternion(R: np.ndarray) -> np.ndarray:
     flat = R.reshape(-1, 3, 3)
     if len(flat) == 0:
         return np.zeros(R.shape[:-2] + (4,))
+    from scipy.spatial.transform import Rotation  # lazy: ~1 s to import
+
     q = Rotation.from_matrix(flat).as_quat()
     q[q[:, 3] < 0] *= -1.0
     return q.reshape(R.shape[:-2] + (4,))
@@ -140,6 +142,8 @@ def quaternion_to_rotation(q: np.ndarray) -> np.ndarray:
     flat = q.reshape(-1, 4)
     if len(flat) == 0:
         return np.zeros(q.shape[:-1] + (3, 3))
+    from scipy.spatial.transform import Rotation
+
     return Rotation.from_quat(flat).as_matrix().reshape(q.shape[:-1] + (3, 3))
 
 

@@ -27,9 +27,10 @@ import numpy as np
 
 from ..errors import TTT3RError
 from ..results import FrameResult
-from ..writers.layout import demo_paths
+from ..geometry import unproject
+from ..io.layout import DEMO_LAYOUT
 
-__all__ = ["list_frames", "read_frame", "iter_frames", "unproject_depth"]
+__all__ = ["list_frames", "read_frame", "iter_frames"]
 
 
 def list_frames(run_dir: str | Path) -> list[int]:
@@ -55,24 +56,6 @@ def list_frames(run_dir: str | Path) -> list[int]:
     if not indices:
         raise TTT3RError(f"{depth_dir}: no frames (no .npy files)")
     return sorted(indices)
-
-
-def unproject_depth(depth: np.ndarray, intrinsics: np.ndarray) -> np.ndarray:
-    """(H, W) depth and (3, 3) K -> (H, W, 3) float32 camera-frame points (OpenCV axes).
-
-    Pixel (u, v) (column, row, integer coordinates as in CUT3R/DUSt3R's
-    ``depthmap_to_camera_coordinates``) maps to
-    ``((u - cx) z / fx, (v - cy) z / fy, z)``.
-    """
-    h, w = depth.shape
-    fx, fy = float(intrinsics[0, 0]), float(intrinsics[1, 1])
-    cx, cy = float(intrinsics[0, 2]), float(intrinsics[1, 2])
-    z = depth.astype(np.float32)
-    u = np.arange(w, dtype=np.float32)[None, :]
-    v = np.arange(h, dtype=np.float32)[:, None]
-    x = (u - cx) * z / fx
-    y = (v - cy) * z / fy
-    return np.stack([x, y, z], axis=-1).astype(np.float32)
 
 
 def _load_npy(path: Path, shape: tuple[int, ...] | None = None) -> np.ndarray:
@@ -130,14 +113,14 @@ def read_frame(run_dir: str | Path, index: int) -> FrameResult:
     """Read frame ``index`` of a run directory as a :class:`FrameResult`.
 
     ``pts3d_cam`` is the depth map unprojected with the intrinsics
-    (:func:`unproject_depth`); ``pose`` is camera-to-world, so
+    (:func:`ttt3r.geometry.unproject`, as float32); ``pose`` is camera-to-world, so
     ``result.points_world()`` are the world-frame points. ``name`` is the
     zero-padded frame number.
 
     Raises:
         TTT3RError: a file of the frame is missing, unreadable or inconsistent.
     """
-    p = demo_paths(run_dir, index)  # the writers' layout, one source of truth
+    p = DEMO_LAYOUT.paths(run_dir, index)  # the writers' layout, one source of truth
     depth = _load_npy(p["depth"])
     hw = (int(depth.shape[0]), int(depth.shape[1]))
     if p["conf"].parent.is_dir():
@@ -152,7 +135,7 @@ def read_frame(run_dir: str | Path, index: int) -> FrameResult:
     return FrameResult(
         index=index,
         name=p["depth"].stem,
-        pts3d_cam=unproject_depth(depth, K),
+        pts3d_cam=unproject(depth, K).astype(np.float32),
         conf=conf,
         pose=pose,
         intrinsics=K,
