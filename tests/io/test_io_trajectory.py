@@ -131,3 +131,21 @@ def test_write_is_atomic_and_leaves_no_temp(tmp_path):
     traj = _random_traj(3)
     write_trajectory(tmp_path / "t.txt", traj)
     assert [p.name for p in tmp_path.iterdir()] == ["t.txt"]
+
+
+def test_tum_line_digits_and_header(tmp_path):
+    from ttt3r.io.trajectory import format_tum, pose_to_tum, tum_line, tum_to_pose, write_tum
+
+    h = np.sqrt(0.5)
+    pose = np.eye(4)
+    pose[:3, :3] = [[0, -1, 0], [1, 0, 0], [0, 0, 1]]  # 90 degrees about z
+    pose[:3, 3] = [1.0, 2.0, 1.0 / 3.0]
+    row = pose_to_tum(pose)
+    np.testing.assert_allclose(row, [1.0, 2.0, 1.0 / 3.0, 0.0, 0.0, h, h], atol=1e-15)
+    np.testing.assert_allclose(tum_to_pose(row), pose, atol=1e-15)
+    assert tum_line(0.5, row, (6, 9)).split()[:4] == ["0.500000", "1", "2", "0.333333333"]
+    assert tum_line(0.5, row).split()[3] == repr(1.0 / 3.0)  # shortest round trip
+    text = format_tum(Trajectory([0.5], pose[None]), header="# mine", digits=(9, 12))
+    assert text.splitlines()[0] == "# mine" and text.splitlines()[1].startswith("0.500000000 1 2 0.333333333333 ")
+    with pytest.raises(ValueError, match="header"):
+        write_tum(tmp_path / "t.txt", Trajectory([0.5], pose[None]), header="no comment")
