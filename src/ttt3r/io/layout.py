@@ -23,9 +23,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import TTT3RError
 from .atomic import atomic_open, atomic_write_bytes
 
-__all__ = ["DEMO_LAYOUT", "FrameLayout", "png_bytes", "read_frame_files", "save_camera", "save_map"]
+__all__ = ["DEMO_LAYOUT", "FrameLayout", "load_camera", "png_bytes", "read_frame_files", "save_camera", "save_map"]
 
 #: the kinds of file a frame may have, in the order they are written
 KINDS = ("color", "depth", "conf", "camera")
@@ -50,6 +51,33 @@ def save_camera(path: str | os.PathLike, pose: np.ndarray, K: np.ndarray) -> Non
     """Write ``pose`` (4, 4) camera-to-world and ``intrinsics`` (3, 3) as float64 in an ``.npz``, atomically."""
     with atomic_open(path) as f:
         np.savez(f, pose=np.asarray(pose, np.float64), intrinsics=np.asarray(K, np.float64))
+
+
+def load_camera(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
+    """Read a camera file: ``(pose, K)``, (4, 4) camera-to-world and (3, 3) intrinsics, float64.
+
+    Raises:
+        TTT3RError: one line naming the file: missing, unreadable, no ``pose`` or
+            ``intrinsics`` array, a pose that is not a finite 4x4 matrix, or
+            intrinsics that are not a 3x3 pinhole matrix with fx, fy > 0.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise TTT3RError(f"{path}: missing")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            pose = np.asarray(z["pose"], dtype=np.float64)
+            K = np.asarray(z["intrinsics"], dtype=np.float64)
+    except KeyError as e:
+        raise TTT3RError(f"{path}: no {e.args[0]!r} array (needs 'pose' and 'intrinsics')") from None
+    except Exception as e:  # noqa: BLE001 - any read failure is a corrupt file
+        why = " ".join(str(e).split())[:200]
+        raise TTT3RError(f"{path}: cannot read .npz ({type(e).__name__}: {why})") from None
+    if pose.shape != (4, 4) or not np.all(np.isfinite(pose)):
+        raise TTT3RError(f"{path}: 'pose' must be a finite 4x4 matrix, got shape {pose.shape}")
+    if K.shape != (3, 3) or not np.all(np.isfinite(K)) or K[0, 0] <= 0 or K[1, 1] <= 0:
+        raise TTT3RError(f"{path}: 'intrinsics' must be a 3x3 pinhole matrix with fx, fy > 0")
+    return pose, K
 
 
 @dataclass(frozen=True)
@@ -112,12 +140,12 @@ DEMO_LAYOUT = FrameLayout()
 
 def read_frame_files(layout: FrameLayout, out_dir: str | os.PathLike, index: int) -> dict[str, np.ndarray]:
     """Read frame ``index`` back: ``color`` (uint8 RGB), ``depth``, ``conf`` (if the layout has it),
-    ``pose`` and ``intrinsics``. No checks: readers of user folders validate (``ttt3r.viewer.rundir``)."""
+    ``pose`` and ``intrinsics`` (the camera checked by :func:`load_camera`; the maps are not checked)."""
     from PIL import Image
 
     p = layout.paths(out_dir, index)
-    with np.load(p["camera"]) as cam:
-        out = {"pose": cam["pose"], "intrinsics": cam["intrinsics"]}
+    pose, K = load_camera(p["camera"])
+    out = {"pose": pose, "intrinsics": K}
     with Image.open(p["color"]) as im:
         out["color"] = np.asarray(im.convert("RGB"))
     out["depth"] = np.load(p["depth"])

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +12,7 @@ import numpy as np
 
 from ..errors import TTT3RError
 from ..geometry import transform_points, unproject
+from ..io.layout import load_camera
 from ..io.trajectory import read_tum
 from .render import SYNTH_LAYOUT
 
@@ -105,12 +105,7 @@ class SynthSequence:
 
     def camera(self, i: int) -> tuple[np.ndarray, np.ndarray]:
         """(pose (4, 4), intrinsics (3, 3)) of frame ``i``, float64, exact."""
-        path = SYNTH_LAYOUT.paths(self.root, self._index(i))["camera"]
-        try:
-            with np.load(path, allow_pickle=False) as z:
-                return np.asarray(z["pose"], dtype=np.float64), np.asarray(z["intrinsics"], dtype=np.float64)
-        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as e:
-            raise TTT3RError(f"{path}: cannot read camera ({e})") from None
+        return load_camera(SYNTH_LAYOUT.paths(self.root, self._index(i))["camera"])
 
     def frame(self, i: int) -> SynthFrame:
         pose, K = self.camera(i)

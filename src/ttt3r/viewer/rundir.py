@@ -28,7 +28,7 @@ import numpy as np
 from ..errors import TTT3RError
 from ..results import FrameResult
 from ..geometry import unproject
-from ..io.layout import DEMO_LAYOUT
+from ..io.layout import DEMO_LAYOUT, load_camera
 
 __all__ = ["list_frames", "read_frame", "iter_frames"]
 
@@ -72,24 +72,6 @@ def _load_npy(path: Path, shape: tuple[int, ...] | None = None) -> np.ndarray:
     return arr.astype(np.float32, copy=False)
 
 
-def _load_camera(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    if not path.is_file():
-        raise TTT3RError(f"{path}: missing")
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            pose = np.asarray(z["pose"], dtype=np.float64)
-            K = np.asarray(z["intrinsics"], dtype=np.float64)
-    except KeyError as e:
-        raise TTT3RError(f"{path}: no {e.args[0]!r} array (needs 'pose' and 'intrinsics')") from None
-    except Exception as e:  # noqa: BLE001
-        raise TTT3RError(f"{path}: cannot read .npz ({type(e).__name__}: {_one_line(e)})") from None
-    if pose.shape != (4, 4) or not np.all(np.isfinite(pose)):
-        raise TTT3RError(f"{path}: 'pose' must be a finite 4x4 matrix, got shape {pose.shape}")
-    if K.shape != (3, 3) or not np.all(np.isfinite(K)) or K[0, 0] <= 0 or K[1, 1] <= 0:
-        raise TTT3RError(f"{path}: 'intrinsics' must be a 3x3 pinhole matrix with fx, fy > 0")
-    return pose, K
-
-
 def _load_color(path: Path, shape: tuple[int, int]) -> np.ndarray:
     from PIL import Image
 
@@ -131,7 +113,7 @@ def read_frame(run_dir: str | Path, index: int) -> FrameResult:
         rgb = _load_color(p["color"], hw)
     else:
         rgb = np.full(hw + (3,), 160, dtype=np.uint8)
-    pose, K = _load_camera(p["camera"])
+    pose, K = load_camera(p["camera"])
     return FrameResult(
         index=index,
         name=p["depth"].stem,
