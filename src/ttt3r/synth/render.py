@@ -173,8 +173,8 @@ def render_sequence(
         atomic_write_text(out / "meta.json", json.dumps(meta, indent=1) + "\n")
         atomic_write_text(out / "trajectory.txt", tum_text(poses, fps))
 
-        for sub in ("rgb", "depth", "camera"):  # temporaries of a killed run
-            for tmp in (out / sub).glob(".*.tmp") if (out / sub).is_dir() else ():
+        for folder in (p.parent for p in SYNTH_LAYOUT.paths(out, 0).values()):  # temporaries of a killed run
+            for tmp in folder.glob(".*.tmp") if folder.is_dir() else ():
                 tmp.unlink(missing_ok=True)
         todo = [i for i in range(frames) if not all(p.exists() for p in SYNTH_LAYOUT.paths(out, i).values())]
         if todo:
@@ -310,7 +310,7 @@ def _check_existing(out: Path, settings: dict) -> None:
         raise TTT3RError(f"{out}: exists and is not a folder")
     meta_path = out / "meta.json"
     if not meta_path.exists():
-        if out.is_dir() and (out / "rgb").exists():
+        if out.is_dir() and (out / SYNTH_LAYOUT.color).exists():
             raise TTT3RError(f"{out}: has frames but no meta.json; use an empty or new folder")
         return
     try:
