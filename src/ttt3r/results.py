@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .geometry import transform_points
+
 
 @dataclass
 class FrameResult:
@@ -72,6 +74,4 @@ class FrameResult:
 
         This is how the original demo builds its point cloud (not the world head).
         """
-        pc = self.pts3d_cam.reshape(-1, 3).astype(np.float64)
-        pw = pc @ np.ascontiguousarray(self.pose[:3, :3].T) + self.pose[:3, 3]
-        return pw.reshape(self.pts3d_cam.shape).astype(np.float32)
+        return transform_points(self.pose, self.pts3d_cam.astype(np.float64)).astype(np.float32)

@@ -24,8 +24,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from .geometry import estimate_focal_weiszfeld, intrinsics_from_focal, pose_encoding_to_matrix
+from .geometry import intrinsics_from_focal
 from .model.cut3r import CUT3R, State, StepOutput
+from .model.pose_encoding import estimate_focal_weiszfeld, pose_encoding_to_matrix
 from .preprocess import Preprocessed, preprocess
 from .results import FrameResult
 from .update import UpdateRule, get_rule
