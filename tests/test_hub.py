@@ -137,7 +137,7 @@ def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path / "cache" / "checkpoints"
 
 
-def _entry(*urls: str, size: int | None = None, sha256: str | None = None) -> hub.Checkpoint:
+def _entry(*urls: str, size: int | None = None, sha256: str | None = SHA) -> hub.Checkpoint:
     return hub.Checkpoint(
         name="tiny_test",
         filename="tiny_test.pth",
@@ -164,16 +164,22 @@ def _free_port() -> int:
 # ------------------------------------------------------------------ the table
 
 
-def test_known_table_points_at_the_authors_google_drive() -> None:
+def test_known_table_pins_the_hub_then_the_authors_google_drive() -> None:
     assert hub.known_names() == ("cut3r_512_dpt_4_64", "cut3r_224_linear_4")
     big, small = hub.get_checkpoint("cut3r_512_dpt_4_64"), hub.get_checkpoint("cut3r_224_linear_4.pth")
     assert big.page_url == "https://drive.google.com/file/d/1Asz-ZB3FfpzZYwunhQvNPZEUA8XUNAYD/view"
     assert small.page_url == "https://drive.google.com/file/d/11dAgFkWHpaOHsR6iuitlB_v4NFFBrWjy/view"
     assert (big.image_size, small.image_size) == (512, 224)
-    for entry in (big, small):
+    # The released 512 file: the Hub first, at a pinned commit, with its published size and hash.
+    assert hub.HubFile.parse(big.urls[0]) == hub.HubFile(
+        "liguang0115/cut3r", "b14faf986da0df405cff1b41e60e2975c4da2745", "cut3r_512_dpt_4_64.pth"
+    )
+    assert (big.size, big.sha256) == (3_173_761_006, "45f7e98a0a64dbeb54901ae2b878cd8cd125f20a4497316483f0bd6f109f8103")
+    assert (small.size, small.sha256) == (None, None)  # unknown: a download of it is opened before it counts
+    for entry, drive in ((big, big.urls[1:]), (small, small.urls)):
         assert entry.filename == f"{entry.name}.pth"
-        assert entry.urls[0].startswith("https://drive.usercontent.google.com/download?id=")
-        assert "confirm=t" in entry.urls[0]
+        assert drive[0].startswith("https://drive.usercontent.google.com/download?id=")
+        assert "confirm=t" in drive[0]
         assert entry.size is None or entry.size > 0
         assert entry.sha256 is None or len(entry.sha256) == 64
         with pytest.raises(dataclasses.FrozenInstanceError):

@@ -1,37 +1,68 @@
 """Known checkpoints, the user cache, and downloading them.
 
 The CUT3R authors publish two checkpoints on Google Drive (see
-https://github.com/CUT3R/CUT3R#download-checkpoints); their README lists no
-other mirror. :data:`KNOWN_CHECKPOINTS` describes them; :func:`resolve_weights`
-turns a ``--weights`` argument (a path or a known name) into a local file,
-downloading a known checkpoint into the cache on first use.
+https://github.com/CUT3R/CUT3R#download-checkpoints); the 512 one is also on
+the Hugging Face Hub (``liguang0115/cut3r``). :data:`KNOWN_CHECKPOINTS` is the
+one table of them (sources, size, SHA-256); :func:`resolve_weights` turns a
+``--weights`` argument (a path or a known name) into a local file, downloading
+a known checkpoint into the cache on first use.
 
 Cache location
     ``platformdirs.user_cache_dir("ttt3r") / "checkpoints"`` (on Linux
     ``~/.cache/ttt3r/checkpoints``). The environment variable ``TTT3R_CACHE``
     replaces the *parent* (the ttt3r cache root): with ``TTT3R_CACHE=/data/ttt3r``
-    checkpoints live in ``/data/ttt3r/checkpoints``.
+    checkpoints live in ``/data/ttt3r/checkpoints``. The Hub's own cache folder
+    (its partial downloads) is ``<root>/huggingface``; which cached files were
+    verified is recorded in ``<root>/verified/<file>.json`` (size, mtime, hash).
 
-Downloads
-    Streamed with :mod:`urllib` into a temporary file beside the final one,
-    checked against the known size and SHA-256 (when known), then renamed into
-    place with :func:`os.replace`; an interrupted or failed download never
-    leaves a file under the final name. Google Drive's "can't scan this file
-    for viruses" HTML page is answered by following its confirmation form; an
+Sources
+    An entry's ``urls`` are tried in order: ``hf://OWNER/REPO@REVISION/FILE``
+    is a pinned file on the Hub (:mod:`ttt3r.hf_transfer`, through
+    ``huggingface_hub``; ``HF_ENDPOINT`` chooses the server), anything else is
+    an HTTP(S) URL fetched with :mod:`urllib`. Google Drive's "can't scan this
+    file for viruses" page is answered by following its confirmation form; an
     HTML page that is not such a form (quota exceeded, access denied) is an
-    error, never saved as a checkpoint. Any failure is one
-    :class:`~ttt3r.errors.DownloadError` line that gives the manual download
-    link and the exact path to save the file to.
+    error, never saved as a checkpoint. With ``HF_HUB_OFFLINE=1`` nothing is
+    downloaded (the cache still answers).
+
+Verification
+    Every download is checked before it gets its final name: size and SHA-256
+    where the table knows them; where the hash is not known, the file must
+    open as a CUT3R checkpoint with the safe loader
+    (:func:`ttt3r.weights.read_checkpoint`). A cached file that was not put
+    there by a verified download (copied by hand, changed since) is checked the
+    same way on first use; one that fails is reported with the command that
+    removes it (``ttt3r weights remove NAME``).
+
+Partial files, resume and stalls
+    Both kinds of source behave as ``huggingface_hub`` does: the body goes to
+    a temporary file; a connection that drops mid-file is resumed in the same
+    call with an HTTP ``Range`` request (up to :data:`_MAX_RESUMES` times in a
+    row without new data; a server that ignores ``Range`` is read again from
+    the start); a failure or Ctrl-C removes the partial file, so no partial
+    file outlives a download (a killed process may leave one ``*.tmp`` /
+    ``*.incomplete`` file, which the next download does not reuse and
+    ``ttt3r weights remove`` deletes). A download that receives fewer than
+    :data:`_STALL_BYTES` within ``stall_timeout`` seconds is abandoned with
+    one line, however slowly the server trickles; ``timeout`` is the limit of
+    a single read. Any failure is one :class:`~ttt3r.errors.DownloadError`
+    line that gives the manual download link and the exact path to save the
+    file to.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
 import http.client
 import http.cookiejar
+import json
 import os
 import shutil
+import re
 import socket
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -40,14 +71,18 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
-from .errors import DownloadError, TTT3RError
-from .io.atomic import atomic_open
+from .errors import CheckpointError, DownloadError, TTT3RError
+from .hf_transfer import SCHEME as HF_SCHEME
+from .hf_transfer import HubFile
+from .io.atomic import atomic_path, atomic_write_text
 
 __all__ = [
     "CACHE_ENV",
     "KNOWN_CHECKPOINTS",
     "Checkpoint",
     "CacheStatus",
+    "HubFile",
+    "StallGuard",
     "cache_root",
     "cache_status",
     "cached_path",
@@ -58,6 +93,7 @@ __all__ = [
     "get_checkpoint",
     "is_cached",
     "known_names",
+    "remove_cached",
     "resolve_weights",
 ]
 
@@ -67,7 +103,11 @@ CACHE_ENV = "TTT3R_CACHE"
 _CHUNK_SIZE = 1 << 20  # bytes per read while streaming
 _MAX_HTML_BYTES = 2 << 20  # an HTML page bigger than this is not a confirmation page
 _MAX_CONFIRM_HOPS = 3  # confirmation pages followed before giving up
-_DEFAULT_TIMEOUT = 30.0  # seconds without data before a download is abandoned
+_DEFAULT_TIMEOUT = 30.0  # seconds a single read may wait
+_DEFAULT_STALL = 120.0  # seconds within which at least _STALL_BYTES must arrive
+_STALL_BYTES = 64 << 10  # fewer bytes than this within the stall window: the download is stalled
+_MAX_RESUMES = 5  # Range requests in a row without new data before giving up
+_HASH_BLOCK = 8 << 20  # bytes per read while hashing a file
 _NETWORK_ERRORS = (urllib.error.URLError, http.client.HTTPException, ConnectionError, TimeoutError)
 
 
@@ -97,7 +137,8 @@ class Checkpoint:
     Attributes:
         name: Short name used on the command line (``--weights NAME``).
         filename: File name in the cache, ``<name>.pth``.
-        urls: Download URLs, tried in order.
+        urls: Sources, tried in order: ``hf://OWNER/REPO@REVISION/FILE`` (a
+            pinned file on the Hugging Face Hub) or an HTTP(S) URL.
         page_url: Where a person downloads it by hand (shown in errors).
         image_size: Input resolution the model was trained for (long side).
         description: One line for ``ttt3r weights list``.
@@ -115,10 +156,16 @@ class Checkpoint:
     sha256: str | None = None
 
 
-# Sizes and hashes are None: the authors publish neither, and no download was
-# possible when this table was written. Fill them in only from a verified copy.
+# The 512 checkpoint's size and SHA-256 are those of the Hub's LFS object at the
+# pinned commit (the same file as the Drive copy). Nothing is known of the 224
+# one: a download of it is opened with the safe loader before it counts as cached.
 _CUT3R_512_ID = "1Asz-ZB3FfpzZYwunhQvNPZEUA8XUNAYD"
 _CUT3R_224_ID = "11dAgFkWHpaOHsR6iuitlB_v4NFFBrWjy"
+_CUT3R_HUB = HubFile(
+    repo_id="liguang0115/cut3r",
+    revision="b14faf986da0df405cff1b41e60e2975c4da2745",
+    filename="cut3r_512_dpt_4_64.pth",
+)
 
 #: name -> :class:`Checkpoint`, for every checkpoint ``resolve_weights`` can download.
 KNOWN_CHECKPOINTS: dict[str, Checkpoint] = {
@@ -127,10 +174,12 @@ KNOWN_CHECKPOINTS: dict[str, Checkpoint] = {
         Checkpoint(
             name="cut3r_512_dpt_4_64",
             filename="cut3r_512_dpt_4_64.pth",
-            urls=drive_download_urls(_CUT3R_512_ID),
+            urls=(_CUT3R_HUB.uri, *drive_download_urls(_CUT3R_512_ID)),
             page_url=drive_view_url(_CUT3R_512_ID),
             image_size=512,
             description="CUT3R final model: 512px (several aspect ratios), DPT head, 4-64 views",
+            size=3_173_761_006,
+            sha256="45f7e98a0a64dbeb54901ae2b878cd8cd125f20a4497316483f0bd6f109f8103",
         ),
         Checkpoint(
             name="cut3r_224_linear_4",
@@ -230,7 +279,8 @@ def resolve_weights(
         TTT3RError: neither an existing path nor a known name.
         DownloadError: a known checkpoint is not cached and cannot be downloaded
             (or ``download`` is false); the message says where to get it and
-            where to put it.
+            where to put it. Or the cached file fails verification; the message
+            gives the command that removes it.
     """
     path = Path(name_or_path).expanduser()
     if path.exists():
@@ -244,22 +294,128 @@ def resolve_weights(
         )
     dest = cached_path(entry)
     if dest.is_file():
-        if entry.size is not None and dest.stat().st_size != entry.size:
-            raise DownloadError(
-                f"{dest}: has {dest.stat().st_size} bytes, expected {entry.size}; "
-                f"delete it or run 'ttt3r weights download {entry.name} --force'"
-            )
+        _check_cached(entry, dest)
         return dest
     if not download:
         raise DownloadError(f"{entry.filename} is not in the cache; {_manual_hint(entry, dest)}")
     return _download(entry, quiet=quiet)
 
 
-# -------------------------------------------------------------------- download
+# ---------------------------------------------------------------- verification
 
 
 class _Failed(Exception):
-    """One URL did not give the checkpoint; the message is a short reason."""
+    """One source did not give the checkpoint; the message is a short reason."""
+
+
+def _sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(_HASH_BLOCK):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _verify_file(entry: Checkpoint, path: Path, sha256: str | None = None) -> str | None:
+    """Check ``path`` against ``entry``; return its SHA-256 when the entry has one.
+
+    Size and SHA-256 where known (``sha256``: the hash already computed while
+    streaming); where the hash is not known, the file must open as a CUT3R
+    checkpoint with the safe loader (nothing in it is run).
+
+    Raises:
+        _Failed: the reason, without the path.
+    """
+    size = path.stat().st_size
+    if entry.size is not None and size != entry.size:
+        raise _Failed(f"size mismatch: expected {entry.size} bytes, got {size}")
+    if entry.sha256 is not None:
+        sha = sha256 or _sha256_file(path)
+        if sha != entry.sha256.lower():
+            raise _Failed(f"SHA-256 mismatch: expected {entry.sha256.lower()}, got {sha}")
+        return sha
+    from .weights import read_checkpoint
+
+    try:
+        read_checkpoint(path)
+    except CheckpointError as e:
+        raise _Failed(str(e).removeprefix(f"{path}: ")) from None
+    return None
+
+
+def _stamp_path(entry: Checkpoint) -> Path:
+    return cache_root() / "verified" / f"{entry.filename}.json"
+
+
+def _stamp(entry: Checkpoint, path: Path, sha256: str | None) -> None:
+    """Record that the cached ``path`` (as it is now on disk) passed verification."""
+    st = path.stat()
+    record = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": sha256}
+    with contextlib.suppress(OSError):  # only a cache of work done: never fatal
+        _stamp_path(entry).parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(_stamp_path(entry), json.dumps(record) + "\n")
+
+
+def _stamp_matches(entry: Checkpoint, path: Path) -> bool:
+    try:
+        record = json.loads(_stamp_path(entry).read_text())
+        st = path.stat()
+    except (OSError, ValueError):
+        return False
+    return (
+        isinstance(record, dict)
+        and record.get("size") == st.st_size
+        and record.get("mtime_ns") == st.st_mtime_ns
+        and (entry.sha256 is None or record.get("sha256") == entry.sha256.lower())
+    )
+
+
+def _remove_command(entry: Checkpoint) -> str:
+    return f"ttt3r weights remove {entry.name}"
+
+
+def _check_cached(entry: Checkpoint, path: Path) -> None:
+    """Verify a cached checkpoint once (then only its size and mtime are compared).
+
+    Raises:
+        DownloadError: it fails; the part before the first ``;`` names the file,
+            the reason and the command that removes it.
+    """
+    try:
+        if _stamp_matches(entry, path):
+            return
+        sha = _verify_file(entry, path)
+    except _Failed as e:
+        raise DownloadError(
+            f"{path}: the cached {entry.name} fails verification ({e}), remove it with "
+            f"'{_remove_command(entry)}' (or rm {path}); then "
+            f"'ttt3r weights download {entry.name} --force' downloads it again"
+        ) from None
+    _stamp(entry, path, sha)
+
+
+def remove_cached(checkpoint: str | Checkpoint) -> list[Path]:
+    """Delete a checkpoint's cached file, its verification record and partial downloads.
+
+    Returns the paths removed (empty when nothing was there).
+    """
+    entry = _entry(checkpoint)
+    path = cached_path(entry)
+    candidates = [path, _stamp_path(entry), *path.parent.glob(f".{path.name}*.tmp")]
+    for uri in entry.urls:
+        if uri.startswith(HF_SCHEME):
+            file = HubFile.parse(uri)
+            folder = cache_root() / "huggingface" / f"models--{file.repo_id.replace('/', '--')}"
+            candidates += folder.glob("blobs/*.incomplete")
+    removed = []
+    for p in candidates:
+        with contextlib.suppress(FileNotFoundError):
+            p.unlink()
+            removed.append(p)
+    return removed
+
+
+# -------------------------------------------------------------------- download
 
 
 class _FormParser(HTMLParser):
@@ -398,25 +554,87 @@ def _reason(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
+class StallGuard:
+    """Fails a transfer that receives fewer than ``min_bytes`` within ``limit`` seconds.
+
+    The window restarts each time ``min_bytes`` more have arrived, so a server
+    that sends a byte now and then (and so never trips a per-read timeout) is
+    still caught. Call :meth:`feed` with each piece received and :meth:`check`
+    while waiting; both raise the one-line stall error.
+    """
+
+    def __init__(self, limit: float, min_bytes: int | None = None) -> None:
+        self.limit = limit
+        self.min_bytes = _STALL_BYTES if min_bytes is None else min_bytes
+        self.total = 0
+        self._mark_bytes = 0
+        self._mark_time = time.monotonic()
+
+    def feed(self, n: int) -> None:
+        """``n`` more bytes arrived."""
+        self.total += n
+        if self.total - self._mark_bytes >= self.min_bytes:
+            self._mark_bytes, self._mark_time = self.total, time.monotonic()
+        else:
+            self.check()
+
+    def check(self) -> None:
+        """Raise if the current window is over without ``min_bytes`` in it."""
+        if time.monotonic() - self._mark_time > self.limit:
+            raise _Failed(
+                f"stalled: less than {_human_bytes(self.min_bytes)} received in {self.limit:g} s"
+            )
+
+
+def _user_agent() -> str:
+    from . import __version__
+
+    return f"ttt3r/{__version__} (python-urllib)"
+
+
+def _read_piece(response: http.client.HTTPResponse, guard: StallGuard, n: int | None = None) -> bytes:
+    """What has arrived (at most ``n`` bytes, default one chunk); ``b""`` at the end or when the
+    connection drops."""
+    try:
+        piece = response.read1(n or _CHUNK_SIZE)
+    except (TimeoutError, ConnectionError, http.client.IncompleteRead):
+        piece = b""
+    if piece:
+        guard.feed(len(piece))
+    else:
+        guard.check()
+    return piece
+
+
+def _read_chunk(response: http.client.HTTPResponse, guard: StallGuard) -> bytes:
+    """Up to one full chunk (fewer at the end or when the connection drops)."""
+    parts: list[bytes] = []
+    got = 0
+    while got < _CHUNK_SIZE and (piece := _read_piece(response, guard, _CHUNK_SIZE - got)):
+        parts.append(piece)
+        got += len(piece)
+    return b"".join(parts)
+
+
 def _open_binary(
     opener: urllib.request.OpenerDirector,
     url: str,
     cookies: http.cookiejar.CookieJar,
     timeout: float,
-) -> tuple[http.client.HTTPResponse, bytes]:
+    guard: StallGuard,
+) -> tuple[http.client.HTTPResponse, bytes, urllib.request.Request]:
     """Open ``url``, answering confirmation pages, until a binary body starts.
 
-    Returns the response and its first chunk (already read).
+    Returns the response, its first chunk (already read) and the request that
+    gave it (a resume repeats that request with a ``Range`` header).
     """
-    from . import __version__
-
     request = urllib.request.Request(url)
     for _ in range(_MAX_CONFIRM_HOPS + 1):
-        request.add_header("User-Agent", f"ttt3r/{__version__} (python-urllib)")
+        request.add_header("User-Agent", _user_agent())
         response = opener.open(request, timeout=timeout)
-        first = response.read(_CHUNK_SIZE)
+        first = _read_chunk(response, guard)
         if response.headers.get_content_type() != "text/html" and not _looks_like_html(first):
-            return response, first
+            return response, first, request
         try:
             page = first + response.read(_MAX_HTML_BYTES - len(first))
         finally:
@@ -431,43 +649,148 @@ def _open_binary(
     raise _Failed("too many confirmation pages instead of the checkpoint")
 
 
-def _fetch(entry: Checkpoint, url: str, dest: Path, quiet: bool, timeout: float) -> None:
-    """Stream ``url`` into ``dest`` atomically, verifying size and SHA-256 when known."""
+def _resume(
+    opener: urllib.request.OpenerDirector, request: urllib.request.Request, offset: int, timeout: float
+) -> tuple[http.client.HTTPResponse, bool]:
+    """Repeat ``request`` from byte ``offset``; return the response and whether it starts at 0.
+
+    A ``206`` must start exactly at ``offset``; a ``200`` (the server ignores
+    ``Range``) is the whole file again.
+    """
+    again = urllib.request.Request(request.full_url, data=request.data, method=request.get_method())
+    again.add_header("User-Agent", _user_agent())
+    again.add_header("Range", f"bytes={offset}-")
+    response = opener.open(again, timeout=timeout)
+    if response.status == 206:
+        content_range = response.headers.get("Content-Range", "")
+        m = re.fullmatch(r"bytes (\d+)-\d+/(?:\d+|\*)", content_range.strip())
+        if m is None or int(m[1]) != offset:
+            response.close()
+            raise _Failed(f"asked to resume at byte {offset}, the server sent {content_range!r}")
+        return response, False
+    if response.headers.get_content_type() == "text/html":
+        response.close()
+        raise _Failed("got an HTML page instead of the rest of the checkpoint")
+    return response, True
+
+
+def _fetch(entry: Checkpoint, url: str, dest: Path, quiet: bool, timeout: float, stall: float) -> str:
+    """Stream ``url`` into ``dest`` atomically, resuming dropped connections; verify it.
+
+    Returns the SHA-256 of what was written.
+    """
+    guard = StallGuard(stall)
+    read_timeout = min(timeout, stall)
     cookies = http.cookiejar.CookieJar()
     opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(cookies))
-    response, first = _open_binary(opener, url, cookies, timeout)
-    with response:
-        length_header = response.headers.get("Content-Length")
-        length = int(length_header) if length_header and length_header.isdigit() else None
-        expected = entry.size if entry.size is not None else length
-        if entry.size is not None and length is not None and length != entry.size:
-            raise _Failed(f"size mismatch: expected {entry.size} bytes, server announces {length}")
-        if expected is not None:
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            free = shutil.disk_usage(dest.parent).free
-            if free < expected:
-                raise DownloadError(
-                    f"{dest.parent}: {_human_bytes(free)} free, {entry.filename} needs "
-                    f"{_human_bytes(expected)}; free space or set {CACHE_ENV} to another folder"
-                )
+    response, first, request = _open_binary(opener, url, cookies, read_timeout, guard)
+    length_header = response.headers.get("Content-Length")
+    length = int(length_header) if length_header and length_header.isdigit() else None
+    expected = entry.size if entry.size is not None else length
+    if entry.size is not None and length is not None and length != entry.size:
+        response.close()
+        raise _Failed(f"size mismatch: expected {entry.size} bytes, server announces {length}")
+    if expected is not None:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        free = shutil.disk_usage(dest.parent).free
+        if free < expected:
+            response.close()
+            raise DownloadError(
+                f"{dest.parent}: {_human_bytes(free)} free, {entry.filename} needs "
+                f"{_human_bytes(expected)}; free space or set {CACHE_ENV} to another folder"
+            )
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    # Any raise below removes the temporary file; nothing reaches ``dest``.
+    with atomic_path(dest) as tmp, open(tmp, "wb") as f, _progress(expected, entry.filename, quiet) as bar:
         digest = hashlib.sha256()
-        got = 0
-        with atomic_open(dest, "wb") as f, _progress(expected, entry.filename, quiet) as bar:
-            chunk = first
-            while chunk:
-                f.write(chunk)
-                digest.update(chunk)
-                got += len(chunk)
-                bar.update(len(chunk))
-                chunk = response.read(_CHUNK_SIZE)
-            # Any raise below removes the temporary file; nothing reaches ``dest``.
-            if length is not None and got != length:
-                raise _Failed(f"connection closed after {got} of {length} bytes")
-            if entry.size is not None and got != entry.size:
-                raise _Failed(f"size mismatch: expected {entry.size} bytes, got {got}")
-            sha = digest.hexdigest()
-            if entry.sha256 is not None and sha != entry.sha256.lower():
-                raise _Failed(f"SHA-256 mismatch: expected {entry.sha256.lower()}, got {sha}")
+        got = best = misses = 0
+        chunk = first
+        try:
+            while True:
+                while chunk:
+                    f.write(chunk)
+                    digest.update(chunk)
+                    got += len(chunk)
+                    bar.update(len(chunk))
+                    chunk = _read_piece(response, guard)
+                response.close()
+                if length is None or got >= length:
+                    break
+                if got > best:
+                    best, misses = got, 0
+                misses += 1
+                if misses > _MAX_RESUMES:
+                    raise _Failed(f"connection closed after {got} of {length} bytes")
+                try:
+                    response, restart = _resume(opener, request, got, read_timeout)
+                except _NETWORK_ERRORS as e:
+                    if isinstance(e, urllib.error.HTTPError):
+                        e.close()
+                    guard.check()
+                    continue
+                if restart:
+                    f.seek(0)
+                    f.truncate()
+                    bar.update(-got)
+                    digest, got = hashlib.sha256(), 0
+                chunk = _read_piece(response, guard)
+        finally:
+            response.close()
+        f.flush()
+        if length is not None and got != length:
+            raise _Failed(f"got {got} bytes, the server announced {length}")
+        sha = digest.hexdigest()
+        _verify_file(entry, Path(tmp), sha)
+    return sha
+
+
+def _fetch_hub(entry: Checkpoint, uri: str, dest: Path, quiet: bool, timeout: float, stall: float) -> str | None:
+    """Download a Hub source through huggingface_hub, verify it and move it to ``dest``.
+
+    The Hub cache (``<root>/huggingface``) only stages the file: once verified
+    it is moved out (no second copy of 3 GB); an unverified one is deleted.
+    """
+    from . import hf_transfer
+
+    try:
+        pointer = hf_transfer.fetch(
+            HubFile.parse(uri), cache_root() / "huggingface", guard=StallGuard(stall), timeout=timeout, quiet=quiet
+        )
+    except _Failed:
+        raise
+    except Exception as e:  # noqa: BLE001 - translated to one line, or re-raised
+        why = hf_transfer.describe(e)
+        if why is None:
+            raise
+        raise _Failed(why) from None
+    blob = Path(os.path.realpath(pointer))
+    try:
+        sha = _verify_file(entry, blob)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.replace(blob, dest)
+        except OSError as e:  # another file system: copy, still atomically
+            if e.errno != errno.EXDEV:
+                raise
+            with atomic_path(dest) as tmp:
+                shutil.copyfile(blob, tmp)
+    finally:
+        for p in {blob, pointer}:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(p)
+    return sha
+
+
+def _offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().upper() in ("1", "ON", "YES", "TRUE")
+
+
+def _source_label(source: str) -> str:
+    if source.startswith(HF_SCHEME):
+        from .hf_transfer import host
+
+        return host()
+    return urllib.parse.urlsplit(source).netloc or source
 
 
 def download(
@@ -478,6 +801,7 @@ def download(
     url: str | None = None,
     dest: str | os.PathLike[str] | None = None,
     timeout: float = _DEFAULT_TIMEOUT,
+    stall_timeout: float = _DEFAULT_STALL,
 ) -> Path:
     """Download a known checkpoint into the cache and return its path.
 
@@ -486,44 +810,56 @@ def download(
             (tests pass an entry whose ``urls`` point at a local server).
         force: Download again even if the file is already there.
         quiet: No progress bar.
-        url: Use this URL instead of the entry's ``urls``.
+        url: Use this source (URL or ``hf://`` URI) instead of the entry's ``urls``.
         dest: Save here instead of :func:`cached_path`.
-        timeout: Seconds to wait for the server before giving up.
+        timeout: Seconds a single read (or the Hub's metadata request) may wait.
+        stall_timeout: Seconds within which at least ``_STALL_BYTES`` must
+            arrive, however the server trickles; else the source has failed.
 
-    The entry's URLs are tried in order; the first that yields a file of the
-    right size and hash wins. The file appears under its final name only when
-    complete and verified.
+    The sources are tried in order; the first that yields a verified file
+    (size and hash, or a checkpoint that opens when the hash is unknown) wins.
+    The file appears under its final name only when complete and verified.
 
     Raises:
         TTT3RError: unknown name.
-        DownloadError: every URL failed (one line: the reasons, the manual
-            download link and where to save the file).
+        DownloadError: every source failed, or ``HF_HUB_OFFLINE`` is set (one
+            line: the reasons, the manual download link and where to save the file).
     """
     entry = _entry(checkpoint)
     target = Path(dest).expanduser() if dest is not None else cached_path(entry)
     if target.is_file() and not force:
         return target
+    if _offline():
+        raise DownloadError(
+            f"cannot download {entry.filename} (offline: HF_HUB_OFFLINE is set); {_manual_hint(entry, target)}"
+        )
     urls = (url,) if url is not None else entry.urls
     reasons: list[tuple[str, str]] = []
     for u in urls:
+        fetch = _fetch_hub if u.startswith(HF_SCHEME) else _fetch
         try:
-            _fetch(entry, u, target, quiet, timeout)
-            return target
+            sha = fetch(entry, u, target, quiet, timeout, stall_timeout)
         except _Failed as e:
             reasons.append((u, str(e)))
+            continue
         except _NETWORK_ERRORS as e:
             if isinstance(e, urllib.error.HTTPError):
                 e.close()  # an HTTP error response holds the connection open
             reasons.append((u, _reason(e)))
+            continue
         except OSError as e:
             if e.filename is not None:  # a local file problem, not the network
                 raise DownloadError(f"{e.filename}: {e.strerror or e}") from e
             reasons.append((u, _reason(e)))
+            continue
+        if target == cached_path(entry):
+            _stamp(entry, target, sha)
+        return target
     distinct = {r for _, r in reasons}
     if len(distinct) == 1:
         why = distinct.pop()
-    else:
-        why = "; ".join(f"{urllib.parse.urlsplit(u).netloc or u}: {r}" for u, r in reasons)
+    else:  # no ";" inside: the text up to the first ";" is the whole reason
+        why = ", ".join(f"{_source_label(u)}: {r}" for u, r in reasons)
     why = " ".join(why.split())
     raise DownloadError(f"cannot download {entry.filename} ({why}); {_manual_hint(entry, target)}")
 
