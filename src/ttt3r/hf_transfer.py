@@ -13,16 +13,18 @@ What huggingface_hub does, and ttt3r relies on:
   (``X-Repo-Commit``), the LFS hash (``X-Linked-Etag``) and size
   (``X-Linked-Size``), then a ``GET`` of the file.
 * The body goes to a process-unique ``*.incomplete`` file beside the cache's
-  blob. A dropped connection is resumed in the same call with a ``Range``
-  request (up to 5 times in a row without new data); a failure or Ctrl-C
-  removes the partial file, so a later run starts again from byte 0.
+  blob, written in 10 MiB pieces (``constants.DOWNLOAD_CHUNK_SIZE``). A
+  dropped connection is resumed in the same call with a ``Range`` request from
+  the last whole piece (up to 5 times in a row without new data); a failure or
+  Ctrl-C removes the partial file, so a later run starts again from byte 0.
 
 What ttt3r adds for the duration of one download:
 
 * The endpoint is read from ``HF_ENDPOINT`` at call time; no token is sent
   (the checkpoints are public), so no token file is read.
 * Xet transfers are switched off (plain HTTP), so that the stall limit below
-  and the ``Range`` resume apply to every byte.
+  and the ``Range`` resume apply to every byte; so is telemetry, so nothing is
+  written under ``$HF_HOME``.
 * A stall limit: every response body is wrapped by a guard that fails the
   download when too few bytes arrive within its window (see
   :class:`ttt3r.hub.StallGuard`); a server that trickles is not a live one.
@@ -41,7 +43,11 @@ from typing import Any
 
 SCHEME = "hf://"
 _DEFAULT_ENDPOINT = "https://huggingface.co"
-_LOCK = threading.Lock()  # the session's hooks and the Xet switch are process-wide
+_LOCK = threading.Lock()  # the session's hooks and the switches below are process-wide
+# huggingface_hub's switches turned on for the duration of a ttt3r download: plain HTTP
+# (no Xet), and no telemetry (which would fetch {endpoint}/api/agent-harnesses and write
+# $HF_HOME/.agent_harnesses.json, outside ttt3r's cache).
+_SWITCHED_OFF = ("HF_HUB_DISABLE_XET", "HF_HUB_DISABLE_TELEMETRY")
 
 
 @dataclass(frozen=True)
@@ -77,25 +83,24 @@ def host() -> str:
     return urllib.parse.urlsplit(endpoint()).netloc or endpoint()
 
 
-class _GuardedStream:
-    """A response body that reports every piece to ``guard`` as it arrives."""
+def _guarded(inner: Any, guard: Any) -> Any:
+    """``inner`` (a response body) reporting every piece to ``guard`` as it arrives."""
+    import httpx2
 
-    def __init__(self, inner: Any, guard: Any) -> None:
-        self._inner, self._guard = inner, guard
+    class GuardedStream(httpx2.SyncByteStream):
+        def __iter__(self) -> Iterator[bytes]:
+            try:
+                for piece in inner:
+                    guard.feed(len(piece))
+                    yield piece
+            except httpx2.TimeoutException:
+                guard.check()  # past the stall limit: the guard's own error
+                raise  # else huggingface_hub resumes with a Range request
 
-    def __iter__(self) -> Iterator[bytes]:
-        import httpx2
+        def close(self) -> None:
+            inner.close()
 
-        try:
-            for piece in self._inner:
-                self._guard.feed(len(piece))
-                yield piece
-        except httpx2.TimeoutException:
-            self._guard.check()  # past the stall limit: the guard's own error
-            raise  # else huggingface_hub resumes with a Range request
-
-    def close(self) -> None:
-        self._inner.close()
+    return GuardedStream()
 
 
 @contextlib.contextmanager
@@ -103,19 +108,21 @@ def _guarded_session(guard: Any) -> Iterator[None]:
     from huggingface_hub import constants, get_session
 
     def wrap(response: Any) -> None:
-        response.stream = _GuardedStream(response.stream, guard)
+        response.stream = _guarded(response.stream, guard)
 
     with _LOCK:
         session = get_session()
         hooks = session.event_hooks
-        xet = constants.HF_HUB_DISABLE_XET
+        switches = {k: getattr(constants, k) for k in _SWITCHED_OFF}
         session.event_hooks = {**hooks, "response": [*hooks.get("response", []), wrap]}
-        constants.HF_HUB_DISABLE_XET = True
+        for k in _SWITCHED_OFF:
+            setattr(constants, k, True)
         try:
             yield
         finally:
             session.event_hooks = hooks
-            constants.HF_HUB_DISABLE_XET = xet
+            for k, v in switches.items():
+                setattr(constants, k, v)
 
 
 def fetch(file: HubFile, cache_dir: Path, *, guard: Any, timeout: float, quiet: bool) -> Path:
