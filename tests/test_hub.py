@@ -636,13 +636,22 @@ def test_a_trickling_server_hits_the_stall_limit(hub_server, cache: Path, monkey
     assert _blobs(cache) == []
 
 
-def test_hub_down_falls_back_to_drive(server, cache: Path) -> None:
+@pytest.fixture
+def no_backoff(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """Skip the waits of huggingface_hub's back-off (about 23 s before it calls the Hub down)."""
+    waits: list[float] = []
+    monkeypatch.setattr(time, "sleep", waits.append)
+    return waits
+
+
+def test_hub_down_falls_back_to_drive(server, cache: Path, no_backoff: list[float]) -> None:
     base, requests = server  # HF_ENDPOINT: the autouse fixture's dead port
     path = hub.download(_hub_entry(f"{base}/file.pth"), quiet=True)
     assert path.read_bytes() == DATA and requests == ["/file.pth"]
+    assert len(no_backoff) >= 3  # the Hub was tried, and retried, first
 
 
-def test_hub_error_then_drive_error_lists_both(hub_server, cache: Path) -> None:
+def test_hub_error_then_drive_error_lists_both(hub_server, cache: Path, no_backoff: list[float]) -> None:
     base, srv = hub_server
     srv.hub_mode = "down"
     with pytest.raises(DownloadError) as exc:
