@@ -738,3 +738,21 @@ def test_default_weights_fall_back_to_bundled_with_the_remove_notice(cache: Path
     assert pipeline.choose_weights(None, quiet=True, notice=notices.append) == str(pipeline.BUNDLED_MODEL)
     assert len(notices) == 1 and "bundled small model" in notices[0]
     assert "fails verification (SHA-256 mismatch" in notices[0] and f"ttt3r weights remove {name}" in notices[0]
+
+
+def test_hub_ctrl_c_leaves_no_partial_file(hub_server, cache: Path, monkeypatch) -> None:
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "DOWNLOAD_CHUNK_SIZE", 20_000)
+    partials: list[list[str]] = []
+
+    def interrupt(self: hub.StallGuard, n: int) -> None:
+        partials.append([f for f in _files_under(cache.parent / "huggingface") if f.endswith(".incomplete")])
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(hub.StallGuard, "feed", interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        hub.download(_hub_entry(), quiet=True)
+    assert len(partials) == 1 and len(partials[0]) == 1  # interrupted while its partial file existed
+    _assert_nothing_left(cache)
+    assert [f for f in _files_under(cache.parent / "huggingface") if "/blobs/" in f] == []
