@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from ttt3r import hub, pipeline
+from ttt3r import http_transfer, hub, pipeline, transfer
 from ttt3r.cli import main as cli_main
 from ttt3r.errors import DownloadError, TTT3RError
 
@@ -446,8 +446,8 @@ def test_ctrl_c_mid_stream_leaves_no_file(server, cache: Path, monkeypatch: pyte
             assert [p.name.endswith(".tmp") for p in cache.iterdir()] == [True]
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(hub, "_CHUNK_SIZE", 64 * 1024)
-    monkeypatch.setattr(hub, "_progress", _InterruptingBar)
+    monkeypatch.setattr(http_transfer, "_CHUNK_SIZE", 64 * 1024)
+    monkeypatch.setattr(http_transfer, "_progress", _InterruptingBar)
     with pytest.raises(KeyboardInterrupt):
         hub.download(_entry(f"{base}/file.pth"), quiet=True)
     assert written == [64 * 1024]  # it was interrupted mid-file, after the first chunk
@@ -624,7 +624,7 @@ def test_drive_interrupted_download_is_resumed_with_range(server, cache: Path) -
 def test_a_trickling_server_hits_the_stall_limit(hub_server, cache: Path, monkeypatch, where: str) -> None:
     base, srv = hub_server
     srv.hub_mode = "trickle"  # a byte every 20 ms: no read ever times out
-    monkeypatch.setattr(hub, "_STALL_BYTES", 4096)
+    monkeypatch.setattr(transfer, "_STALL_BYTES", 4096)
     entry = _hub_entry() if where == "hub" else _entry(f"{base}/trickle")
     t0 = time.monotonic()
     with pytest.raises(DownloadError) as exc:
@@ -746,11 +746,11 @@ def test_hub_ctrl_c_leaves_no_partial_file(hub_server, cache: Path, monkeypatch)
     monkeypatch.setattr(constants, "DOWNLOAD_CHUNK_SIZE", 20_000)
     partials: list[list[str]] = []
 
-    def interrupt(self: hub.StallGuard, n: int) -> None:
+    def interrupt(self: transfer.StallGuard, n: int) -> None:
         partials.append([f for f in _files_under(cache.parent / "huggingface") if f.endswith(".incomplete")])
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(hub.StallGuard, "feed", interrupt)
+    monkeypatch.setattr(transfer.StallGuard, "feed", interrupt)
     with pytest.raises(KeyboardInterrupt):
         hub.download(_hub_entry(), quiet=True)
     assert len(partials) == 1 and len(partials[0]) == 1  # interrupted while its partial file existed

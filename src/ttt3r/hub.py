@@ -19,10 +19,8 @@ Sources
     An entry's ``urls`` are tried in order: ``hf://OWNER/REPO@REVISION/FILE``
     is a pinned file on the Hub (:mod:`ttt3r.hf_transfer`, through
     ``huggingface_hub``; ``HF_ENDPOINT`` chooses the server), anything else is
-    an HTTP(S) URL fetched with :mod:`urllib`. Google Drive's "can't scan this
-    file for viruses" page is answered by following its confirmation form; an
-    HTML page that is not such a form (quota exceeded, access denied) is an
-    error, never saved as a checkpoint. With ``HF_HUB_OFFLINE=1`` nothing is
+    an HTTP(S) URL (:mod:`ttt3r.http_transfer`, which also answers Google
+    Drive's confirmation pages and never saves an HTML page). With ``HF_HUB_OFFLINE=1`` nothing is
     downloaded (the cache still answers).
 
 Verification
@@ -37,13 +35,12 @@ Verification
 Partial files, resume and stalls
     Both kinds of source behave as ``huggingface_hub`` does: the body goes to
     a temporary file; a connection that drops mid-file is resumed in the same
-    call with an HTTP ``Range`` request (up to :data:`_MAX_RESUMES` times in a
-    row without new data; a server that ignores ``Range`` is read again from
-    the start); a failure or Ctrl-C removes the partial file, so no partial
+    call with an HTTP ``Range`` request (up to 5 times in a row without new
+    data; a server that ignores ``Range`` is read again from the start); a failure or Ctrl-C removes the partial file, so no partial
     file outlives a download (a killed process may leave one ``*.tmp`` /
     ``*.incomplete`` file, which the next download does not reuse and
     ``ttt3r weights remove`` deletes). A download that receives fewer than
-    :data:`_STALL_BYTES` within ``stall_timeout`` seconds is abandoned with
+    64 KiB within ``stall_timeout`` seconds is abandoned with
     one line, however slowly the server trickles; ``timeout`` is the limit of
     a single read. Any failure is one :class:`~ttt3r.errors.DownloadError`
     line that gives the manual download link and the exact path to save the
@@ -55,26 +52,21 @@ from __future__ import annotations
 import contextlib
 import errno
 import hashlib
-import http.client
-import http.cookiejar
 import json
 import os
 import shutil
-import re
-import socket
-import time
 import urllib.error
 import urllib.parse
-import urllib.request
 from dataclasses import dataclass
-from html.parser import HTMLParser
 from pathlib import Path
-from typing import Any
 
+from . import hf_transfer, http_transfer
 from .errors import CheckpointError, DownloadError, TTT3RError
 from .hf_transfer import SCHEME as HF_SCHEME
 from .hf_transfer import HubFile
+from .http_transfer import drive_download_urls, drive_view_url
 from .io.atomic import atomic_path, atomic_write_text
+from .transfer import StallGuard, TransferFailed, human_bytes
 
 __all__ = [
     "CACHE_ENV",
@@ -82,7 +74,6 @@ __all__ = [
     "Checkpoint",
     "CacheStatus",
     "HubFile",
-    "StallGuard",
     "cache_root",
     "cache_status",
     "cached_path",
@@ -100,34 +91,9 @@ __all__ = [
 #: Environment variable replacing the ttt3r cache root: checkpoints go in ``$TTT3R_CACHE/checkpoints``.
 CACHE_ENV = "TTT3R_CACHE"
 
-_CHUNK_SIZE = 1 << 20  # bytes per read while streaming
-_MAX_HTML_BYTES = 2 << 20  # an HTML page bigger than this is not a confirmation page
-_MAX_CONFIRM_HOPS = 3  # confirmation pages followed before giving up
 _DEFAULT_TIMEOUT = 30.0  # seconds a single read may wait
-_DEFAULT_STALL = 120.0  # seconds within which at least _STALL_BYTES must arrive
-_STALL_BYTES = 64 << 10  # fewer bytes than this within the stall window: the download is stalled
-_MAX_RESUMES = 5  # Range requests in a row without new data before giving up
+_DEFAULT_STALL = 120.0  # seconds within which at least 64 KiB must arrive (ttt3r.transfer.StallGuard)
 _HASH_BLOCK = 8 << 20  # bytes per read while hashing a file
-_NETWORK_ERRORS = (urllib.error.URLError, http.client.HTTPException, ConnectionError, TimeoutError)
-
-
-def drive_view_url(file_id: str) -> str:
-    """The Google Drive page a person opens in a browser to download ``file_id``."""
-    return f"https://drive.google.com/file/d/{file_id}/view"
-
-
-def drive_download_urls(file_id: str) -> tuple[str, ...]:
-    """Direct download URLs for a public Google Drive file, best first.
-
-    The ``drive.usercontent.google.com`` URL with ``confirm=t`` skips the
-    virus-scan page for large files; the classic ``uc`` URL serves that page,
-    whose form :func:`download` follows.
-    """
-    q = urllib.parse.quote(file_id, safe="")
-    return (
-        f"https://drive.usercontent.google.com/download?id={q}&export=download&confirm=t",
-        f"https://drive.google.com/uc?export=download&id={q}",
-    )
 
 
 @dataclass(frozen=True)
@@ -304,10 +270,6 @@ def resolve_weights(
 # ---------------------------------------------------------------- verification
 
 
-class _Failed(Exception):
-    """One source did not give the checkpoint; the message is a short reason."""
-
-
 def _sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:
@@ -324,22 +286,22 @@ def _verify_file(entry: Checkpoint, path: Path, sha256: str | None = None) -> st
     checkpoint with the safe loader (nothing in it is run).
 
     Raises:
-        _Failed: the reason, without the path.
+        TransferFailed: the reason, without the path.
     """
     size = path.stat().st_size
     if entry.size is not None and size != entry.size:
-        raise _Failed(f"size mismatch: expected {entry.size} bytes, got {size}")
+        raise TransferFailed(f"size mismatch: expected {entry.size} bytes, got {size}")
     if entry.sha256 is not None:
         sha = sha256 or _sha256_file(path)
         if sha != entry.sha256.lower():
-            raise _Failed(f"SHA-256 mismatch: expected {entry.sha256.lower()}, got {sha}")
+            raise TransferFailed(f"SHA-256 mismatch: expected {entry.sha256.lower()}, got {sha}")
         return sha
     from .weights import read_checkpoint
 
     try:
         read_checkpoint(path)
     except CheckpointError as e:
-        raise _Failed(str(e).removeprefix(f"{path}: ")) from None
+        raise TransferFailed(str(e).removeprefix(f"{path}: ")) from None
     return None
 
 
@@ -385,7 +347,7 @@ def _check_cached(entry: Checkpoint, path: Path) -> None:
         if _stamp_matches(entry, path):
             return
         sha = _verify_file(entry, path)
-    except _Failed as e:
+    except TransferFailed as e:
         raise DownloadError(
             f"{path}: the cached {entry.name} fails verification ({e}), remove it with "
             f"'{_remove_command(entry)}' (or rm {path}); then "
@@ -418,351 +380,23 @@ def remove_cached(checkpoint: str | Checkpoint) -> list[Path]:
 # -------------------------------------------------------------------- download
 
 
-class _FormParser(HTMLParser):
-    """Collects forms (action, method, named inputs), confirm links and the title."""
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.forms: list[dict[str, Any]] = []
-        self.links: list[str] = []
-        self.title = ""
-        self._form: dict[str, Any] | None = None
-        self._in_title = False
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        a = {k: (v or "") for k, v in attrs}
-        if tag == "form":
-            self._form = {
-                "id": a.get("id", ""),
-                "action": a.get("action", ""),
-                "method": a.get("method", "get").lower(),
-                "inputs": {},
-            }
-            self.forms.append(self._form)
-        elif tag == "input" and self._form is not None and a.get("name"):
-            if a.get("type", "text").lower() not in ("submit", "button", "image", "reset"):
-                self._form["inputs"][a["name"]] = a.get("value", "")
-        elif tag == "a" and "confirm=" in a.get("href", ""):
-            self.links.append(a["href"])
-        elif tag == "title":
-            self._in_title = True
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag == "form":
-            self._form = None
-        elif tag == "title":
-            self._in_title = False
-
-    def handle_data(self, data: str) -> None:
-        if self._in_title:
-            self.title += data
-
-
-def _confirm_request(
-    page: bytes, page_url: str, cookies: http.cookiejar.CookieJar
-) -> tuple[urllib.request.Request | None, str]:
-    """The request that a Google Drive confirmation page asks for, and the page title.
-
-    Understands the current page (a ``<form id="download-form">`` whose hidden
-    inputs carry ``id``, ``export``, ``confirm``, ``uuid``), the older page (a
-    link with ``confirm=TOKEN``) and the oldest (a ``download_warning`` cookie).
-    """
-    parser = _FormParser()
-    try:
-        parser.feed(page.decode("utf-8", errors="replace"))
-        parser.close()
-    except Exception:  # malformed HTML: treat as "no confirmation form"  # noqa: BLE001
-        pass
-    title = " ".join(parser.title.split())
-    forms = [f for f in parser.forms if f["id"] == "download-form"] or [
-        f for f in parser.forms if "confirm" in f["inputs"]
-    ]
-    if forms:
-        form = forms[0]
-        action = urllib.parse.urljoin(page_url, form["action"] or page_url)
-        data = urllib.parse.urlencode(form["inputs"])
-        if form["method"] == "post":
-            return urllib.request.Request(action, data=data.encode("ascii"), method="POST"), title
-        split = urllib.parse.urlsplit(action)
-        query = "&".join(q for q in (split.query, data) if q)
-        return urllib.request.Request(urllib.parse.urlunsplit(split._replace(query=query))), title
-    if parser.links:
-        return urllib.request.Request(urllib.parse.urljoin(page_url, parser.links[0])), title
-    for cookie in cookies:
-        if cookie.name.startswith("download_warning"):
-            split = urllib.parse.urlsplit(page_url)
-            params = [
-                (k, v)
-                for k, v in urllib.parse.parse_qsl(split.query, keep_blank_values=True)
-                if k != "confirm"
-            ]
-            params.append(("confirm", cookie.value or "t"))
-            new = split._replace(query=urllib.parse.urlencode(params))
-            return urllib.request.Request(urllib.parse.urlunsplit(new)), title
-    return None, title
-
-
-def _looks_like_html(head: bytes) -> bool:
-    start = head[:512].lstrip().lower()
-    return start.startswith((b"<!doctype html", b"<html", b"<head", b"<body")) or (
-        start.startswith(b"<") and b"<html" in start
-    )
-
-
-def _progress(total: int | None, desc: str, quiet: bool) -> Any:
-    """A byte progress bar (size, rate, ETA) on stderr; a no-op when ``quiet``."""
-    from tqdm import tqdm
-
-    return tqdm(
-        total=total,
-        desc=desc,
-        unit="B",
-        unit_scale=True,
-        unit_divisor=1024,
-        disable=quiet,
-        dynamic_ncols=True,
-        leave=True,
-    )
-
-
-def _human_bytes(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    raise AssertionError  # pragma: no cover
-
-
-def _reason(exc: BaseException) -> str:
-    if isinstance(exc, urllib.error.HTTPError):
-        return f"HTTP {exc.code} {exc.reason}".strip()
-    if isinstance(exc, urllib.error.URLError):
-        r = exc.reason
-        if isinstance(r, BaseException):
-            if isinstance(r, socket.gaierror):
-                return f"cannot resolve host (offline?): {r.strerror or r}"
-            if isinstance(r, (socket.timeout, TimeoutError)):
-                return "timed out"
-            return getattr(r, "strerror", None) or str(r) or type(r).__name__
-        return str(r)
-    if isinstance(exc, (socket.timeout, TimeoutError)):
-        return "timed out"
-    if isinstance(exc, http.client.IncompleteRead):
-        return f"connection closed early after {len(exc.partial)} more bytes"
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror
-    return str(exc) or type(exc).__name__
-
-
-class StallGuard:
-    """Fails a transfer that receives fewer than ``min_bytes`` within ``limit`` seconds.
-
-    The window restarts each time ``min_bytes`` more have arrived, so a server
-    that sends a byte now and then (and so never trips a per-read timeout) is
-    still caught. Call :meth:`feed` with each piece received and :meth:`check`
-    while waiting; both raise the one-line stall error.
-    """
-
-    def __init__(self, limit: float, min_bytes: int | None = None) -> None:
-        self.limit = limit
-        self.min_bytes = _STALL_BYTES if min_bytes is None else min_bytes
-        self.total = 0
-        self._mark_bytes = 0
-        self._mark_time = time.monotonic()
-
-    def feed(self, n: int) -> None:
-        """``n`` more bytes arrived."""
-        self.total += n
-        if self.total - self._mark_bytes >= self.min_bytes:
-            self._mark_bytes, self._mark_time = self.total, time.monotonic()
-        else:
-            self.check()
-
-    def check(self) -> None:
-        """Raise if the current window is over without ``min_bytes`` in it."""
-        if time.monotonic() - self._mark_time > self.limit:
-            raise _Failed(
-                f"stalled: less than {_human_bytes(self.min_bytes)} received in {self.limit:g} s"
-            )
-
-
-def _user_agent() -> str:
-    from . import __version__
-
-    return f"ttt3r/{__version__} (python-urllib)"
-
-
-def _read_piece(response: http.client.HTTPResponse, guard: StallGuard, n: int | None = None) -> bytes:
-    """What has arrived (at most ``n`` bytes, default one chunk); ``b""`` at the end or when the
-    connection drops."""
-    try:
-        piece = response.read1(n or _CHUNK_SIZE)
-    except (TimeoutError, ConnectionError, http.client.IncompleteRead):
-        piece = b""
-    if piece:
-        guard.feed(len(piece))
-    else:
-        guard.check()
-    return piece
-
-
-def _read_chunk(response: http.client.HTTPResponse, guard: StallGuard) -> bytes:
-    """Up to one full chunk (fewer at the end or when the connection drops)."""
-    parts: list[bytes] = []
-    got = 0
-    while got < _CHUNK_SIZE and (piece := _read_piece(response, guard, _CHUNK_SIZE - got)):
-        parts.append(piece)
-        got += len(piece)
-    return b"".join(parts)
-
-
-def _open_binary(
-    opener: urllib.request.OpenerDirector,
-    url: str,
-    cookies: http.cookiejar.CookieJar,
-    timeout: float,
-    guard: StallGuard,
-) -> tuple[http.client.HTTPResponse, bytes, urllib.request.Request]:
-    """Open ``url``, answering confirmation pages, until a binary body starts.
-
-    Returns the response, its first chunk (already read) and the request that
-    gave it (a resume repeats that request with a ``Range`` header).
-    """
-    request = urllib.request.Request(url)
-    for _ in range(_MAX_CONFIRM_HOPS + 1):
-        request.add_header("User-Agent", _user_agent())
-        response = opener.open(request, timeout=timeout)
-        first = _read_chunk(response, guard)
-        if response.headers.get_content_type() != "text/html" and not _looks_like_html(first):
-            return response, first, request
-        try:
-            page = first + response.read(_MAX_HTML_BYTES - len(first))
-        finally:
-            response.close()
-        next_request, title = _confirm_request(page, response.geturl(), cookies)
-        what = f" ({title!r})" if title else ""
-        if next_request is None:
-            raise _Failed(f"got an HTML page{what} instead of the checkpoint")
-        if next_request.full_url == request.full_url and next_request.data == request.data:
-            raise _Failed(f"the confirmation page{what} leads back to itself")
-        request = next_request
-    raise _Failed("too many confirmation pages instead of the checkpoint")
-
-
-def _resume(
-    opener: urllib.request.OpenerDirector, request: urllib.request.Request, offset: int, timeout: float
-) -> tuple[http.client.HTTPResponse, bool]:
-    """Repeat ``request`` from byte ``offset``; return the response and whether it starts at 0.
-
-    A ``206`` must start exactly at ``offset``; a ``200`` (the server ignores
-    ``Range``) is the whole file again.
-    """
-    again = urllib.request.Request(request.full_url, data=request.data, method=request.get_method())
-    again.add_header("User-Agent", _user_agent())
-    again.add_header("Range", f"bytes={offset}-")
-    response = opener.open(again, timeout=timeout)
-    if response.status == 206:
-        content_range = response.headers.get("Content-Range", "")
-        m = re.fullmatch(r"bytes (\d+)-\d+/(?:\d+|\*)", content_range.strip())
-        if m is None or int(m[1]) != offset:
-            response.close()
-            raise _Failed(f"asked to resume at byte {offset}, the server sent {content_range!r}")
-        return response, False
-    if response.headers.get_content_type() == "text/html":
-        response.close()
-        raise _Failed("got an HTML page instead of the rest of the checkpoint")
-    return response, True
-
-
-def _fetch(entry: Checkpoint, url: str, dest: Path, quiet: bool, timeout: float, stall: float) -> str:
-    """Stream ``url`` into ``dest`` atomically, resuming dropped connections; verify it.
-
-    Returns the SHA-256 of what was written.
-    """
-    guard = StallGuard(stall)
-    read_timeout = min(timeout, stall)
-    cookies = http.cookiejar.CookieJar()
-    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(cookies))
-    response, first, request = _open_binary(opener, url, cookies, read_timeout, guard)
-    length_header = response.headers.get("Content-Length")
-    length = int(length_header) if length_header and length_header.isdigit() else None
-    expected = entry.size if entry.size is not None else length
-    if entry.size is not None and length is not None and length != entry.size:
-        response.close()
-        raise _Failed(f"size mismatch: expected {entry.size} bytes, server announces {length}")
-    if expected is not None:
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        free = shutil.disk_usage(dest.parent).free
-        if free < expected:
-            response.close()
-            raise DownloadError(
-                f"{dest.parent}: {_human_bytes(free)} free, {entry.filename} needs "
-                f"{_human_bytes(expected)}; free space or set {CACHE_ENV} to another folder"
-            )
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    # Any raise below removes the temporary file; nothing reaches ``dest``.
-    with atomic_path(dest) as tmp, open(tmp, "wb") as f, _progress(expected, entry.filename, quiet) as bar:
-        digest = hashlib.sha256()
-        got = best = misses = 0
-        chunk = first
-        try:
-            while True:
-                while chunk:
-                    f.write(chunk)
-                    digest.update(chunk)
-                    got += len(chunk)
-                    bar.update(len(chunk))
-                    chunk = _read_piece(response, guard)
-                response.close()
-                if length is None or got >= length:
-                    break
-                if got > best:
-                    best, misses = got, 0
-                misses += 1
-                if misses > _MAX_RESUMES:
-                    raise _Failed(f"connection closed after {got} of {length} bytes")
-                try:
-                    response, restart = _resume(opener, request, got, read_timeout)
-                except _NETWORK_ERRORS as e:
-                    if isinstance(e, urllib.error.HTTPError):
-                        e.close()
-                    guard.check()
-                    continue
-                if restart:
-                    f.seek(0)
-                    f.truncate()
-                    bar.update(-got)
-                    digest, got = hashlib.sha256(), 0
-                chunk = _read_piece(response, guard)
-        finally:
-            response.close()
-        f.flush()
-        if length is not None and got != length:
-            raise _Failed(f"got {got} bytes, the server announced {length}")
-        sha = digest.hexdigest()
-        _verify_file(entry, Path(tmp), sha)
-    return sha
-
-
 def _fetch_hub(entry: Checkpoint, uri: str, dest: Path, quiet: bool, timeout: float, stall: float) -> str | None:
     """Download a Hub source through huggingface_hub, verify it and move it to ``dest``.
 
     The Hub cache (``<root>/huggingface``) only stages the file: once verified
     it is moved out (no second copy of 3 GB); an unverified one is deleted.
     """
-    from . import hf_transfer
-
     try:
         pointer = hf_transfer.fetch(
             HubFile.parse(uri), cache_root() / "huggingface", guard=StallGuard(stall), timeout=timeout, quiet=quiet
         )
-    except _Failed:
+    except TransferFailed:
         raise
     except Exception as e:  # noqa: BLE001 - translated to one line, or re-raised
         why = hf_transfer.describe(e)
         if why is None:
             raise
-        raise _Failed(why) from None
+        raise TransferFailed(why) from None
     blob = Path(os.path.realpath(pointer))
     try:
         sha = _verify_file(entry, blob)
@@ -787,9 +421,7 @@ def _offline() -> bool:
 
 def _source_label(source: str) -> str:
     if source.startswith(HF_SCHEME):
-        from .hf_transfer import host
-
-        return host()
+        return hf_transfer.host()
     return urllib.parse.urlsplit(source).netloc or source
 
 
@@ -813,7 +445,7 @@ def download(
         url: Use this source (URL or ``hf://`` URI) instead of the entry's ``urls``.
         dest: Save here instead of :func:`cached_path`.
         timeout: Seconds a single read (or the Hub's metadata request) may wait.
-        stall_timeout: Seconds within which at least ``_STALL_BYTES`` must
+        stall_timeout: Seconds within which at least 64 KiB must
             arrive, however the server trickles; else the source has failed.
 
     The sources are tried in order; the first that yields a verified file
@@ -836,21 +468,26 @@ def download(
     urls = (url,) if url is not None else entry.urls
     reasons: list[tuple[str, str]] = []
     for u in urls:
-        fetch = _fetch_hub if u.startswith(HF_SCHEME) else _fetch
         try:
-            sha = fetch(entry, u, target, quiet, timeout, stall_timeout)
-        except _Failed as e:
+            if u.startswith(HF_SCHEME):
+                sha = _fetch_hub(entry, u, target, quiet, timeout, stall_timeout)
+            else:
+                sha = http_transfer.fetch(
+                    u, target, name=entry.filename, size=entry.size, quiet=quiet, timeout=timeout,
+                    stall=stall_timeout, verify=lambda path, sha: _verify_file(entry, path, sha),
+                )
+        except TransferFailed as e:
             reasons.append((u, str(e)))
             continue
-        except _NETWORK_ERRORS as e:
+        except http_transfer.NETWORK_ERRORS as e:
             if isinstance(e, urllib.error.HTTPError):
                 e.close()  # an HTTP error response holds the connection open
-            reasons.append((u, _reason(e)))
+            reasons.append((u, http_transfer.describe(e)))
             continue
         except OSError as e:
             if e.filename is not None:  # a local file problem, not the network
                 raise DownloadError(f"{e.filename}: {e.strerror or e}") from e
-            reasons.append((u, _reason(e)))
+            reasons.append((u, http_transfer.describe(e)))
             continue
         if target == cached_path(entry):
             _stamp(entry, target, sha)
@@ -888,7 +525,7 @@ class CacheStatus:
     @property
     def size_text(self) -> str:
         """``size`` for people: ``"2.9 GiB"``, or ``"unknown"``."""
-        return _human_bytes(self.size) if self.size is not None else "unknown"
+        return human_bytes(self.size) if self.size is not None else "unknown"
 
 
 def cache_status() -> list[CacheStatus]:
