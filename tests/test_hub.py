@@ -568,8 +568,13 @@ def _blobs(cache: Path) -> list[str]:
 
 
 def test_hub_download_verified_into_the_cache(hub_server, cache: Path, tmp_path: Path) -> None:
+    from huggingface_hub import constants
+
     base, srv = hub_server
+    hf_home = Path(constants.HF_HOME)  # ~/.cache/huggingface unless HF_HOME says otherwise
+    before = _files_under(hf_home)
     path = hub.download(_hub_entry(), quiet=True)
+    assert _files_under(hf_home) == before  # no token read, no telemetry file, no Hub cache there
     assert path == cache / "tiny_test.pth" and path.read_bytes() == DATA
     assert srv.requests == [f"HEAD {HUB_PATH}", HUB_PATH]
     assert sorted(p.name for p in cache.iterdir()) == ["tiny_test.pth"]
@@ -669,6 +674,11 @@ def test_hf_hub_offline_downloads_nothing(server, cache: Path, monkeypatch) -> N
     with pytest.raises(DownloadError, match="offline: HF_HUB_OFFLINE is set") as exc:
         hub.download(_hub_entry(f"{base}/file.pth"), quiet=True)
     assert MANUAL in str(exc.value) and requests == []
+    monkeypatch.setitem(hub.KNOWN_CHECKPOINTS, "tiny_test", _hub_entry(f"{base}/file.pth"))
+    cache.mkdir(parents=True)
+    (cache / "tiny_test.pth").write_bytes(DATA)
+    assert hub.resolve_weights("tiny_test") == cache / "tiny_test.pth"  # the cache still answers
+    assert requests == []
 
 
 def _tiny_checkpoint() -> bytes:
@@ -706,6 +716,9 @@ def test_cached_corrupt_file_reported_with_remove_command(cache: Path, monkeypat
     first = str(exc.value).split(";")[0]
     assert f"SHA-256 mismatch: expected {SHA}" in first and str(bad) in first
     assert "'ttt3r weights remove tiny_test'" in first
+    assert cli_main(["weights", "download", "tiny_test", "-q"]) == 2  # not "already cached"
+    err = capsys.readouterr().err
+    assert "fails verification" in err and "'ttt3r weights remove tiny_test'" in err and "\n" not in err.strip()
     assert cli_main(["weights", "remove", "tiny_test"]) == 0
     assert capsys.readouterr().out.strip() == f"tiny_test: removed {bad}"
     assert not bad.exists()
@@ -756,3 +769,18 @@ def test_hub_ctrl_c_leaves_no_partial_file(hub_server, cache: Path, monkeypatch)
     assert len(partials) == 1 and len(partials[0]) == 1  # interrupted while its partial file existed
     _assert_nothing_left(cache)
     assert [f for f in _files_under(cache.parent / "huggingface") if "/blobs/" in f] == []
+
+
+def test_remove_deletes_what_a_killed_download_left(cache: Path, monkeypatch, capsys) -> None:
+    monkeypatch.setitem(hub.KNOWN_CHECKPOINTS, "tiny_test", _hub_entry("http://127.0.0.1:9/x"))
+    blobs = cache.parent / "huggingface" / "models--test-owner--tiny" / "blobs"
+    blobs.mkdir(parents=True)
+    cache.mkdir(parents=True)
+    left = [cache / ".tiny_test.pth.k1ll3d.tmp", blobs / f"{SHA}.1234abcd.incomplete"]
+    for p in left:
+        p.write_bytes(DATA[:1000])
+    (cache / "other.pth").write_bytes(b"x")  # not this checkpoint's: kept
+    assert cli_main(["weights", "remove", "tiny_test"]) == 0
+    out = capsys.readouterr().out
+    assert all(str(p) in out for p in left) and not any(p.exists() for p in left)
+    assert (cache / "other.pth").exists()

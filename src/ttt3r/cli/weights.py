@@ -63,6 +63,7 @@ def _download(names: list[str], force: bool, quiet: bool) -> int:
     for entry in entries:
         path = hub.cached_path(entry)
         if path.is_file() and not force:
+            hub.resolve_weights(entry.name, download=False)  # verified, or the error naming 'remove'
             print(f"{entry.name}: already cached at {path} (use --force to download again)")
             continue
         path = hub.download(entry, force=force, quiet=quiet)
