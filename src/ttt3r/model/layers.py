@@ -28,6 +28,11 @@ class RoPE2D:
         # tensor's identity (kept alive here, so the id cannot be reused).
         self._cache: list[tuple[Tensor, int, bool, Tensor, Tensor]] = []
 
+    def clear_cache(self) -> None:
+        """Forget the cached tables (before a CUDA-graph capture, whose kernels must not
+        read tensors that the cache may later free)."""
+        self._cache = []
+
     def _cos_sin(self, pos: Tensor, quarter: int) -> tuple[Tensor, Tensor]:
         j = torch.arange(quarter, device=pos.device, dtype=torch.float32)
         inv_freq = 1.0 / (self.base ** (j / quarter))
