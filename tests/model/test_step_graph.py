@@ -80,7 +80,7 @@ def _assert_close(ref, got, tol):
 
 @pytest.mark.slow
 def test_compiled_step_matches_eager(tiny):
-    """Real torch.compile (inductor) on CPU: ~1-2 min of compilation on two cores."""
+    """Real torch.compile (inductor) on CPU: ~2 min of CPU time compiling (10 min wall on a busy 2-core machine)."""
     ref, _ = _run(tiny, "none", FRAMES[:4])
     got, _ = _run(tiny, "compile", FRAMES[:4])
     _assert_close(ref, got, 1e-4)
