@@ -64,8 +64,10 @@ SETTINGS = {
                 parity_tests=["tests/model/test_parity.py::test_parity[cut3r-tiny224]"]),
 }
 # what each part imports (module -> why); ttt3r's own needs are checked by importing it
-NEEDS = {"parity": {"pytest": "runs the tests", "omegaconf": "tests/conftest.py writes released-layout checkpoints"},
-         "precision": {}, "speed": {}, "flat_memory": {}}
+NEEDS = {"parity": {"pytest": "runs the tests"}, "precision": {}, "speed": {}, "flat_memory": {}}
+# modules without which one test file is left out of the parity part (module -> (file, why))
+TEST_NEEDS = {"omegaconf": ("tests/model/test_parity.py", "tests/conftest.py writes released-layout checkpoints "
+                            "with it; carry its wheel and pass --wheels DIR")}
 CORE = ("torch", "numpy", "PIL", "safetensors", "scipy")
 KNOWN_FIXTURES = ("known_tiny224/known_tiny512 (ray-map input) are not run: they are not in tests/data/parity "
                   "(12 MB, over the 2 MB allowance) and test_parity.py has no known-camera cases")
@@ -127,7 +129,7 @@ def use_working_tree(wheels: Path | None, log: Log) -> dict[str, Any]:
 def check_deps() -> dict[str, Any]:
     """Versions of the modules the check uses (None: missing) and whether ttt3r imports."""
     found: dict[str, str | None] = {}
-    for name in (*CORE, *{m for need in NEEDS.values() for m in need}):
+    for name in (*CORE, *{m for need in NEEDS.values() for m in need}, *TEST_NEEDS):
         try:
             mod = importlib.import_module(name)
             found[name] = str(getattr(mod, "__version__", "?"))
@@ -163,8 +165,13 @@ def part_parity(ctx: dict[str, Any], deadline: float) -> dict[str, Any]:
     """pytest on the parity, device and step-graph tests on ``ctx['device']``; a summary."""
     s = ctx["settings"]
     junit = ctx["tmp"] / "parity.xml"
+    not_run = {file: f"{mod} missing: {why}" for mod, (file, why) in TEST_NEEDS.items()
+               if mod in ctx["deps"]["missing"]}
+    tests = [t for t in s["parity_tests"] if t.split("::")[0] not in not_run]
     cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rfEs", "--device", ctx["device"],
-           f"--junitxml={junit}", *s["parity_args"], *s["parity_tests"]]
+           f"--junitxml={junit}", *s["parity_args"], *tests]
+    for file, why in not_run.items():
+        ctx["log"](f"  not run: {file}: {why}")
     ctx["log"]("$", " ".join(cmd))
     try:
         p = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=max(1.0, deadline - time.monotonic()))
@@ -174,8 +181,9 @@ def part_parity(ctx: dict[str, Any], deadline: float) -> dict[str, Any]:
         return {"status": "skipped", "reason": "time budget ran out while the tests ran", "command": cmd}
     ctx["log"](p.stdout + p.stderr)
     rec: dict[str, Any] = {"command": cmd[1:], "returncode": p.returncode, "known_fixtures": KNOWN_FIXTURES,
-                           **junit_summary(junit)}
-    rec["status"] = "ok" if p.returncode == 0 and rec.get("passed", 0) > 0 else "failed"
+                           "not_run": not_run, **junit_summary(junit)}
+    passed = p.returncode == 0 and rec.get("passed", 0) > 0
+    rec["status"] = "failed" if not passed else "partial" if not_run else "ok"
     return rec
 
 
@@ -233,6 +241,8 @@ def worker_runner(ctx: dict[str, Any]) -> Callable[[dict[str, Any], float], dict
         else:
             rec = bench.run_subprocess(spec, timeout=left)
         rec["status"] = "failed" if "error" in rec else "ok"
+        if str(rec.get("error", "")).startswith("timed out"):
+            rec.update(status="skipped", reason=f"time budget ran out while it ran ({left:.0f} s)")
         for k in ("rss_trace_gb", "peak_rss_trace_gb", "frame_cpu_s"):
             rec.pop(k, None)
         ctx["log"](summary_line(rec))
@@ -273,9 +283,15 @@ def part_precision(ctx: dict[str, Any], deadline: float) -> dict[str, Any]:
                        f"{c['pose_trans_diff_max']:.2e}, rotation {c['pose_rot_diff_deg_max']:.3f} deg")
     for r in runs.values():
         r.pop("outputs_path", None)
-    ok = all(r["status"] == "ok" for r in runs.values())
-    return {"status": "ok" if ok else "failed", "network": ctx["settings"]["network"], "frames": n,
+    return {"status": overall(runs.values()), "network": ctx["settings"]["network"], "frames": n,
             "comparisons": comparisons, "runs": list(runs.values())}
+
+
+def overall(runs) -> str:
+    """``failed`` if any run failed, ``partial`` if any was skipped (budget), else ``ok``
+    (``n/a``: a run that does not apply here, e.g. CUDA graphs on CPU)."""
+    states = {r["status"] for r in runs}
+    return "failed" if "failed" in states else "partial" if "skipped" in states else "ok"
 
 
 def part_speed(ctx: dict[str, Any], deadline: float) -> dict[str, Any]:
@@ -287,15 +303,14 @@ def part_speed(ctx: dict[str, Any], deadline: float) -> dict[str, Any]:
     for dtype, mode in order:
         spec = _spec(ctx, dtype=dtype, step_graph=mode, frames=s["speed_frames"], warmup=s["warmup"])
         if mode == "cudagraph" and ctx["device"] != "cuda":
-            rec = {**spec, "status": "skipped", "reason": "CUDA graphs need CUDA"}
+            rec = {**spec, "status": "n/a", "reason": "CUDA graphs need CUDA"}
         elif mode == "compile" and ctx["quick"]:
-            rec = {**spec, "status": "skipped", "reason": "--cpu-quick: torch.compile takes minutes on CPU "
+            rec = {**spec, "status": "n/a", "reason": "--cpu-quick: torch.compile takes minutes on CPU "
                    "(tests/model/test_step_graph.py::test_compiled_step_matches_eager --runslow covers it)"}
         else:
             rec = run(spec, deadline)
         runs.append(rec)
-    ok = all(r["status"] != "failed" for r in runs)
-    return {"status": "ok" if ok else "failed", "network": s["network"], "frames": s["speed_frames"],
+    return {"status": overall(runs), "network": s["network"], "frames": s["speed_frames"],
             "warmup": s["warmup"], "runs": runs}
 
 
@@ -348,9 +363,10 @@ def goals(result: dict[str, Any]) -> dict[str, Any]:
     speed = [r for r in result["parts"].get("speed", {}).get("runs", []) if r.get("status") == "ok"]
     bf16 = [r for r in speed if r["dtype"] == "bf16"]
     best = max(bf16, key=lambda r: r.get("fps_median", 0.0), default=None)
-    parity = result["parts"].get("parity", {})
-    out: dict[str, Any] = {"parity_fp32_passes": None if parity.get("status") in (None, "skipped")
-                           else parity.get("status") == "ok"}
+    parity = result["parts"].get("parity", {}).get("status")
+    out: dict[str, Any] = {"parity_fp32_passes": {"ok": True, "failed": False}.get(parity)}
+    if parity not in ("ok", "failed"):
+        out["parity"] = f"not (fully) run: {parity or 'not asked for'}"
     if best is not None and "cuda_peak_gb" in best:
         peak_bytes = best["cuda_peak_gb"] * 1024**3
         out.update(bf16_best_fps=best["fps_median"], bf16_best_step_graph=best.get("step_graph", "none"),
@@ -394,7 +410,7 @@ def main(argv: list[str] | None = None) -> int:
         "| ttt3r:", deps.get("ttt3r", deps.get("ttt3r_error")))
     tmp = Path(tempfile.mkdtemp(prefix="gpu_check_"))
     ctx: dict[str, Any] = {"log": log, "tmp": tmp, "quick": args.cpu_quick, "device": mode,
-                           "settings": SETTINGS[mode]}
+                           "settings": SETTINGS[mode], "deps": deps}
     save = lambda: write_json(out / "gpu_check.json", result)  # noqa: E731
     try:
         if "ttt3r_error" not in deps and "torch" not in deps["missing"]:
