@@ -9,8 +9,9 @@ ttt3r is taken from this working tree (its ``src`` goes first on the path, here 
 in every child process); nothing is installed, except local wheels named with ``--wheels``
 (``pip install --no-index`` into a temporary folder). Writes ``DIR/gpu_check.json``
 (rewritten after every part, so a killed run keeps what it finished) and
-``DIR/gpu_check.log``. Parts, each with a time budget; what the budget (or the
-total, ``--budget-s``) does not allow is recorded as skipped with the reason:
+``DIR/gpu_check.log``. The parts share the time budget (``--budget-s``, 470 s by
+default), each with its share plus what the parts before it left; what a share does
+not allow is recorded as skipped with the reason:
 
 a. ``parity``: ``pytest tests/model/test_parity.py tests/model/test_devices.py
    tests/model/test_step_graph.py --device cuda --runslow`` (fp32, TF32 off: the
@@ -48,10 +49,10 @@ from typing import Any, Callable
 ROOT = Path(__file__).resolve().parents[1]
 GB = 1e9
 PART_NAMES = ("parity", "precision", "speed", "flat_memory")
-# seconds per part on CUDA and in --cpu-quick mode
-# (the formula weights are built once, before the first part that needs them, from the total)
-BUDGETS = {"cuda": {"parity": 120, "precision": 70, "speed": 190, "flat_memory": 40},
-           "cpu": {"parity": 90, "precision": 30, "speed": 30, "flat_memory": 30}}
+# each part's share of the total budget (seconds of the default total, on CUDA and in
+# --cpu-quick mode); precision's share includes building the formula weights once
+SHARES = {"cuda": {"parity": 120, "precision": 90, "speed": 210, "flat_memory": 50},
+          "cpu": {"parity": 80, "precision": 50, "speed": 40, "flat_memory": 30}}
 # the settings of each mode: network, frames, warm-up, flat-memory checkpoints
 SETTINGS = {
     "cuda": dict(network="cut3r_512_dpt_4_64", hw=(288, 512), precision_frames=5, speed_frames=50, warmup=5,
@@ -87,18 +88,21 @@ class Log:
 
 
 class Budget:
-    """The total deadline and one part's share of it."""
+    """The total deadline, split into the parts' shares in their order: part k must end by
+    ``t0 + total * (share_1 + ... + share_k) / sum(shares)``, so what a part leaves unused
+    goes to the parts after it."""
 
-    def __init__(self, total_s: float):
+    def __init__(self, total_s: float, shares: dict[str, float]):
         self.t0 = time.monotonic()
         self.end = self.t0 + total_s
+        done, whole = 0.0, sum(shares.values()) or 1.0
+        self.deadlines: dict[str, float] = {}
+        for name, share in shares.items():
+            done += share
+            self.deadlines[name] = self.t0 + total_s * done / whole
 
     def left(self) -> float:
         return self.end - time.monotonic()
-
-    def part(self, seconds: float) -> float:
-        """Deadline (monotonic) of a part that may take ``seconds``, cut to the total."""
-        return min(time.monotonic() + seconds, self.end)
 
 
 # --------------------------------------------------------------------------------------
@@ -386,7 +390,8 @@ def build_parser() -> argparse.ArgumentParser:
                                 "module docstring). Writes gpu_check.json and gpu_check.log into --out.")
     p.add_argument("--out", required=True, help="folder for gpu_check.json and gpu_check.log")
     p.add_argument("--cpu-quick", action="store_true", help="run every part on CPU with the tiny224 network")
-    p.add_argument("--budget-s", type=float, default=None, help="total time budget (default 470 s; quick: 200 s)")
+    p.add_argument("--budget-s", type=float, default=None,
+                   help="total time budget, shared by the parts (default 470 s; --cpu-quick 200 s)")
     p.add_argument("--parts", nargs="+", choices=PART_NAMES, default=list(PART_NAMES))
     p.add_argument("--wheels", default=None, help="folder of local wheels to install first (no index, no network)")
     return p
@@ -399,7 +404,8 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     (out / "gpu_check.log").unlink(missing_ok=True)
     log = Log(out / "gpu_check.log")
-    budget = Budget(args.budget_s if args.budget_s is not None else (200.0 if args.cpu_quick else 470.0))
+    shares = {name: SHARES[mode][name] for name in PART_NAMES if name in args.parts}
+    budget = Budget(args.budget_s if args.budget_s is not None else sum(shares.values()), shares)
     result: dict[str, Any] = {"mode": "cpu-quick" if args.cpu_quick else "cuda",
                               "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                               "budget_s": budget.end - budget.t0, "parts": {}}
@@ -443,26 +449,25 @@ def main(argv: list[str] | None = None) -> int:
 
 def run_part(name: str, ctx: dict[str, Any], budget: Budget, deps: dict[str, Any], log: Log) -> dict[str, Any]:
     """One part under its budget; skipped with the reason when it cannot run."""
-    share = BUDGETS[ctx["device"]]
-    log(f"== {name} ({budget.left():.0f} s left) ==")
+    deadline = budget.deadlines[name]
+    log(f"== {name} ({deadline - time.monotonic():.0f} s for it, {budget.left():.0f} s left in all) ==")
     why = missing_for(name, deps)
-    if why is None and name != "parity" and "weights" not in ctx and name != "flat_memory":
-        if budget.left() < 10:
-            why = "time budget ran out before the weights were built"
-        else:
+    if why is None and deadline - time.monotonic() < 10:
+        why = f"time budget ran out ({deadline - time.monotonic():.0f} s of its share left)"
+    if why is None and name in ("precision", "speed"):
+        why = ctx.get("weights_error")
+        if why is None and "weights" not in ctx:
             try:
                 ctx["weights_record"] = build_weights(ctx)
                 log(f"  weights: {ctx['weights_record']['network']} in {ctx['weights_record']['seconds']:.0f} s")
             except Exception as e:  # noqa: BLE001
-                why = f"could not build the formula weights: {type(e).__name__}: {e}"
-    if why is None and budget.left() < 10:
-        why = f"time budget ran out ({budget.left():.0f} s of {budget.end - budget.t0:.0f} s left)"
+                why = ctx["weights_error"] = f"could not build the formula weights: {type(e).__name__}: {e}"
     if why is not None:
         log("  skipped:", why)
         return {"status": "skipped", "reason": why}
     t = time.perf_counter()
     try:
-        rec = PARTS[name](ctx, budget.part(share[name]))
+        rec = PARTS[name](ctx, deadline)
     except Exception as e:  # noqa: BLE001 - one part's failure must not lose the others
         import traceback
 

@@ -5,14 +5,15 @@ The state has a fixed size, so once a sequence is under way (the state is not
 state tokens (B, S, C), their positions (B, S, 2) and pose memory (B, M, 2C) in;
 outputs, new state tokens and new memory out, all of fixed shapes. That lets it be
 
-* ``"compile"``: compiled with ``torch.compile(dynamic=False)`` (any device), or
+* ``"compile"``: compiled with ``torch.compile(dynamic=False, fullgraph=True)`` (any
+  device; the step traces as one graph, so a change that breaks it fails loudly), or
 * ``"cudagraph"``: captured once per input shape as a CUDA graph and replayed
   (CUDA only; inference only).
 
 Both wrap the one function :class:`TensorStep`, which calls :meth:`CUT3R.step`
 itself, so the graph path computes exactly what the eager path computes. Fresh
-frames (the first of a sequence or chunk), ray-map frames and any other shape run
-the eager :meth:`CUT3R.step`. ``"none"`` (the default) is the plain eager step:
+frames (the first of a sequence or chunk) and ray-map frames run the eager
+:meth:`CUT3R.step`; each new input shape gets its own compiled function or graph. ``"none"`` (the default) is the plain eager step:
 capture costs two extra steps plus a second memory pool per shape, and compilation
 takes minutes, so neither is switched on by itself.
 """
@@ -105,7 +106,7 @@ class GraphStepper:
         if run is None:
             fn = TensorStep(self.model, rule, want)
             if self.mode == "compile":
-                run = torch.compile(fn, dynamic=False)
+                run = torch.compile(fn, dynamic=False, fullgraph=True)
             else:
                 run = CapturedStep(fn, example, forget=self.model.rope.clear_cache)
             self._runners[key] = run
@@ -119,7 +120,11 @@ class GraphStepper:
         img = img.to(self.model.dtype)
         ins = (img, state.feat, state.pos, state.mem)
         key = (rule.name, want, *((None if t is None else (tuple(t.shape), t.dtype)) for t in ins))
-        outs = dict(zip(OUTPUTS, self._runner(key, rule, want, ins)(*ins)))
+        run = self._runner(key, rule, want, ins)
+        # every call starts from an empty RoPE cache: the compiled code's guards then see
+        # the same Python state each frame (no recompiles), and no capture reads the cache
+        self.model.rope.clear_cache()
+        outs = dict(zip(OUTPUTS, run(*ins)))
         feat, mem = outs.pop("feat"), outs.pop("mem")
         return StepOutput(**outs), State(feat, state.pos, mem, state.init_feat, state.init_mem, fresh=False)
 
