@@ -172,7 +172,7 @@ def part_parity(ctx: dict[str, Any], deadline: float) -> dict[str, Any]:
     not_run = {file: f"{mod} missing: {why}" for mod, (file, why) in TEST_NEEDS.items()
                if mod in ctx["deps"]["missing"]}
     tests = [t for t in s["parity_tests"] if t.split("::")[0] not in not_run]
-    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rfEs", "--device", ctx["device"],
+    cmd = [sys.executable, "-m", "pytest", "-v", "-p", "no:cacheprovider", "-rfEs", "--device", ctx["device"],
            f"--junitxml={junit}", *s["parity_args"], *tests]
     for file, why in not_run.items():
         ctx["log"](f"  not run: {file}: {why}")
@@ -181,14 +181,31 @@ def part_parity(ctx: dict[str, Any], deadline: float) -> dict[str, Any]:
         p = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=max(1.0, deadline - time.monotonic()))
     except subprocess.TimeoutExpired as e:
         text = e.stdout or b""
-        ctx["log"](text.decode(errors="replace") if isinstance(text, bytes) else text)
-        return {"status": "skipped", "reason": "time budget ran out while the tests ran", "command": cmd}
+        text = text.decode(errors="replace") if isinstance(text, bytes) else text
+        ctx["log"](text)
+        return {"status": "skipped", "reason": "time budget ran out while the tests ran (results so far kept)",
+                "command": cmd[1:], "not_run": not_run, **verbose_summary(text)}
     ctx["log"](p.stdout + p.stderr)
     rec: dict[str, Any] = {"command": cmd[1:], "returncode": p.returncode, "known_fixtures": KNOWN_FIXTURES,
                            "not_run": not_run, **junit_summary(junit)}
     passed = p.returncode == 0 and rec.get("passed", 0) > 0
     rec["status"] = "failed" if not passed else "partial" if not_run else "ok"
     return rec
+
+
+def verbose_summary(text: str) -> dict[str, Any]:
+    """Counts and the failed/skipped ids from ``pytest -v`` lines (a run stopped before its report)."""
+    out: dict[str, Any] = {"passed": 0, "failed": [], "skipped": []}
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) >= 2 and "::" in parts[0]:
+            if parts[1] == "PASSED":
+                out["passed"] += 1
+            elif parts[1] in ("FAILED", "ERROR"):
+                out["failed"].append({"test": parts[0], "message": []})
+            elif parts[1] == "SKIPPED":
+                out["skipped"].append({"test": parts[0], "reason": ""})
+    return out
 
 
 def junit_summary(path: Path) -> dict[str, Any]:

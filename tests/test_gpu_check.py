@@ -76,3 +76,14 @@ def test_missing_modules_are_named():
     assert "--wheels" in gc.missing_for("parity", deps)
     assert gc.missing_for("speed", deps) is None  # omegaconf only leaves test_parity.py out of the parity part
     assert "numpy" in gc.missing_for("speed", {"missing": ["numpy"]})
+
+
+def test_verbose_summary_counts_a_stopped_run():
+    text = ("tests/model/test_parity.py::test_parity[cut3r-tiny512] PASSED [ 5%]\n"
+            "tests/model/test_parity.py::test_parity[cut3r-tiny224] FAILED [10%]\n"
+            "tests/model/test_devices.py::test_cuda_matches_cpu[dtype0] SKIPPED (needs a CUDA device) [15%]\n"
+            "tests/model/test_parity.py::test_parity[ttt3r-tiny512] ")
+    got = _load_script().verbose_summary(text)
+    assert got["passed"] == 1
+    assert [f["test"] for f in got["failed"]] == ["tests/model/test_parity.py::test_parity[cut3r-tiny224]"]
+    assert [f["test"] for f in got["skipped"]] == ["tests/model/test_devices.py::test_cuda_matches_cpu[dtype0]"]
