@@ -119,7 +119,7 @@ def use_working_tree(wheels: Path | None, log: Log) -> dict[str, Any]:
         cmd = [sys.executable, "-m", "pip", "install", "-q", "--no-index", "--no-deps", "--no-compile",
                "--target", str(target), *files]
         p = subprocess.run(cmd, capture_output=True, text=True)
-        info["wheels"] = {"files": [Path(f).name for f in files], "returncode": p.returncode}
+        info["wheels"] = {"files": [Path(f).name for f in files], "returncode": p.returncode, "target": str(target)}
         if p.returncode:
             log("wheels: pip failed:", (p.stderr.strip().splitlines() or ["?"])[-1])
         paths.append(str(target))
@@ -458,6 +458,8 @@ def main(argv: list[str] | None = None) -> int:
         result["wall_s"] = time.monotonic() - budget.t0
         save()
         shutil.rmtree(tmp, ignore_errors=True)
+        if "wheels" in result["environment"]:
+            shutil.rmtree(result["environment"]["wheels"]["target"], ignore_errors=True)
         log(f"wrote {out / 'gpu_check.json'} in {result['wall_s']:.0f} s")
         log.f.close()
     bad = [n for n, r in result["parts"].items() if r.get("status") == "failed"]
