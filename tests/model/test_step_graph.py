@@ -9,10 +9,9 @@ import torch
 import ttt3r
 from ttt3r.config import ModelConfig
 from ttt3r.errors import TTT3RError
-from ttt3r.formula import formula_model
 from ttt3r.preprocess import preprocess
 from ttt3r.step_graph import GraphStepper, TensorStep
-from helpers import PARITY, parity_meta
+from helpers import PARITY, formula_model, parity_meta
 
 FRAMES = sorted((PARITY / "tiny224" / "frames").glob("*.png"))
 
