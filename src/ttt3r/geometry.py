@@ -85,21 +85,3 @@ def transform_points(T: np.ndarray, pts: np.ndarray) -> np.ndarray:
     """Apply a 4x4 transform to (..., 3) points."""
     return pts @ T[:3, :3].T + T[:3, 3]
 
-
-def ray_map(cam_to_ref: np.ndarray, K: np.ndarray, h: int, w: int) -> np.ndarray:
-    """The 6-channel ray map CUT3R accepts for a frame of known camera.
-
-    Args:
-        cam_to_ref: 4x4 pose of the frame's camera in the reference (first-frame) camera.
-        K: 3x3 intrinsics in pixels of the (preprocessed) H x W frame.
-
-    Returns:
-        (H, W, 6) float32: ray origin (the camera centre, same for every pixel) and
-        unit ray direction through each pixel, both in the reference frame.
-    """
-    u, v = np.meshgrid(np.arange(w, dtype=np.float64), np.arange(h, dtype=np.float64))
-    pix = np.stack([u, v, np.ones_like(u)], axis=-1).reshape(-1, 3)
-    d = pix @ np.linalg.inv(K).T @ cam_to_ref[:3, :3].T
-    d /= np.linalg.norm(d, axis=-1, keepdims=True)
-    o = np.broadcast_to(cam_to_ref[:3, 3], d.shape)
-    return np.concatenate([o, d], axis=-1).reshape(h, w, 6).astype(np.float32)
