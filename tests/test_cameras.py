@@ -14,6 +14,7 @@ import pytest
 from ttt3r.cameras import (
     colmap_intrinsics_per_image,
     intrinsics_to_network,
+    network_hw,
     parse_intrinsics,
     ray_map,
     read_colmap_cameras,
@@ -82,6 +83,8 @@ def test_intrinsics_to_network_by_hand():
     K2 = intrinsics_to_network(K, (640, 480), 224)
     np.testing.assert_allclose(K2[0], [500 * s, 0, 320 * s - 0.5 - 37], atol=1e-12)
     np.testing.assert_allclose(K2[1], [0, 400 * 224 / 480, 240 * 224 / 480 - 0.5], atol=1e-12)
+    assert network_hw((640, 480), 512) == (384, 512) and network_hw((640, 480), 224) == (224, 224)
+    assert network_hw((1920, 1080), 512) == (288, 512)
 
 
 def test_intrinsics_to_network_agrees_with_the_eval_crop_view():

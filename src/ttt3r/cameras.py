@@ -14,6 +14,7 @@ The pipeline for a frame ``i`` of a sequence with source intrinsics ``K`` and
 poses ``c2w``::
 
     K_net = intrinsics_to_network(K, source_wh, size)       # source -> network pixels
+    h, w = network_hw(source_wh, size)
     rel = relative_poses(c2w)                                # first camera = identity
     rays = ray_map(rel[i], K_net, h, w)                      # (h, w, 6) for Session.step
 """
@@ -113,6 +114,15 @@ def intrinsics_to_network(K_source: np.ndarray, source_wh: tuple[int, int], size
     w0, h0 = (int(x) for x in source_wh)
     resized, box = crop_geometry(w0, h0, size=size, square_ok=square_ok)
     return crop_intrinsics(K_source, (w0, h0), resized, box)
+
+
+def network_hw(source_wh: tuple[int, int], size: int, square_ok: bool = False) -> tuple[int, int]:
+    """(H, W) of the network input that a ``source_wh`` = (W0, H0) image becomes at ``size``."""
+    from .preprocess import crop_geometry
+
+    _, (left, top, right, bottom) = crop_geometry(int(source_wh[0]), int(source_wh[1]), size=size,
+                                                  square_ok=square_ok)
+    return bottom - top, right - left
 
 
 @dataclass(frozen=True, eq=False)  # holds an array

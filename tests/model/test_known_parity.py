@@ -16,7 +16,7 @@ import torch
 import ttt3r
 from tests.conftest import PARITY, parity_meta
 from tests.model.test_parity import RAW_KEYS, close_pixels
-from ttt3r.cameras import intrinsics_to_network, parse_intrinsics, ray_map, read_poses, relative_poses
+from ttt3r.cameras import intrinsics_to_network, network_hw, parse_intrinsics, ray_map, read_poses, relative_poses
 
 PRESETS = ["known_tiny224", "known_tiny512"]
 RULES = ["ttt3r", "cut3r"]
@@ -30,7 +30,8 @@ def known_inputs(preset: str, convention: str = "training") -> tuple[np.ndarray,
     source_wh = tuple(meta["source_wh"])
     K_net = intrinsics_to_network(parse_intrinsics(d / "K_source.txt", source_wh).K, source_wh, meta["size"])
     rel = relative_poses(np.load(d / "poses_c2w.npy"), "poses_c2w.npy")
-    h, w = meta["input_hw"]
+    h, w = network_hw(source_wh, meta["size"])
+    assert [h, w] == meta["input_hw"]
     return K_net, [ray_map(T, K_net, h, w, convention) for T in rel]
 
 
@@ -82,9 +83,12 @@ def test_tum_poses_equal_the_matrices(preset):
     np.testing.assert_allclose(tum, c2w[: len(tum)], rtol=0, atol=1e-9)
 
 
-# The DPT heads at 512 cost ~100 GFLOP each per view: tiny512's world-frame and RGB heads
-# are checked on the ttt3r rule's frames (and the query view's RGB on both rules).
-CASES = [pytest.param(p, r, p == "known_tiny224" or r == "ttt3r", id=f"{r}-{p}") for p in PRESETS for r in RULES]
+# The DPT heads at 512 cost ~100 GFLOP each per view, so by default tiny512's world-frame and
+# RGB heads are checked on the query view only (its RGB head always runs); --runslow checks
+# them on every view (~6 min on two busy cores). Depth, confidence and pose: always all.
+CASES = [pytest.param(p, r, p == "known_tiny224", id=f"{r}-{p}") for p in PRESETS for r in RULES]
+CASES += [pytest.param("known_tiny512", r, True, id=f"{r}-known_tiny512-allheads", marks=pytest.mark.slow)
+          for r in RULES]
 
 
 @pytest.mark.parametrize("preset,rule,heads", CASES)
@@ -125,8 +129,7 @@ def test_unit_direction_convention_fails_parity(released_ckpt):
     exp = np.load(PARITY / preset / "expected_known_ttt3r.npz")
     errs = [close_pixels(raws[i].pts3d_self.numpy()[:, ::4, ::4], exp[f"raw/{i:03d}/pts3d_in_self_view"])
             for i in range(1, len(raws))]  # view 0's camera is the reference: both conventions agree
-    assert not any(ok for ok, _, _ in errs)
-    assert max(err / tol for _, err, tol in errs) > 100
+    assert min(err / tol for _, err, tol in errs) > 100  # measured: 490x to 620x on every view
 
 
 def test_query_leaves_the_state_untouched(released_ckpt):
