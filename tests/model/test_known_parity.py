@@ -159,3 +159,22 @@ def test_query_leaves_the_state_untouched(released_ckpt):
     for a, b in zip(plain, queried):
         assert np.array_equal(a.pts3d_cam, b.pts3d_cam) and np.array_equal(a.conf, b.conf)
         assert np.array_equal(a.pose, b.pose)
+
+
+def test_query_after_a_reset_reads_the_reopened_chunk(released_ckpt):
+    """A query right after a reset sees the next chunk's state (the re-open fed first), not a blank one."""
+    preset = "known_tiny224"
+    _, rays = known_inputs(preset)
+    frames = sorted((PARITY / preset / "frames").glob("*.png"))
+    model = ttt3r.load_model(released_ckpt(preset), device="cpu")
+    queries = []
+    for flush_first in (False, True):
+        sess = ttt3r.Session(model, update="ttt3r", reset_every=2, size=224)
+        for f, r in zip(frames[:2], rays):
+            sess.step(f, rays=r)
+        if flush_first:
+            sess.flush()
+        queries.append(sess.query(rays[-1]))
+        assert sess.frames_done == 2 and sess._pending is None
+    a, b = queries
+    assert np.array_equal(a.depth, b.depth) and np.array_equal(a.pose, b.pose)
