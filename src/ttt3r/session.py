@@ -24,8 +24,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from .geometry import estimate_focal_weiszfeld, intrinsics_from_focal, pose_encoding_to_matrix
 from .errors import InputError
+from .geometry import estimate_focal_weiszfeld, intrinsics_from_focal, pose_encoding_to_matrix
 from .model.cut3r import CUT3R, State, StepOutput
 from .preprocess import Preprocessed, preprocess
 from .results import FrameResult
