@@ -124,6 +124,9 @@ def test_parse_intrinsics_matrix_file(tmp_path):
     f.write_text("500 0 320\n0 510 240\n0 1 1\n")
     with pytest.raises(TTT3RError, match=rf"^{f}:3: the last row must be 0 0 1"):
         parse_intrinsics(f)
+    f.write_text("500, 0, 320\n0, 510, 240\n0, 0, 1\n")
+    with pytest.raises(TTT3RError, match=rf"^{f}: not a 3x3 matrix of numbers"):
+        parse_intrinsics(f)
     f.write_text("500 0 999\n0 510 240\n0 0 1\n")
     with pytest.raises(TTT3RError, match=rf"^{f}:1: principal point"):
         parse_intrinsics(f, image_wh=(640, 480))
@@ -166,6 +169,12 @@ def test_colmap_single_camera_and_errors(tmp_path):
     intr = parse_intrinsics(tmp_path)  # the folder holding cameras.txt
     np.testing.assert_array_equal(intr.K, [[500, 0, 319.5], [0, 500, 239.5], [0, 0, 1]])
     assert intr.where == f"{f}:2"
+    other = tmp_path / "cams.txt"  # any name: recognised by its model field
+    other.write_text("1 PINHOLE 640 480 500 510 320 240\n")
+    np.testing.assert_array_equal(parse_intrinsics(other).K, [[500, 0, 319.5], [0, 510, 239.5], [0, 0, 1]])
+    f.write_text("1 PINHOLE 640 480 500 510 320 240\n1 PINHOLE 640 480 500 510 320 240\n")
+    with pytest.raises(TTT3RError, match=rf"^{f}:2: camera id 1 appears twice"):
+        parse_intrinsics(f)
     for line, msg in [("1 OPENCV 640 480 500 500 320 240 0.1 0 0 0", r":2: camera model OPENCV is not supported"),
                       ("1 PINHOLE 640 480 500 320 240", r":2: PINHOLE takes 4 parameters, got 3"),
                       ("1 PINHOLE 640 480 -5 500 320 240", r":2: focal length must be positive"),

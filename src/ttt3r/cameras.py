@@ -212,6 +212,8 @@ def read_colmap_cameras(path: str | os.PathLike) -> dict[int, Intrinsics]:
             cam_id, width, height = int(fields[0]), int(fields[2]), int(fields[3])
         except ValueError:
             raise TTT3RError(f"{where}: camera id, width and height must be integers") from None
+        if cam_id in cams:
+            raise TTT3RError(f"{where}: camera id {cam_id} appears twice")
         p = _floats(fields[4:], where)
         fx, fy, cx, cy = (p[0], p[0], p[1], p[2]) if model == "SIMPLE_PINHOLE" else p
         cams[cam_id] = _checked(fx, fy, cx - 0.5, cy - 0.5, where, (width, height))
@@ -358,7 +360,10 @@ def _looks_colmap(path: Path) -> bool:
     if path.name == "cameras.txt":
         return True
     first = next(iter(_data_lines(path)), None)
-    return first is not None and len(first[1]) > 1 and not _is_float(first[1][1])
+    if first is None or len(first[1]) < 2:
+        return False
+    model = first[1][1]
+    return model[:1].isalpha() and not _is_float(model)
 
 
 def _read_text(path: Path) -> str:
