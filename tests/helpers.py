@@ -10,6 +10,7 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
 import torch
 
 DATA = Path(__file__).parent / "data"
@@ -49,3 +50,20 @@ def save_released_layout(path: Path, constructor: str, state_dict: dict, **extra
 
     torch.save({"args": OmegaConf.create({"model": constructor}), "model": state_dict, "epoch": 0, **extra}, path)
     return path
+
+
+# ---- the parity fixtures' comparison (tolerances: tests/data/parity/README.md)
+
+RAW_KEYS = {  # fixture key -> (StepOutput attribute, "want" entry needed)
+    "pts3d_in_self_view": "pts3d_self",
+    "conf_self": "conf_self",
+    "pts3d_in_other_view": "pts3d_world",
+    "conf": "conf_world",
+    "rgb": "rgb",
+}
+
+
+def close_pixels(a, b):
+    """Pixel arrays within the fixtures' tolerance: max |a-b| <= 1e-3 * range(b) + 1e-6."""
+    tol = 1e-3 * (b.max() - b.min()) + 1e-6
+    return np.abs(a - b).max() <= tol, float(np.abs(a - b).max()), float(tol)

@@ -1,5 +1,5 @@
 """Camera geometry on numpy arrays: the one place for unprojection, point transforms,
-rotation <-> quaternion, Umeyama Sim(3)/SE(3) fits, intrinsics and ray maps.
+rotation <-> quaternion, Umeyama Sim(3)/SE(3) fits and intrinsics (ray maps: :mod:`ttt3r.cameras`).
 
 Pure functions (numpy and scipy only; importing this module imports neither
 torch nor, until a rotation is converted, scipy; the network's torch pose
@@ -32,7 +32,6 @@ __all__ = [
     "intrinsics_from_focal",
     "nearest_rotation",
     "quaternion_to_rotation",
-    "ray_map",
     "rotation_to_quaternion",
     "transform_points",
     "umeyama",
@@ -236,27 +235,3 @@ def umeyama(src: np.ndarray, dst: np.ndarray, with_scale: bool = True) -> Sim3:
     s = float(np.trace(np.diag(d) @ sign) / var_x) if with_scale else 1.0
     t = my - s * (R @ mx)
     return Sim3(R, t, s)
-
-
-# ---------------------------------------------------------------- ray maps
-
-
-def ray_map(cam_to_ref: np.ndarray, K: np.ndarray, h: int, w: int) -> np.ndarray:
-    """The 6-channel ray map CUT3R accepts for a frame of known camera.
-
-    Args:
-        cam_to_ref: 4x4 pose of the frame's camera in the reference (first-frame) camera.
-        K: 3x3 intrinsics in pixels of the (preprocessed) H x W frame.
-
-    Returns:
-        (H, W, 6) float32: ray origin (the camera centre, same for every pixel) and
-        unit ray direction through each pixel, both in the reference frame.
-    """
-    _check("cam_to_ref", cam_to_ref, 2, (4, 4))
-    _check("K", K, 2, (3, 3))
-    u, v = np.meshgrid(np.arange(w, dtype=np.float64), np.arange(h, dtype=np.float64))
-    pix = np.stack([u, v, np.ones_like(u)], axis=-1).reshape(-1, 3)
-    d = pix @ np.linalg.inv(K).T @ cam_to_ref[:3, :3].T
-    d /= np.linalg.norm(d, axis=-1, keepdims=True)
-    o = np.broadcast_to(cam_to_ref[:3, 3], d.shape)
-    return np.concatenate([o, d], axis=-1).reshape(h, w, 6).astype(np.float32)

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .errors import InputError
 from .geometry import intrinsics_from_focal
 from .model.cut3r import CUT3R, State, StepOutput
 from .model.pose_encoding import estimate_focal_weiszfeld, pose_encoding_to_matrix
@@ -108,27 +109,30 @@ class Session:
     def step(self, image: Image | Preprocessed | None, name: str | None = None,
              rays: np.ndarray | None = None) -> FrameResult:
         """Process one frame: an image (path, PIL image, HxWx3 array, :class:`Preprocessed`),
-        a ray map (H, W, 6) of a known camera (see :func:`ttt3r.geometry.ray_map`), or both.
+        a ray map (H, W, 6) of a known camera (see :func:`ttt3r.cameras.ray_map`), or both.
 
+        With both, the ray map's encoder tokens are added to the image's and the state
+        is updated, as the original does with image and ray masks on.
         A ray-map-only frame has no pixels; it reads the state without changing it,
-        and its ``rgb`` is the network's RGB prediction.
+        and its ``rgb`` is the network's RGB prediction (:meth:`query` does the same
+        without counting it as a frame of the sequence).
         Ray maps are given at the network's input resolution (multiples of 16).
         """
         t0 = time.perf_counter()
-        rays_t = None
-        if rays is not None:
-            rays_t = torch.from_numpy(np.asarray(rays, dtype=np.float32)).permute(2, 0, 1)[None]
+        rays_t = _rays_tensor(rays)
         if image is None:
             if rays_t is None:
                 raise ValueError("a frame needs an image, a ray map, or both")
-            h, w = rays_t.shape[-2:]
-            pre = Preprocessed(None, np.zeros((h, w, 3), np.uint8), (h, w))
+            pre = _ray_only(rays_t)
         else:
             pre = image if isinstance(image, Preprocessed) else preprocess(image, self.size, name)
+            if rays_t is not None and tuple(rays_t.shape[-2:]) != pre.rgb.shape[:2]:
+                raise InputError(f"{name or 'frame'}: ray map is {rays_t.shape[-2]}x{rays_t.shape[-1]}, "
+                                 f"the preprocessed image {pre.rgb.shape[0]}x{pre.rgb.shape[1]}")
         self.flush()
         out, t_net = self._feed(pre, rays_t)
-        if image is None and out.rgb is not None:
-            pre.rgb = ((out.rgb[0].float().cpu().numpy() + 1) * 127.5).clip(0, 255).astype(np.uint8)
+        if image is None:
+            _fill_rgb(pre, out)
         index = self.frames_done
         self.frames_done += 1
         result = self._postprocess(out, pre, index, name)
@@ -136,6 +140,29 @@ class Session:
             self._base = result.pose.copy()
             self.state = self.state.reset() if self.state is not None else None
             self._pending = (pre, rays_t)
+        result.time_s = t_net
+        result.total_s = time.perf_counter() - t0
+        return result
+
+    def query(self, rays: np.ndarray, name: str | None = None) -> FrameResult:
+        """What the network predicts for an unseen camera, given only its ray map.
+
+        ``rays``: (H, W, 6) ray map (see :func:`ttt3r.cameras.ray_map`) relative to the
+        first frame's camera. The state, the pose memory and the frame count are left
+        untouched (the original's ray-only view: image mask off, no update), so the
+        next frame's outputs are as if the query never happened. The result's ``rgb``
+        and ``rgb_pred`` are the network's RGB prediction, ``pose`` its pose-head pose
+        in the world frame; ``index`` is the number of frames seen before the query.
+        """
+        t0 = time.perf_counter()
+        rays_t = _rays_tensor(rays)
+        if rays_t is None:
+            raise ValueError("a query needs a ray map")
+        pre = _ray_only(rays_t)
+        self.flush()
+        out, t_net = self._feed(pre, rays_t)
+        _fill_rgb(pre, out)
+        result = self._postprocess(out, pre, self.frames_done, name or f"query{self.frames_done:06d}")
         result.time_s = t_net
         result.total_s = time.perf_counter() - t0
         return result
@@ -178,3 +205,24 @@ class Session:
             rgb_pred=rgb_pred,
             extras=extras,
         )
+
+
+def _rays_tensor(rays: np.ndarray | None) -> torch.Tensor | None:
+    """(H, W, 6) ray map -> (1, 6, H, W) float32 tensor (None stays None)."""
+    if rays is None:
+        return None
+    a = np.asarray(rays, dtype=np.float32)
+    if a.ndim != 3 or a.shape[-1] != 6:
+        raise InputError(f"ray map must be (H, W, 6), got shape {a.shape}")
+    return torch.from_numpy(a).permute(2, 0, 1)[None]
+
+
+def _ray_only(rays: torch.Tensor) -> Preprocessed:
+    """A pixel-less frame of the ray map's size (its rgb is filled from the RGB head)."""
+    h, w = rays.shape[-2:]
+    return Preprocessed(None, np.zeros((h, w, 3), np.uint8), (h, w))
+
+
+def _fill_rgb(pre: Preprocessed, out: StepOutput) -> None:
+    if out.rgb is not None:
+        pre.rgb = ((out.rgb[0].float().cpu().numpy() + 1) * 127.5).clip(0, 255).astype(np.uint8)

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import ttt3r
-from helpers import PARITY, parity_meta
+from helpers import PARITY, RAW_KEYS, close_pixels, parity_meta
 
 RUNS = ["cut3r", "ttt3r", "ttt3r_reset3"]
 PRESETS = ["tiny512", "tiny224"]
@@ -23,20 +23,6 @@ PRESETS = ["tiny512", "tiny224"]
 # evaluating our network in float64 gives the same 1.03e-4, so no float32 summation
 # order can do better. The 224 saved poses are therefore held to 1.5e-4.
 SAVED_POSE_TOL = {"tiny512": 1e-4, "tiny224": 1.5e-4}
-RAW_KEYS = {  # fixture key -> (StepOutput attribute, "want" entry needed)
-    "pts3d_in_self_view": "pts3d_self",
-    "conf_self": "conf_self",
-    "pts3d_in_other_view": "pts3d_world",
-    "conf": "conf_world",
-    "rgb": "rgb",
-}
-
-
-def close_pixels(a, b):
-    tol = 1e-3 * (b.max() - b.min()) + 1e-6
-    return np.abs(a - b).max() <= tol, float(np.abs(a - b).max()), float(tol)
-
-
 _CACHE: dict = {}
 
 

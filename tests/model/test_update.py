@@ -7,8 +7,8 @@ import pytest
 import torch
 
 import ttt3r
+from ttt3r.cameras import ray_map
 from ttt3r.config import ModelConfig
-from ttt3r.geometry import ray_map
 from ttt3r.model.layers import CrossAttention
 from ttt3r.update import UpdateContext, get_rule, register_rule
 from helpers import formula_model, parity_meta

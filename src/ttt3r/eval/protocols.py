@@ -40,6 +40,7 @@ from typing import Literal
 
 import numpy as np
 
+from ..cameras import crop_intrinsics
 from ..errors import TTT3RError
 from ..geometry import transform_points, unproject
 from .align import AlignMode
@@ -131,16 +132,7 @@ class CropView:
     def map_intrinsics(self, K: np.ndarray) -> np.ndarray:
         """(3, 3) source-pixel intrinsics -> intrinsics of the prediction grid."""
         h0, w0 = self.src_hw
-        w1, h1 = self.resized_wh
-        l, t, _, _ = self.box
-        sx, sy = w1 / w0, h1 / h0
-        K2 = np.array(K, dtype=np.float64, copy=True)
-        K2[0, 0] *= sx
-        K2[0, 1] *= sx
-        K2[1, 1] *= sy
-        K2[0, 2] = (K[0, 2] + 0.5) * sx - 0.5 - l
-        K2[1, 2] = (K[1, 2] + 0.5) * sy - 0.5 - t
-        return K2
+        return crop_intrinsics(K, (w0, h0), self.resized_wh, self.box)
 
 
 @dataclass
