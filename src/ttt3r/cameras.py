@@ -297,11 +297,11 @@ def check_rigid(c2w: np.ndarray, where: str = "poses") -> np.ndarray:
 def read_poses(path: str | os.PathLike, fmt: str = "tum") -> np.ndarray:
     """Camera-to-world poses from a trajectory file (``tum``, ``kitti``, ``euroc``).
 
-    Reads with :func:`ttt3r.eval.trajectory.read_trajectory` (the package's one
+    Reads with :func:`ttt3r.io.trajectory.read_trajectory` (the package's one
     place for trajectory formats) and checks each pose with :func:`check_rigid`.
     Returns (N, 4, 4) float64, as in the file (see :func:`relative_poses`).
     """
-    from .eval.trajectory import read_trajectory
+    from .io.trajectory import read_trajectory
 
     return check_rigid(read_trajectory(path, fmt).poses, os.fspath(path))
 
