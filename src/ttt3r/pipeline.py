@@ -117,7 +117,7 @@ class ReconstructSummary:
 def reconstruct(input_path: str | os.PathLike, out_dir: str | os.PathLike,
                 opts: ReconstructOptions | None = None, model=None) -> ReconstructSummary:
     """Reconstruct ``input_path`` (a video, an image folder or a ``.txt`` list of images) into
-    ``out_dir`` (see :mod:`ttt3r.writers.run` for the layout), with the settings ``opts``.
+    ``out_dir`` (see :mod:`ttt3r.writers.exports` for the layout), with the settings ``opts``.
 
     ``model``: an already loaded network (see :func:`ttt3r.load_model`); then
     ``opts.weights``, ``opts.device`` and ``opts.dtype`` are not used to load one.
