@@ -129,7 +129,10 @@ def test_check_changes_nothing(tmp_path: Path) -> None:
     plan = OutputDir(out, ["ply"], overwrite=True).check()
     assert "depth/000002.npy" in plan and "trajectory.txt" in plan and ".ttt3r-manifest.json" not in plan
     assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*")) == before
-    # check then prepare on the same object: prepare removes exactly the plan
+    # check, prepare and commit (a run that wrote nothing): the commit removes exactly the plan
     guard = OutputDir(out, ["ply"], overwrite=True)
     guard.prepare()
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if ".ttt3r" not in p.as_posix()) == [
+        b for b in before if ".ttt3r" not in b]  # prepare changes nothing of the earlier run
+    guard.commit()
     assert sorted(guard.removed) == sorted(plan)
