@@ -332,3 +332,23 @@ def test_lock_file_that_cannot_be_created_is_one_line(tmp_path: Path, monkeypatc
         _run(out, 1)
     assert "Read-only file system" in str(ei.value) and "\n" not in str(ei.value)
     assert list(out.iterdir()) == []
+
+
+def test_read_only_sub_folder_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    out = tmp_path / "out"
+    _run(out, 2)
+    depth = out / "depth"
+    depth.chmod(0o555)
+    if os.geteuid() == 0:  # root writes anyway: make the permission check see what a user sees
+        real = os.access
+        monkeypatch.setattr(os, "access", lambda p, m, **k: False if Path(p) == depth else real(p, m, **k))
+    before = _tree(out)
+    try:
+        with pytest.raises(TTT3RError, match="not writable") as ei:
+            _run(out, 1, overwrite=True)
+        assert str(depth) in str(ei.value)
+    finally:
+        depth.chmod(0o755)
+    assert _tree(out) == before

@@ -199,8 +199,11 @@ class OutputDir:
         if links:
             raise TTT3RError(f"{p / links[0]}: is a symbolic link; an output folder belongs to one run and "
                              "ttt3r never writes or deletes through a link (remove it, or choose another folder)")
-        if not os.access(p, os.W_OK | os.X_OK):
-            raise TTT3RError(f"{p}: output folder is not writable; choose another folder")
+        for d in ["", *_own_folders()]:
+            sub = p / d
+            if sub.is_dir() and not os.access(sub, os.W_OK | os.X_OK):
+                what = "output folder" if not d else "folder of the output folder"
+                raise TTT3RError(f"{sub}: {what} is not writable; choose another folder")
         files = self._files()
         if not files:
             return []
@@ -260,27 +263,36 @@ class OutputDir:
             return
         self._open = False
         try:
-            if self.staging:
-                self._write_manifest(list(dict.fromkeys(self._earlier_patterns + self.patterns)))
-                moved = set()
-                for src in sorted(self.write_dir.rglob("*")):
-                    if src.is_dir() or src.is_symlink():
-                        continue
-                    rel = src.relative_to(self.write_dir).as_posix()
-                    dst = self.path / rel
-                    dst.parent.mkdir(parents=True, exist_ok=True)
-                    os.replace(src, dst)
-                    moved.add(rel)
-                for rel in self._earlier:
-                    if rel not in moved:
-                        with contextlib.suppress(FileNotFoundError):
-                            (self.path / rel).unlink()
-                        self.removed.append(rel)
-                self._remove_empty_dirs(self.path)
-                self._write_manifest(self.patterns)
-                _remove_tree(self.write_dir)
+            self._commit()
+        except OSError as e:
+            where = e.filename or self.path
+            raise TTT3RError(f"{where}: cannot move the new run's files into place ({e.strerror or e}); "
+                             f"they are in {self.write_dir}") from None
         finally:
             self.lock.release()
+
+    def _commit(self) -> None:
+        if not self.staging:
+            return
+        # while files move, the manifest covers both runs' patterns (a crash mid-way leaves no "foreign" file)
+        self._write_manifest(list(dict.fromkeys(self._earlier_patterns + self.patterns)))
+        moved = set()
+        for src in sorted(self.write_dir.rglob("*")):
+            if src.is_dir() or src.is_symlink():
+                continue
+            rel = src.relative_to(self.write_dir).as_posix()
+            dst = self.path / rel
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(src, dst)
+            moved.add(rel)
+        for rel in self._earlier:
+            if rel not in moved:
+                with contextlib.suppress(FileNotFoundError):
+                    (self.path / rel).unlink()
+                self.removed.append(rel)
+        self._remove_empty_dirs(self.path)
+        self._write_manifest(self.patterns)
+        _remove_tree(self.write_dir)
 
     def rollback(self) -> None:
         """Undo the run: remove everything it wrote (its scratch folder; in a folder without an earlier run,
