@@ -102,7 +102,7 @@ class RunWriter:
             get_export(e)  # an unknown name: one error listing the known ones
         specs = [get_export(e) for e in available_exports() if e in wanted]
         self.exports = [s.name for s in specs]
-        self.options = opt = options or WriterOptions()
+        self.options = options or WriterOptions()
         for s in specs:
             s.check_available()  # before touching the folder
         self.out_dir = Path(out_dir)
