@@ -1,15 +1,16 @@
 """Stopping a run: SIGTERM is handled like Ctrl-C, and closing files is not cut short.
 
-* :func:`terminate_as_interrupt`: inside it, SIGTERM (``kill PID``, a job
-  scheduler's stop) raises :class:`Interrupted`, a ``KeyboardInterrupt``, as
-  Ctrl-C does; so a terminated run closes its files like an interrupted one.
+* :func:`graceful_interrupts`: inside it, Ctrl-C and SIGTERM (``kill PID``, a
+  job scheduler's stop) raise :class:`Interrupted`, a ``KeyboardInterrupt``,
+  once; later ones are only recorded, so that the run being stopped can close
+  its files and ``run.json``, however quickly the next Ctrl-C follows.
 * :func:`deferred_interrupts`: inside it, Ctrl-C and SIGTERM are recorded, not
-  raised, so that a run being closed finishes its files and ``run.json``;
-  the interrupt is raised when the block ends (unless an exception is already
-  on its way out). SIGKILL cannot be caught: see :mod:`ttt3r.writers.lock` for
-  what a killed run leaves.
+  raised (e.g. while a run closes its files); the interrupt is raised when the
+  block ends (unless an exception is already on its way out).
 
-Signal handlers can only be set in the main thread; elsewhere both are no-ops.
+SIGKILL cannot be caught: see :mod:`ttt3r.writers.lock` for what a killed run
+leaves. Signal handlers can only be set in the main thread; elsewhere both are
+no-ops.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["Interrupted", "deferred_interrupts", "terminate_as_interrupt"]
+__all__ = ["Interrupted", "deferred_interrupts", "graceful_interrupts"]
 
 
 class Interrupted(KeyboardInterrupt):
@@ -53,21 +54,42 @@ def _main_thread() -> bool:
     return threading.current_thread() is threading.main_thread()
 
 
-def _raise_interrupted(signum, _frame) -> None:
-    raise Interrupted(signum)
+_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def _recorder(got: list[int], note: str | None):
+    def record(signum, _frame) -> None:
+        if not got and note:
+            print(note, file=sys.stderr, flush=True)
+        got.append(signum)
+
+    return record
+
+
+def _set(handlers: dict) -> None:
+    for s, h in handlers.items():
+        signal.signal(s, h if h is not None else signal.SIG_DFL)
 
 
 @contextlib.contextmanager
-def terminate_as_interrupt() -> Iterator[None]:
-    """Within the block, SIGTERM raises :class:`Interrupted` (as Ctrl-C raises KeyboardInterrupt)."""
+def graceful_interrupts(note: str | None = None) -> Iterator[list[int]]:
+    """Within the block, the first SIGINT or SIGTERM raises :class:`Interrupted`; later ones are recorded
+    (the yielded list, after the first) and ``note`` is printed at the first of them."""
+    got: list[int] = []
     if not _main_thread():
-        yield
+        yield got
         return
-    old = signal.signal(signal.SIGTERM, _raise_interrupted)
+    record = _recorder(got, note)
+
+    def first(signum, _frame) -> None:
+        _set(dict.fromkeys(_SIGNALS, record))  # from now on the run is closing: do not cut it short
+        raise Interrupted(signum)
+
+    old = {s: signal.signal(s, first) for s in _SIGNALS}
     try:
-        yield
+        yield got
     finally:
-        signal.signal(signal.SIGTERM, old)
+        _set(old)
 
 
 @contextlib.contextmanager
@@ -81,17 +103,10 @@ def deferred_interrupts(note: str | None = None) -> Iterator[list[int]]:
     if not _main_thread():
         yield got
         return
-
-    def record(signum, _frame) -> None:
-        if not got and note:
-            print(note, file=sys.stderr, flush=True)
-        got.append(signum)
-
-    old = {s: signal.signal(s, record) for s in (signal.SIGINT, signal.SIGTERM)}
+    old = {s: signal.signal(s, _recorder(got, note)) for s in _SIGNALS}
     try:
         yield got
     finally:
-        for s, h in old.items():
-            signal.signal(s, h)
+        _set(old)
     if got:
         raise Interrupted(got[0])

@@ -129,11 +129,12 @@ def reconstruct(input_path: str | os.PathLike, out_dir: str | os.PathLike,
     :class:`ttt3r.interrupts.Interrupted`, a KeyboardInterrupt that says how many frames
     were kept, is raised.
     """
-    from .interrupts import Interrupted, terminate_as_interrupt
+    from .interrupts import Interrupted, graceful_interrupts
 
     writers: list = []  # the run's RunWriter, once made
+    note = "ttt3r: stopping after the current frame; finishing its files (a moment)"
     try:
-        with terminate_as_interrupt():
+        with graceful_interrupts(note):
             return _reconstruct(input_path, out_dir, opts or ReconstructOptions(), model, writers)
     except KeyboardInterrupt as e:
         frames = writers[0].n_frames if writers else 0

@@ -14,8 +14,9 @@ process dies, however it dies). How to read a folder:
   a run is writing into it now; ``run.json`` is at most a few frames behind.
 * a lock file whose ``pid`` is not alive on this host: the run died (killed,
   power loss). Its per-frame files and ``run.json`` (``"status": "running"``)
-  are what it wrote before dying. The next run into the folder takes such a
-  stale lock over.
+  are what it wrote before dying (a run that was replacing an earlier one
+  leaves the earlier results as they were, its own files in ``.ttt3r-new/``).
+  The next run into the folder takes such a stale lock over.
 
 Where ``fcntl`` is missing (Windows) the lock is the file's existence
 (``O_CREAT | O_EXCL``) and liveness is the pid's.

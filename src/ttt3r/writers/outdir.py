@@ -104,9 +104,8 @@ class OutputDir:
 
     Use: :meth:`prepare` once before writing anything; write into
     :attr:`write_dir`; then :meth:`commit` (the run's files become the
-    folder's) or :meth:`rollback` (a failed run: nothing of it is kept, or, in a
-    new folder, what it wrote stays as an interrupted run, see
-    :class:`~ttt3r.writers.run.RunWriter`). Both release the lock.
+    folder's) or :meth:`rollback` (nothing of the run is kept).
+    :class:`~ttt3r.writers.run.RunWriter` says which, when. Both release the lock.
 
     Attributes:
         write_dir: where the run's writers write (the folder, or its ``.ttt3r-new/``).

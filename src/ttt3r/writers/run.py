@@ -238,5 +238,5 @@ class RunWriter:
             return
         try:
             self.close(interrupted=True, failed=not issubclass(exc_type, KeyboardInterrupt))
-        except Exception:  # the exception that stopped the run is the one to report (e.g. the file that failed)
-            pass
+        except (Exception, KeyboardInterrupt):
+            pass  # the exception that stopped the run is the one to report (e.g. the file that failed)
