@@ -352,3 +352,26 @@ def test_read_only_sub_folder_is_one_line(tmp_path: Path, monkeypatch: pytest.Mo
     finally:
         depth.chmod(0o755)
     assert _tree(out) == before
+
+
+def test_folder_of_a_run_killed_before_its_first_frame_is_reusable(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    import os
+
+    out = tmp_path / "out"
+    killed = RunWriter(out, ["demo", "trajectory"])  # as a run killed at start-up leaves it (never closed)
+    (out / "depth").mkdir()
+    os.close(killed.guard.lock._fd)  # what the kernel does when the process dies: the flock goes
+    killed.guard.lock._fd = None
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    lock = json.loads((out / ".ttt3r.lock").read_text())
+    (out / ".ttt3r.lock").write_text(json.dumps({**lock, "pid": dead.pid}))  # ... and its pid is dead
+    assert json.loads((out / "run.json").read_text())["status"] == "running"
+    _run(out, 2)  # a plain rerun, no --overwrite needed
+    assert json.loads((out / "run.json").read_text())["frames_done"] == 2
+    # but one frame done is a run: refused without --overwrite
+    with pytest.raises(TTT3RError, match="previous ttt3r run"):
+        _run(out, 1)

@@ -204,7 +204,7 @@ class OutputDir:
                 what = "output folder" if not d else "folder of the output folder"
                 raise TTT3RError(f"{sub}: {what} is not writable; choose another folder")
         files = self._files()
-        if not files:
+        if not files or self._died_before_first_frame(files):
             return []
         if not self.overwrite:
             prev = self.manifest_path.is_file()
@@ -219,6 +219,24 @@ class OutputDir:
                 raise TTT3RError(f"{p / rel}: exists and was not written by ttt3r; move it away or "
                                  "choose another output folder")
         return [rel for rel in files if rel != MANIFEST_NAME and ours.fullmatch(rel)]
+
+    def _died_before_first_frame(self, files: list[str]) -> bool:
+        """The folder holds only what a run that died before finishing a frame wrote (its manifest, a
+        ``"running"`` run.json with no frame done, empty sub-folders): as good as empty (its lock was
+        checked to be stale)."""
+        if MANIFEST_NAME not in files or "run.json" not in files:
+            return False
+        tops = {d.split("/")[0] + "/" for d in _own_folders()}
+        for rel in files:
+            if rel in (MANIFEST_NAME, "run.json"):
+                continue
+            if rel not in tops or any(not c.is_dir() for c in (self.path / rel).rglob("*")):
+                return False
+        try:
+            info = json.loads((self.path / "run.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return False
+        return isinstance(info, dict) and info.get("status") == "running" and info.get("frames_done") == 0
 
     def prepare(self) -> None:
         """:meth:`check` the folder, create it if missing, take its lock and get :attr:`write_dir` ready.
