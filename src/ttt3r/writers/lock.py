@@ -29,6 +29,7 @@ import errno
 import json
 import os
 import socket
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -40,7 +41,7 @@ try:  # POSIX
 except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["LOCK_NAME", "FolderLock", "lock_holder", "pid_alive"]
+__all__ = ["LOCK_NAME", "FolderLock", "busy_error", "lock_holder", "pid_alive"]
 
 LOCK_NAME = ".ttt3r.lock"
 _HOST = socket.gethostname()
@@ -85,7 +86,8 @@ def _record_is_live(rec: dict[str, Any]) -> bool:
     return pid_alive(pid)
 
 
-def _busy(folder: Path, rec: dict[str, Any]) -> TTT3RError:
+def busy_error(folder: Path, rec: dict[str, Any]) -> TTT3RError:
+    """The one-line refusal naming the run (its pid, and host if not this one) that holds ``folder``."""
     pid = rec.get("pid", "?")
     host = rec.get("host")
     where = f" on {host}" if host and host != _HOST else ""
@@ -170,12 +172,12 @@ class FolderLock:
         flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
         if fcntl is None:  # pragma: no cover - Windows
             flags |= os.O_EXCL
-        for _ in range(20):
+        for attempt in range(20):
             try:
                 fd = os.open(self.path, flags, 0o644)
             except FileExistsError:  # pragma: no cover - Windows: O_EXCL
                 if _record_is_live(rec := self._read_path()):
-                    raise _busy(self.folder, rec) from None
+                    raise busy_error(self.folder, rec) from None
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(self.path)
                 self.stale = rec
@@ -189,7 +191,11 @@ class FolderLock:
                 taken = _flocked(fd)
                 prev = _parse(_read_fd(fd))
                 if taken is False:
-                    raise _busy(self.folder, prev or {"pid": "?"})
+                    if attempt < 4:  # perhaps only a lock_holder() peeking: it lets go at once
+                        os.close(fd)
+                        time.sleep(0.05)
+                        continue
+                    raise busy_error(self.folder, prev or {"pid": "?"})
                 st = os.fstat(fd)
                 try:
                     now = os.stat(self.path, follow_symlinks=False)
@@ -200,7 +206,7 @@ class FolderLock:
                     os.close(fd)
                     continue
                 if taken is None and _record_is_live(prev):
-                    raise _busy(self.folder, prev)
+                    raise busy_error(self.folder, prev)
                 self.stale = prev or self.stale
                 self._write(fd)
             except BaseException:

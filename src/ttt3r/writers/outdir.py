@@ -45,7 +45,7 @@ from pathlib import Path
 from ..errors import TTT3RError
 from ..io.strict_json import write_json
 from .exports import available_exports, get_export
-from .lock import LOCK_NAME, FolderLock, _busy, lock_holder
+from .lock import LOCK_NAME, FolderLock, busy_error, lock_holder
 
 __all__ = ["MANIFEST_NAME", "RUN_FILES", "STAGING_NAME", "OutputDir", "known_patterns", "patterns_for"]
 
@@ -193,7 +193,7 @@ class OutputDir:
         if not p.exists():
             return []
         if not self.lock.held and (holder := lock_holder(p)) is not None:
-            raise _busy(p, holder)
+            raise busy_error(p, holder)
         links = self._links()
         if links:
             raise TTT3RError(f"{p / links[0]}: is a symbolic link; an output folder belongs to one run and "
