@@ -375,3 +375,28 @@ def test_folder_of_a_run_killed_before_its_first_frame_is_reusable(tmp_path: Pat
     # but one frame done is a run: refused without --overwrite
     with pytest.raises(TTT3RError, match="previous ttt3r run"):
         _run(out, 1)
+
+
+def test_overwrite_killed_mid_run_leaves_the_earlier_run_and_is_cleaned_up(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    out = tmp_path / "out"
+    _run(out, 4)
+    before = _tree(out)
+    killed = RunWriter(out, ["demo", "trajectory", "ply"], overwrite=True)
+    for f in make_frames(2, h=24, w=32, f=25.0):
+        killed.add(f)
+    os.close(killed.guard.lock._fd)  # the process dies (SIGKILL): the kernel drops its flock
+    killed.guard.lock._fd = None
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    (out / ".ttt3r.lock").write_text(json.dumps({"pid": dead.pid}))
+    assert {k: v for k, v in _tree(out).items() if not k.startswith(".ttt3r-new/")} == before
+    with pytest.raises(TTT3RError, match="previous ttt3r run"):
+        _run(out, 1)
+    _run(out, 1, overwrite=True)
+    assert not (out / ".ttt3r-new").exists() and not (out / ".ttt3r.lock").exists()
+    assert sorted(p.name for p in (out / "depth").iterdir()) == ["000000.npy"]
+    assert json.loads((out / "run.json").read_text())["frames_done"] == 1
