@@ -320,3 +320,6 @@ def test_full_disk_is_one_line(inputs, ckpt, tmp_path, monkeypatch, capsys):
     err = capsys.readouterr().err.strip()
     assert rc == 2 and "no space left on device" in err and "\n" not in err
     assert not [p for p in out.rglob("*") if p.name.endswith(".tmp")]
+    # the file that failed first is named (here the run.json written after frame 1), not one that the close
+    # tried afterwards (issue 20)
+    assert "points.ply" not in err and "trajectory.txt" not in err and "full/run.json: no space" in err, err

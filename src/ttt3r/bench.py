@@ -44,6 +44,8 @@ from typing import Any
 
 import numpy as np
 
+from .io.strict_json import dumps
+
 GB = 1024**3
 FULL = "cut3r_512_dpt_4_64"
 DEFAULT_OUT = Path("benchmarks") / "results"
@@ -297,7 +299,7 @@ def _time_stats(times: list[float]) -> dict[str, float]:
 
 def run_subprocess(spec: dict[str, Any], timeout: float | None = None) -> dict[str, Any]:
     """Run :func:`run_config` in a fresh interpreter; return its record (or an error record)."""
-    cmd = [sys.executable, "-m", "ttt3r.bench", "--worker", json.dumps(spec)]
+    cmd = [sys.executable, "-m", "ttt3r.bench", "--worker", dumps(spec)]
     env = dict(os.environ)
     src = str(Path(__file__).resolve().parents[1])
     env["PYTHONPATH"] = src + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
@@ -585,7 +587,7 @@ def main(argv: list[str] | None = None) -> int:
         spec = json.loads(args.worker)
         rec = write_checkpoint(spec["network"], spec["path"]) if spec.get("suite") == "write_checkpoint" \
             else run_config(spec)
-        print("BENCH_RESULT " + json.dumps(rec), flush=True)
+        print("BENCH_RESULT " + dumps(rec), flush=True)
         return 0
     if args.plot_only:
         src = Path(args.plot_only)
@@ -606,7 +608,7 @@ def main(argv: list[str] | None = None) -> int:
         except OSError:
             pass
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(result, indent=1) + "\n")
+        out.write_text(dumps(result, indent=1) + "\n")
         print(f"wrote {out}")
         if suite == "sweep":
             png = plot_sweep(result, Path(args.plot) if args.plot else out.with_suffix(".png"))

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from .errors import CheckpointError
+from .io.strict_json import dumps
 
 Mode = tuple[str, float, float]
 
@@ -103,7 +104,7 @@ class ModelConfig:
         return cls(extra=extra, **kw)
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=1)
+        return dumps(self.to_dict(), indent=1)
 
     @classmethod
     def from_json(cls, text: str) -> ModelConfig:

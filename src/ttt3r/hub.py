@@ -66,6 +66,7 @@ from .hf_transfer import SCHEME as HF_SCHEME
 from .hf_transfer import HubFile
 from .http_transfer import drive_download_urls, drive_view_url
 from .io.atomic import atomic_path, atomic_write_text
+from .io.strict_json import dumps
 from .transfer import StallGuard, TransferFailed, human_bytes
 
 __all__ = [
@@ -315,7 +316,7 @@ def _stamp(entry: Checkpoint, path: Path, sha256: str | None) -> None:
     record = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": sha256}
     with contextlib.suppress(OSError):  # only a cache of work done: never fatal
         _stamp_path(entry).parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(_stamp_path(entry), json.dumps(record) + "\n")
+        atomic_write_text(_stamp_path(entry), dumps(record) + "\n")
 
 
 def _stamp_matches(entry: Checkpoint, path: Path) -> bool:

@@ -14,6 +14,7 @@ through a :class:`ttt3r.Session`.
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import time
 from collections.abc import Callable
@@ -122,15 +123,29 @@ def reconstruct(input_path: str | os.PathLike, out_dir: str | os.PathLike,
     ``model``: an already loaded network (see :func:`ttt3r.load_model`); then
     ``opts.weights``, ``opts.device`` and ``opts.dtype`` are not used to load one.
 
-    Ctrl-C (KeyboardInterrupt) stops after the current frame; every finished frame
-    stays valid on disk and ``run.json`` says the run was interrupted; the
-    KeyboardInterrupt is then re-raised.
+    Ctrl-C (KeyboardInterrupt) or SIGTERM stops after the current frame; every finished
+    frame stays valid on disk and ``run.json`` says the run was interrupted (a stop before
+    the first frame leaves nothing, see :class:`ttt3r.writers.RunWriter`). Then
+    :class:`ttt3r.interrupts.Interrupted`, a KeyboardInterrupt that says how many frames
+    were kept, is raised.
     """
+    from .interrupts import Interrupted, graceful_interrupts
+
+    writers: list = []  # the run's RunWriter, once made
+    note = "ttt3r: stopping after the current frame; finishing its files (a moment)"
+    try:
+        with graceful_interrupts(note):
+            return _reconstruct(input_path, out_dir, opts or ReconstructOptions(), model, writers)
+    except KeyboardInterrupt as e:
+        frames = writers[0].n_frames if writers else 0
+        raise Interrupted(getattr(e, "signum", signal.SIGINT), frames, Path(out_dir), kept=frames > 0) from None
+
+
+def _reconstruct(input_path, out_dir, opts: ReconstructOptions, model, writers: list) -> ReconstructSummary:
     from .io.frames import open_frames
     from .writers import DEFAULT_EXPORTS, RunWriter, WriterOptions
     from .writers.outdir import OutputDir
 
-    opts = opts or ReconstructOptions()
     exports = tuple(opts.exports or DEFAULT_EXPORTS)
     source = open_frames(input_path, opts.frame_interval, opts.max_frames, opts.skip_bad)
     OutputDir(out_dir, exports, overwrite=opts.overwrite).check()
@@ -159,6 +174,7 @@ def reconstruct(input_path: str | os.PathLike, out_dir: str | os.PathLike,
     try:
         with RunWriter(out_dir, exports, fps=source.sequence_fps, overwrite=opts.overwrite,
                        options=wopts, info=info, background=True) as writer:
+            writers.append(writer)
             try:
                 for frame in source:
                     result = _step(sess, frame)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -154,3 +155,66 @@ def test_non_finite_network_output_does_not_break_writers(tmp_path: Path) -> Non
     rec = pycolmap.Reconstruction(str(tmp_path / "o" / "colmap" / "sparse" / "0"))
     assert sorted(im.name for im in rec.images.values()) == ["000000.png", "000001.png", "000003.png"]
     assert json.loads((tmp_path / "o" / "run.json").read_text())["frames_done"] == 4
+
+
+def _strict_load(path: Path) -> dict:
+    def refuse(name: str):
+        raise ValueError(f"{path}: not strict JSON ({name})")
+
+    return json.loads(path.read_text(), parse_constant=refuse)
+
+
+def test_run_json_is_strict_json(tmp_path: Path) -> None:
+    from ttt3r.writers.runinfo import RunInfoWriter
+
+    info = {"settings": {"conf_threshold": float("nan"), "voxel_size": float("inf"), "x": np.float32("-inf"),
+                         "ok": np.float64(0.5), "list": [1.0, float("nan")]}}
+    w = RunInfoWriter(tmp_path / "run.json", info)
+    w.close()
+    s = _strict_load(tmp_path / "run.json")["settings"]
+    assert s == {"conf_threshold": None, "voxel_size": None, "x": None, "ok": 0.5, "list": [1.0, None]}
+    # the writer options of a run with a non-finite threshold, too
+    with RunWriter(tmp_path / "o", ["trajectory"], options=WriterOptions(conf_threshold=float("nan"))) as rw:
+        rw.add(make_frames(1, h=24, w=32, f=25.0)[0])
+    assert _strict_load(tmp_path / "o" / "run.json")["writer_options"]["conf_threshold"] is None
+
+
+def test_run_json_follows_every_frame(tmp_path: Path) -> None:
+    """A killed run's run.json is not behind the frames on disk (written after each frame's files)."""
+    out = tmp_path / "out"
+    rw = RunWriter(out, ["demo", "trajectory"])
+    for i, f in enumerate(make_frames(4, h=24, w=32, f=25.0)):
+        rw.add(f)
+        info = _strict_load(out / "run.json")
+        assert info["frames_done"] == i + 1 == len(list((out / "camera").iterdir()))
+        assert info["status"] == "running" and info["pid"] == os.getpid()
+    rw.close()
+
+
+def test_disk_full_names_the_file_that_failed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The writer thread's error (a per-frame file) is reported, not a later one of the close (points.ply)."""
+    import ttt3r.io.atomic as atomic
+
+    real = atomic.os.fsync
+    state = {"full": False}
+
+    def fsync(fd: int) -> None:
+        if state["full"]:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real(fd)
+
+    monkeypatch.setattr(atomic.os, "fsync", fsync)
+    frames = make_frames(4, h=24, w=32, f=25.0)
+    with pytest.raises(TTT3RError, match="no space left") as ei:
+        with RunWriter(tmp_path / "o", ["demo", "trajectory", "ply"], background=True, queue_size=1) as rw:
+            rw.add(frames[0])
+            while rw.info.n_frames < 1:
+                pass
+            state["full"] = True
+            for f in frames[1:]:
+                rw.add(f)
+                __import__("time").sleep(0.2)
+    msg = str(ei.value)
+    failed = msg.split(":")[0]  # the first file of frame 1 that the layout writes
+    assert failed.startswith(str(tmp_path / "o")) and re.search(r"(depth|conf|color|camera)/000001\.\w+$", failed)
+    assert "points.ply" not in msg

@@ -13,13 +13,13 @@ pairs). TUM and EuRoC poses are paired by nearest timestamp within
 from __future__ import annotations
 
 import argparse
-import json
 
 from ..errors import TTT3RError
 from ..eval.align import ALIGN_MODES
 from ..eval.metrics_pose import pose_metrics
 from ..eval.trajectory import associate
 from ..io.trajectory import FORMATS, Trajectory, read_trajectory
+from ..io.strict_json import dumps
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -65,5 +65,5 @@ def main(argv: list[str]) -> int:
     gt_m, est_m = _pair(gt, est, match, args.max_diff, args.gt, args.est)
     result = pose_metrics(gt_m.poses, est_m.poses, args.align, args.delta, args.all_pairs)
     out = {"gt": args.gt, "est": args.est, "match": match, **result.to_dict()}
-    print(json.dumps(out, indent=2))
+    print(dumps(out, indent=2))
     return 0

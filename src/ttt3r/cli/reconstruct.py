@@ -99,12 +99,18 @@ def main(argv: list[str]) -> int:
         overwrite=args.overwrite, skip_bad=args.skip_bad, voxel_size=args.voxel_size, max_points=args.max_points,
         want=("world",) if args.world_points else (), view=args.view, view_port=args.port, quiet=args.quiet,
     )
+    from ..interrupts import Interrupted
+
     try:
         summary = reconstruct(args.input, args.out, opts)
-    except KeyboardInterrupt:
-        print(f"ttt3r reconstruct: interrupted; the frames finished so far are complete in {args.out}",
-              file=sys.stderr)
-        return 130
+    except Interrupted as e:
+        if e.kept:
+            print(f"ttt3r reconstruct: interrupted; the {e.frames} frames finished are complete in {args.out} "
+                  "(run.json says interrupted)", file=sys.stderr)
+        else:
+            print("ttt3r reconstruct: interrupted before the first frame was finished; nothing was written",
+                  file=sys.stderr)
+        return e.exit_code
     if not args.quiet:
         print(f"{summary.frames} frames in {summary.seconds:.1f} s ({summary.fps:.2f} frames/s) -> {summary.out_dir}",
               file=sys.stderr)

@@ -17,9 +17,9 @@ holds ``checkpoint.pt``, ``model/`` (loadable with ``ttt3r.load_model``),
 from __future__ import annotations
 
 import argparse
-import json
 
 from ..errors import TTT3RError
+from ..io.strict_json import dumps
 
 
 class _Parser(argparse.ArgumentParser):
@@ -55,10 +55,10 @@ def main(argv: list[str] | None = None) -> int:
 
     overrides = list(args.overrides)
     if args.data:
-        overrides.append(f"data.dir={json.dumps(args.data)}")
+        overrides.append(f"data.dir={dumps(args.data)}")
     cfg = load_config(args.config, overrides)
     if args.print_config:
-        print(json.dumps(cfg.to_dict(), indent=1))
+        print(dumps(cfg.to_dict(), indent=1))
         return 0
     if not args.out:
         raise TTT3RError("--out is required (the run folder)")

@@ -19,13 +19,12 @@ actually evaluated), ``fingerprint``, ``seconds`` (prediction wall time),
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 from ..errors import TTT3RError
 from ..io.atomic import atomic_write_text
+from ..io.strict_json import dumps, json_safe
 
 CACHE_VERSION = 1
 
@@ -53,23 +52,10 @@ def record_path(out: Path, task: str, variant: str, rule: str, sequence: str) ->
     return Path(out, "cache", task, variant, rule, *parts[:-1], parts[-1] + ".json")
 
 
-def json_safe(obj: Any) -> Any:
-    """JSON-safe copy: non-finite floats become None (JSON has no NaN)."""
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {str(k): json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [json_safe(v) for v in obj]
-    if hasattr(obj, "item") and not isinstance(obj, (str, bytes)):
-        return json_safe(obj.item())
-    return obj
-
-
 def write_record(out: Path, record: dict) -> Path:
     """Write ``record`` atomically to its cache path; returns the path."""
     path = record_path(out, record["task"], record["variant"], record["rule"], record["sequence"])
-    atomic_write_text(path, json.dumps(json_safe({"version": CACHE_VERSION, **record}), separators=(",", ":")) + "\n")
+    atomic_write_text(path, dumps({"version": CACHE_VERSION, **record}, separators=(",", ":")) + "\n")
     return path
 
 

@@ -10,7 +10,6 @@ The tables that show them are rendered by :func:`ttt3r.eval.tables.markdown_tabl
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping
 
@@ -18,6 +17,7 @@ import numpy as np
 
 from ..errors import TTT3RError
 from ..io.atomic import atomic_write_text
+from ..io.strict_json import dumps
 from .metrics_depth import DepthMetrics, aggregate_depth_metrics
 from .metrics_pose import PoseMetrics
 from .metrics_recon import ReconMetrics
@@ -67,4 +67,4 @@ def write_json(path: str | os.PathLike, obj: object) -> None:
             return o.item()
         raise TypeError(f"cannot write {type(o).__name__} as JSON")
 
-    atomic_write_text(path, json.dumps(obj, indent=2, default=default) + "\n")
+    atomic_write_text(path, dumps(obj, indent=2, default=default) + "\n")

@@ -31,13 +31,15 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     disk, given the usual permissions (0666 minus the umask) and renamed onto ``path``.
 
     On any exception the temporary file is removed and ``path`` is untouched.
-    A full disk becomes a one-line :class:`TTT3RError` naming the file.
+    A full disk, or a folder that cannot be written, becomes a one-line
+    :class:`TTT3RError` naming ``path`` (the file that failed).
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    tmp = ""
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
         yield Path(tmp)
         fd = os.open(tmp, os.O_RDONLY)
         try:
@@ -50,6 +52,8 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         _remove_quietly(tmp)
         if e.errno in (errno.ENOSPC, errno.EDQUOT):
             raise TTT3RError(f"{path}: no space left on device while writing") from e
+        if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+            raise TTT3RError(f"{path}: cannot write ({e.strerror or e})") from e
         raise
     except BaseException:
         _remove_quietly(tmp)
@@ -77,5 +81,7 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
 
 
 def _remove_quietly(p: str) -> None:
+    if not p:
+        return
     with contextlib.suppress(OSError):
         os.unlink(p)

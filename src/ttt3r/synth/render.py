@@ -15,6 +15,7 @@ import numpy as np
 from ..errors import TTT3RError
 from ..io.atomic import atomic_write_text
 from ..io.layout import FrameLayout
+from ..io.strict_json import dumps
 from ..io.trajectory import Trajectory, format_tum
 from . import camera as cam
 from .motion import LAYOUT_FOR_MOTION, MOTIONS, camera_path, corridor_length
@@ -170,7 +171,7 @@ def render_sequence(
     )
     try:
         out.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(out / "meta.json", json.dumps(meta, indent=1) + "\n")
+        atomic_write_text(out / "meta.json", dumps(meta, indent=1) + "\n")
         atomic_write_text(out / "trajectory.txt", tum_text(poses, fps))
 
         for folder in (p.parent for p in SYNTH_LAYOUT.paths(out, 0).values()):  # temporaries of a killed run
@@ -187,7 +188,7 @@ def render_sequence(
             finally:
                 bar.close()
         meta["complete"] = True
-        atomic_write_text(out / "meta.json", json.dumps(meta, indent=1) + "\n")
+        atomic_write_text(out / "meta.json", dumps(meta, indent=1) + "\n")
     except TTT3RError:
         raise
     except OSError as e:  # permissions, read-only or full disk: one line naming the file

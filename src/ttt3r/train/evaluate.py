@@ -22,7 +22,6 @@ Numbers below 1 for "model / baseline" mean the model beats the baseline.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -185,7 +184,7 @@ def evaluate_run(out: str | Path, cfg: TrainConfig, frames: int = 16, stride: in
                  rules: tuple[str, ...] = ("cut3r", "ttt3r")) -> dict:
     """Evaluate ``out/model`` on the held-out pool of ``cfg``; writes ``out/eval_f<frames>_s<stride>.json``."""
     from ..api import load_model
-    from ..eval.cache import json_safe
+    from ..io.strict_json import dumps
     from ..io.atomic import atomic_write_text
     from .data import prepare_pool
 
@@ -201,7 +200,7 @@ def evaluate_run(out: str | Path, cfg: TrainConfig, frames: int = 16, stride: in
     results = evaluate_model(model, paths, frames, stride, rules)
     report = {"frames": frames, "stride": stride, "summary": summarise(results),
               "sequences": [r.__dict__ for r in results]}
-    atomic_write_text(out / f"eval_f{frames}_s{stride}.json", json.dumps(json_safe(report), indent=1) + "\n")
+    atomic_write_text(out / f"eval_f{frames}_s{stride}.json", dumps(report, indent=1) + "\n")
     return report
 
 

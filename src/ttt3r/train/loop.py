@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 import os
 import time
@@ -32,6 +31,7 @@ from torch import Tensor, nn
 from ..device import resolve_device
 from ..errors import TTT3RError
 from ..io.atomic import atomic_path, atomic_write_bytes, atomic_write_text
+from ..io.strict_json import dumps
 from .config import TrainConfig
 from .data import Batch, ClipSampler
 from .losses import ClipPrediction, cut3r_loss, raw_quat_norm
@@ -285,7 +285,7 @@ class Trainer:
         """Train until ``optim.steps`` (or ``max_seconds`` of wall time, or step ``until``),
         then checkpoint; returns the last step's loss parts."""
         cfg = self.cfg
-        atomic_write_text(self.out / "config.json", json.dumps(cfg.to_dict(), indent=1) + "\n")
+        atomic_write_text(self.out / "config.json", dumps(cfg.to_dict(), indent=1) + "\n")
         t_start = t_launch = time.perf_counter()
         t_window, n_window = t_start, 0
         parts: dict[str, float] = {}

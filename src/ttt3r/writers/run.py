@@ -37,7 +37,8 @@ class WriterOptions:
             size doubles when it would).
         flush_every: rewrite ``points.ply`` and the COLMAP text files every N frames.
         trajectory_every: rewrite ``trajectory.txt`` every N frames.
-        info_every: rewrite ``run.json`` every N frames.
+        info_every: rewrite ``run.json`` every N frames (after the frame's files), so that a
+            killed run's ``run.json`` is at most N - 1 frames behind the files on disk.
         colmap_max_points: points in ``points3D.txt`` at most.
         glb_max_points: points in ``scene.glb`` at most.
         preview_frames: frames in the preview's depth strip.
@@ -50,7 +51,7 @@ class WriterOptions:
     max_points: int = 2_000_000
     flush_every: int = 100
     trajectory_every: int = 10
-    info_every: int = 10
+    info_every: int = 1
     colmap_max_points: int = 500_000
     glb_max_points: int = 1_000_000
     preview_frames: int = 6
@@ -79,7 +80,18 @@ class RunWriter:
 
     On ``__exit__`` with an exception, :meth:`close` runs with
     ``interrupted=True``: every file is written for the frames finished so far
-    and ``run.json`` says ``"interrupted": true``.
+    and ``run.json`` says ``"interrupted": true``; an error while closing does
+    not hide the exception that stopped the run. What is kept
+    (:class:`~ttt3r.writers.outdir.OutputDir`):
+
+    * a run that finished, or was interrupted (KeyboardInterrupt, SIGTERM)
+      after at least one frame: its files become the folder's (replacing an
+      earlier run's, whose stale files are then removed);
+    * a run that failed (any other exception) while replacing an earlier run:
+      nothing of it; the earlier results stay as they were;
+    * a run that failed in a new or empty folder: its finished frames, as an
+      interrupted run;
+    * a run stopped before its first frame: nothing (a new folder is removed again).
     """
 
     def __init__(self, out_dir: str | os.PathLike, exports: Iterable[str] | None = None, *,
@@ -90,14 +102,21 @@ class RunWriter:
             get_export(e)  # an unknown name: one error listing the known ones
         specs = [get_export(e) for e in available_exports() if e in wanted]
         self.exports = [s.name for s in specs]
-        self.options = opt = options or WriterOptions()
+        self.options = options or WriterOptions()
         for s in specs:
             s.check_available()  # before touching the folder
         self.out_dir = Path(out_dir)
         self.guard = OutputDir(self.out_dir, self.exports, overwrite=overwrite)
         self.guard.prepare()
+        try:
+            self._start(specs, fps, info, background, queue_size)
+        except BaseException:
+            self.guard.rollback()
+            raise
 
-        d = self.out_dir
+    def _start(self, specs, fps, info, background, queue_size) -> None:
+        opt = self.options
+        d = self.guard.write_dir  # the folder, or its scratch folder when replacing an earlier run
         self.fusion: VoxelFusion | None = None
         if any(s.needs_fusion for s in specs):
             self.fusion = VoxelFusion(voxel_size=opt.voxel_size, max_points=opt.max_points,
@@ -107,7 +126,7 @@ class RunWriter:
         from .runinfo import RunInfoWriter
 
         info = dict(info or {})
-        info.setdefault("output", os.fspath(d))
+        info.setdefault("output", os.fspath(self.out_dir))
         info.setdefault("exports", self.exports)
         info.setdefault("writer_options", asdict(opt))
         self.info = RunInfoWriter(d / "run.json", info, every=opt.info_every)
@@ -160,32 +179,64 @@ class RunWriter:
                 except BaseException as e:  # re-raised in the caller's thread
                     self._error = e
 
-    def close(self, interrupted: bool = False) -> None:
-        """Finish every file; ``interrupted`` marks a partial run. Idempotent.
+    def close(self, interrupted: bool = False, failed: bool = False) -> None:
+        """Finish every file; ``interrupted`` marks a partial run, ``failed`` one stopped by an error
+        (see the class doc for what is kept). Idempotent.
 
         Every writer is closed even if one fails; the first failure is re-raised
-        after ``run.json`` is written (marked interrupted).
+        after ``run.json`` is written (marked interrupted). Ctrl-C and SIGTERM
+        wait until the files and ``run.json`` are complete (then KeyboardInterrupt
+        is raised), so that ``run.json`` always tells the truth.
         """
         if self.closed:
             return
         self.closed = True
+        from ..interrupts import deferred_interrupts
+
+        note = f"ttt3r: finishing the files of the frames done in {self.out_dir} (a moment)"
+        with deferred_interrupts(note):
+            error = self._close(interrupted, failed)
+        if error is not None:
+            raise error
+
+    def _close(self, interrupted: bool, failed: bool) -> BaseException | None:
         if self._thread is not None and self._queue is not None:
             self._queue.put(None)
             self._thread.join()
-        interrupted = interrupted or self._error is not None
+        failed = failed or self._error is not None
+        interrupted = interrupted or failed
         error: BaseException | None = None if self._error_reported else self._error
-        for w in self.writers.values():
-            try:
-                w.close(interrupted=interrupted)
-            except Exception as e:  # keep closing the others
-                error = error or e
-        self.info.close(interrupted=interrupted or error is not None)
         self.n_frames = self.info.n_frames
-        if error is not None:
-            raise error
+        if interrupted and self.n_frames == 0:  # nothing finished: leave nothing
+            self.guard.rollback()
+            return error
+        try:
+            for w in self.writers.values():
+                try:
+                    w.close(interrupted=interrupted)
+                except Exception as e:  # keep closing the others
+                    error = error or e
+            self.info.close(interrupted=interrupted or error is not None)
+        except BaseException:
+            if self.guard.staging:
+                self.guard.rollback()
+            else:
+                self.guard.commit()
+            raise
+        if (failed or error is not None) and self.guard.staging:
+            self.guard.rollback()  # an earlier run is being replaced: keep it as it was
+        else:
+            self.guard.commit()
+        return error
 
     def __enter__(self) -> RunWriter:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        self.close(interrupted=exc_type is not None)
+        if exc_type is None:
+            self.close()
+            return
+        try:
+            self.close(interrupted=True, failed=not issubclass(exc_type, KeyboardInterrupt))
+        except (Exception, KeyboardInterrupt):
+            pass  # the exception that stopped the run is the one to report (e.g. the file that failed)

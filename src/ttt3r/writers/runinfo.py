@@ -1,15 +1,22 @@
 """``run.json``: what was run, with which settings, how fast, and whether it finished.
 
 Written at start (``"status": "running"``, ``"interrupted": true`` so that a
-killed process leaves a file that says so), updated periodically, and final at
-close (``"status": "finished"`` or ``"interrupted"``).
+killed process leaves a file that says so), after every frame's files (or every
+``every`` frames), and final at close (``"status": "finished"`` or
+``"interrupted"``). ``frames_done`` never counts a frame whose files are not on
+disk. It is strict JSON (:mod:`ttt3r.io.strict_json`: no NaN, unknown numbers are ``null``).
+
+A ``"running"`` file whose run has died (SIGKILL, power loss) says so through
+the folder's lock (:mod:`ttt3r.writers.lock`): ``.ttt3r.lock`` present and its
+``pid`` (also recorded here) not alive on ``host`` means the run died, at most
+``every`` frames after ``frames_done``.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import platform
+import socket
 import sys
 import time
 from datetime import datetime, timezone
@@ -19,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from ..io.atomic import atomic_write_text
+from ..io.strict_json import json_safe, write_json
 from ..results import FrameResult
 
 __all__ = ["RunInfoWriter", "package_versions", "peak_memory"]
@@ -62,20 +69,6 @@ def peak_memory() -> dict[str, float | None]:
             "cuda_peak_mib": None if cuda is None else round(cuda, 1)}
 
 
-def _jsonable(x: Any) -> Any:
-    if isinstance(x, dict):
-        return {str(k): _jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple, set)):
-        return [_jsonable(v) for v in x]
-    if isinstance(x, (str, int, float, bool)) or x is None:
-        return x
-    if isinstance(x, np.generic):
-        return x.item()
-    if isinstance(x, os.PathLike):
-        return os.fspath(x)
-    return str(x)
-
-
 class RunInfoWriter:
     """Maintains ``run.json``.
 
@@ -86,9 +79,13 @@ class RunInfoWriter:
         every: rewrite every ``every`` frames (and at close).
     """
 
-    def __init__(self, path: str | os.PathLike, info: dict[str, Any] | None = None, every: int = 10) -> None:
+    def __init__(self, path: str | os.PathLike, info: dict[str, Any] | None = None, every: int = 1) -> None:
         self.path = Path(path)
-        self.info = _jsonable(dict(info or {}))
+        self.info = json_safe(dict(info or {}))
+        self._static = {"pid": os.getpid(),
+                        "versions": package_versions(),
+                        "host": {"name": socket.gethostname(), "platform": platform.platform(),
+                                 "machine": platform.machine()}}
         self.every = max(1, int(every))
         self.started = datetime.now(timezone.utc)
         self._t0 = time.perf_counter()
@@ -131,12 +128,11 @@ class RunInfoWriter:
                 "wall_mean": round(wall / n, 5) if n else None,
             },
             "memory": peak_memory(),
-            "versions": package_versions(),
-            "host": {"platform": platform.platform(), "machine": platform.machine()},
+            **self._static,
         }
 
     def write(self) -> None:
-        atomic_write_text(self.path, json.dumps(self.record(), indent=2) + "\n")
+        write_json(self.path, self.record(), indent=2)
 
     def close(self, interrupted: bool = False) -> None:
         self.status = "interrupted" if interrupted else "finished"
