@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_runner import N, gt_poses, write_synth
+from eval_helpers import N, gt_poses, write_synth
 
 from ttt3r.errors import TTT3RError
 from ttt3r.eval import plots, tasks
