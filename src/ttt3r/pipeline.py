@@ -86,10 +86,15 @@ def _session(opts: ReconstructOptions, model=None):
     return sess, weights
 
 
-def _step(sess, frame) -> FrameResult:
+def _step(sess, frame, source) -> FrameResult:
+    from .results import SourceRef
+
     result = sess.step(frame.image, frame.name)
     if frame.timestamp is not None:  # the video's presentation time (variable frame rates)
         result.extras["timestamp"] = frame.timestamp
+    h0, w0 = frame.image.shape[:2]
+    result.source = SourceRef(os.fspath(source.source_path(frame)), (int(h0), int(w0)),
+                              frame.source_index if source.kind == "video" else None, sess.size)
     return result
 
 
@@ -161,7 +166,7 @@ def reconstruct(input_path: str | os.PathLike, out_dir: str | os.PathLike,
                        options=wopts, info=info, background=True) as writer:
             try:
                 for frame in source:
-                    result = _step(sess, frame)
+                    result = _step(sess, frame, source)
                     writer.add(result)
                     if viewer is not None:
                         viewer.add(result)

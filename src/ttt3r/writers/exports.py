@@ -93,6 +93,8 @@ class Export:
             itself, e.g. for per-frame files).
         needs_fusion: the writer reads the shared fused point cloud
             (``ctx.fusion``).
+        needs_tracks: the writer reads the fused points' tracks (the frames and
+            pixels each voxel was fused from); implies ``needs_fusion``.
         requires: modules the writer imports that are not core dependencies.
         extra: the pip extra providing ``requires`` (``pip install 'ttt3r[extra]'``).
         default: written by ``ttt3r reconstruct`` without ``--export``.
@@ -103,6 +105,7 @@ class Export:
     files: ClassVar[tuple[str, ...]] = ()
     path: ClassVar[str] = ""
     needs_fusion: ClassVar[bool] = False
+    needs_tracks: ClassVar[bool] = False
     requires: ClassVar[tuple[str, ...]] = ()
     extra: ClassVar[str | None] = None
     default: ClassVar[bool] = False
@@ -251,14 +254,16 @@ class ColmapExport(Export):
     )
     path = "colmap"
     needs_fusion = True
-    help = "colmap/: images/ and a sparse/0/ model (gsplat, nerfstudio)"
+    needs_tracks = True
+    help = ("colmap/: images/ at source resolution (--colmap-res) and a sparse/0/ model with point tracks "
+            "(COLMAP, gsplat, nerfstudio)")
 
     @classmethod
     def create(cls, ctx: ExportContext) -> Writer:
         from .colmap import ColmapWriter
 
         return ColmapWriter(ctx.out_dir / cls.path, fusion=ctx.fusion, max_points=ctx.options.colmap_max_points,
-                            every=ctx.options.flush_every)
+                            every=ctx.options.flush_every, resolution=ctx.options.colmap_res)
 
 
 @register_export
