@@ -17,6 +17,7 @@ import ttt3r
 from ttt3r.cli import main as cli
 from ttt3r.io.frames import open_frames
 from ttt3r.pipeline import ReconstructOptions
+from ttt3r.preprocess import network_to_source_affine
 
 N = 5
 
@@ -96,8 +97,11 @@ def test_folder_outputs_read_back(inputs, ckpt, tmp_path):
         w2c[:3, :4] = img.cam_from_world().matrix()
         assert np.allclose(np.linalg.inv(w2c), np.load(out / "camera" / f"{i:06d}.npz")["pose"], atol=1e-5)
         cam = rec.cameras[img.camera_id]
-        assert np.isclose(cam.focal_length_x, api[i].intrinsics[0, 0], rtol=1e-5)
-        assert (out / "colmap" / "images" / img.name).is_file()
+        # source resolution: the 200x150 input frames, the focal scaled back through the preprocessing
+        ax = network_to_source_affine(200, 150, 224)[0]
+        assert (cam.width, cam.height) == (200, 150)
+        assert np.isclose(cam.focal_length_x, ax * api[i].intrinsics[0, 0], rtol=1e-5)
+        assert np.array_equal(np.asarray(Image.open(out / "colmap" / "images" / img.name)), frames[i].image)
 
     # PLY with plyfile and trimesh; points are bounded and finite
     import trimesh
@@ -126,6 +130,28 @@ def test_video_input_and_options(inputs, ckpt, tmp_path):
     assert [f.name for f in src] == ["clip.mp4#0", "clip.mp4#2", "clip.mp4#4"]
     t = np.loadtxt(out / "trajectory.txt")
     assert np.allclose(t[:, 0], [0.0, 0.2, 0.4])  # 10 fps video, every 2nd frame
+
+
+def test_video_colmap_at_source_and_network_resolution(inputs, ckpt, tmp_path):
+    import pycolmap
+
+    decoded = {f.index: f.image for f in open_frames(inputs["video"], frame_interval=2)}
+    for res, size in (("source", (200, 150)), ("network", (224, 224))):
+        out = tmp_path / res
+        assert run_cli(inputs["video"], "--out", out, "--weights", ckpt, "--frame-interval", "2",
+                       "--export", "demo,colmap", "--colmap-res", res) == 0
+        rec = pycolmap.Reconstruction(str(out / "colmap" / "sparse" / "0"))
+        assert rec.num_images() == 3 and rec.num_cameras() in (1, 3)
+        for img in rec.images.values():
+            i = int(img.name[:6])
+            assert (rec.cameras[img.camera_id].width, rec.cameras[img.camera_id].height) == size
+            pixels = np.asarray(Image.open(out / "colmap" / "images" / img.name))
+            # the decoded video frame again (source), or exactly what the network saw (network)
+            want = decoded[i] if res == "source" else np.asarray(Image.open(out / "color" / f"{i:06d}.png"))
+            assert np.array_equal(pixels, want)
+            w2c = np.eye(4)
+            w2c[:3, :4] = img.cam_from_world().matrix()
+            assert np.allclose(np.linalg.inv(w2c), np.load(out / "camera" / f"{i:06d}.npz")["pose"], atol=1e-5)
 
 
 def test_registered_rule_and_export_reach_the_command(inputs, ckpt, tmp_path, monkeypatch):

@@ -46,6 +46,7 @@ class ReconstructOptions:
     skip_bad: bool = False
     voxel_size: float | None = None
     max_points: int = 2_000_000
+    colmap_res: str = "source"
     want: tuple[str, ...] = field(default_factory=tuple)
     view: bool = False
     view_port: int = 8080
@@ -147,7 +148,8 @@ def reconstruct(input_path: str | os.PathLike, out_dir: str | os.PathLike,
         | {"size": sess.size, "device": str(sess.model.device), "dtype": str(sess.model.dtype)},
         "frames_total": source.total,
     }
-    wopts = WriterOptions(conf_threshold=opts.conf_threshold, voxel_size=opts.voxel_size, max_points=opts.max_points)
+    wopts = WriterOptions(conf_threshold=opts.conf_threshold, voxel_size=opts.voxel_size, max_points=opts.max_points,
+                          colmap_res=opts.colmap_res)
     viewer = None
     if opts.view:
         from .viewer import LiveViewer
