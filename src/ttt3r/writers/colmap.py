@@ -41,18 +41,17 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import TTT3RError
 from ..geometry import quaternion_to_rotation, rotation_to_quaternion
 from ..io.atomic import atomic_open, atomic_write_bytes, atomic_write_text
-from ..io.layout import png_bytes
-from ..results import FrameResult, SourceRef
+from ..results import FrameResult
 from .base import pose_is_valid, warn_invalid_pose
 from .fusion import FusedCloud, VoxelFusion
+from .source_images import RESOLUTIONS, SourceImages
 
-__all__ = ["COLMAP_RESOLUTIONS", "MIN_TRACK_LENGTH", "ColmapWriter", "read_source_image", "world_to_camera"]
+__all__ = ["COLMAP_RESOLUTIONS", "MIN_TRACK_LENGTH", "ColmapWriter", "world_to_camera"]
 
 #: The values of ``--colmap-res``.
-COLMAP_RESOLUTIONS = ("source", "network")
+COLMAP_RESOLUTIONS = RESOLUTIONS
 #: ``points3D`` keeps the fused points seen in at least this many images (COLMAP's bundle
 #: adjustment refuses a point with a shorter track, and one view is no multi-view evidence).
 MIN_TRACK_LENGTH = 2
@@ -64,17 +63,6 @@ def world_to_camera(pose: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     x, y, z, w = rotation_to_quaternion(pose[:3, :3].T)  # qw >= 0
     t = -(quaternion_to_rotation(np.array([x, y, z, w])) @ pose[:3, 3])
     return np.array([w, x, y, z]), t
-
-
-def read_source_image(ref: SourceRef) -> np.ndarray:
-    """The (H0, W0, 3) uint8 source image of an image-file :class:`SourceRef` (EXIF orientation applied)."""
-    from ..io.frames import load_image
-
-    img = load_image(ref.path)
-    if img.shape[:2] != tuple(ref.hw):
-        raise TTT3RError(f"{ref.path}: image is now {img.shape[1]}x{img.shape[0]}, was {ref.hw[1]}x{ref.hw[0]} "
-                         f"when reconstructed")
-    return img
 
 
 @dataclass
@@ -107,9 +95,8 @@ class ColmapWriter:
 
     def __init__(self, root: str | os.PathLike, fusion: VoxelFusion | None = None, max_points: int = 500_000,
                  every: int = 100, binary: bool = True, resolution: str = "source", **fusion_kwargs) -> None:
-        if resolution not in COLMAP_RESOLUTIONS:
-            raise TTT3RError(f"--colmap-res: must be one of {', '.join(COLMAP_RESOLUTIONS)}, got {resolution!r}")
         self.root = Path(root)
+        self.sources = SourceImages(self.images_dir, resolution, option="--colmap-res")
         self.owns_fusion = fusion is None
         if fusion is None:
             fusion_kwargs.setdefault("track_length", 8)
@@ -123,7 +110,6 @@ class ColmapWriter:
         self._n_added = 0
         self._cameras: dict[tuple, int] = {}
         self._images: dict[int, _Image] = {}  # by frame index
-        self._video: dict[str, dict[int, str]] = {}  # video path -> {decoded frame number: image name}
         self._last_obs: tuple[np.ndarray, ...] | None = None  # the observations of the points3D on disk
 
     @property
@@ -146,23 +132,8 @@ class ColmapWriter:
             self.flush()
 
     def _add_image(self, frame: FrameResult) -> None:
-        name = f"{frame.index:06d}.png"
-        K = np.asarray(frame.intrinsics, np.float64)
-        h, w = frame.hw
-        affine = (1.0, 0.0, 1.0, 0.0)
-        ref = frame.source if self.resolution == "source" else None
-        if ref is None:
-            atomic_write_bytes(self.images_dir / name, png_bytes(frame.rgb))
-        else:
-            from ..preprocess import network_to_source_affine, network_to_source_intrinsics
-
-            h, w = ref.hw
-            affine = network_to_source_affine(w, h, size=ref.size)
-            K = network_to_source_intrinsics(K, w, h, size=ref.size)
-            if ref.video_frame is None:
-                atomic_write_bytes(self.images_dir / name, png_bytes(read_source_image(ref)))
-            else:  # decoded again at close, in one pass over the video
-                self._video.setdefault(ref.path, {})[int(ref.video_frame)] = name
+        img = self.sources.add(frame)
+        name, (h, w), K, affine = img.name, img.hw, img.K, img.affine
         # COLMAP puts pixel centres at +0.5, ttt3r (OpenCV) at integers
         params = (K[0, 0], K[1, 1], K[0, 2] + 0.5, K[1, 2] + 0.5)
         # equal intrinsics share a camera; 10 significant digits decide "equal"
@@ -316,22 +287,6 @@ class ColmapWriter:
                     f.write(part)
 
     # ------------------------------------------------------------------ close
-    def _decode_videos(self) -> None:
-        """Write the source-size images of video frames: one decoding pass per video."""
-        from ..io.frames import open_frames
-
-        for path, wanted in self._video.items():
-            left = dict(wanted)
-            for fr in open_frames(path, skip_bad=True):
-                name = left.pop(fr.source_index, None)
-                if name is not None:
-                    atomic_write_bytes(self.images_dir / name, png_bytes(fr.image))
-                if not left:
-                    break
-            if left:
-                raise TTT3RError(f"{path}: could not decode frame {min(left)} again for colmap/images")
-        self._video.clear()
-
     def close(self, interrupted: bool = False) -> None:
-        self._decode_videos()
+        self.sources.close()
         self._write(points=True)

@@ -27,9 +27,11 @@ output folder)::
     demo        depth/%06d.npy conf/%06d.npy color/%06d.png camera/%06d.npz
     trajectory  trajectory.txt            (TUM, camera-to-world)
     ply         points.ply                (fused cloud, binary PLY)
-    colmap      colmap/images/, colmap/sparse/0/{cameras,images,points3D}.txt
+    colmap      colmap/images/, colmap/sparse/0/{cameras,images,points3D}.{txt,bin}  (tracks)
+    nerfstudio  nerfstudio/{transforms.json,images/,depth/,sparse_pc.ply}
     glb         scene.glb                 (cloud + cameras, needs ttt3r[glb])
     preview     preview.png
+    video       flythrough.mp4            (the cloud growing along the camera path)
     (always)    run.json, .ttt3r-manifest.json
 
 This module imports only the standard library; each writer's module is
@@ -267,6 +269,29 @@ class ColmapExport(Export):
 
 
 @register_export
+class NerfstudioExport(Export):
+    name = "nerfstudio"
+    files = (
+        r"nerfstudio/transforms\.json",
+        r"nerfstudio/images/\d{6,}\.png",
+        r"nerfstudio/depth/\d{6,}\.png",
+        r"nerfstudio/sparse_pc\.ply",
+    )
+    path = "nerfstudio"
+    needs_fusion = True
+    help = ("nerfstudio/: transforms.json, images/ (as --colmap-res), 16-bit depth/ in mm and sparse_pc.ply "
+            "(ns-train splatfacto --data OUT/nerfstudio)")
+
+    @classmethod
+    def create(cls, ctx: ExportContext) -> Writer:
+        from .nerfstudio import NerfstudioWriter
+
+        o = ctx.options
+        return NerfstudioWriter(ctx.out_dir / cls.path, fusion=ctx.fusion, resolution=o.colmap_res,
+                                conf_threshold=o.conf_threshold, every=o.flush_every)
+
+
+@register_export
 class GlbExport(Export):
     name = "glb"
     files = (r"scene\.glb",)
@@ -297,3 +322,19 @@ class PreviewExport(Export):
         from .preview import PreviewWriter
 
         return PreviewWriter(ctx.out_dir / cls.path, fusion=ctx.fusion, n_strip=ctx.options.preview_frames)
+
+
+@register_export
+class VideoExport(Export):
+    name = "video"
+    files = (r"flythrough\.mp4",)
+    path = "flythrough.mp4"
+    needs_fusion = True
+    requires = ("av",)
+    help = "flythrough.mp4: the cloud growing along the camera path (at most 120 frames, 480 px wide)"
+
+    @classmethod
+    def create(cls, ctx: ExportContext) -> Writer:
+        from .video import VideoWriter
+
+        return VideoWriter(ctx.out_dir / cls.path, fusion=ctx.fusion)

@@ -126,6 +126,7 @@ class FusedCloud:
     Attributes:
         xyz: (N, 3) float32 world points. rgb: (N, 3) uint8. count: (N,) int64 input points per voxel.
         conf: (N,) float32 mean confidence. normals: (N, 3) float32 unit normals (0 where unknown).
+        first_frame: (N,) int32 earliest frame index that added to the voxel (-1: points added without one).
         track_frame: (N, L) int32 frame indices (-1: empty slot), or ``None`` without tracks.
         track_uv: (N, L, 2) float32 mean pixel (network pixels, centres at integers) in that frame.
         track_count: (N, L) int32 pixels of that frame in the voxel.
@@ -136,6 +137,7 @@ class FusedCloud:
     count: np.ndarray
     conf: np.ndarray
     normals: np.ndarray
+    first_frame: np.ndarray
     track_frame: np.ndarray | None = None
     track_uv: np.ndarray | None = None
     track_count: np.ndarray | None = None
@@ -148,7 +150,7 @@ class FusedCloud:
         def pick(a):
             return None if a is None else a[idx]
         return FusedCloud(self.xyz[idx], self.rgb[idx], self.count[idx], self.conf[idx], self.normals[idx],
-                          pick(self.track_frame), pick(self.track_uv), pick(self.track_count))
+                          self.first_frame[idx], pick(self.track_frame), pick(self.track_uv), pick(self.track_count))
 
     def sample(self, n: int, seed: int = 0) -> FusedCloud:
         """At most ``n`` voxels, chosen uniformly at random (deterministic), in their order."""
@@ -194,6 +196,7 @@ class VoxelFusion:
         self._keys = np.empty(0, np.int64)
         self._attr = np.empty((0, _NATTR), np.float32)
         self._cnt = np.empty(0, np.int64)
+        self._first = np.empty(0, np.int32)  # earliest frame index that added to the voxel (-1: none)
         self._tf = np.empty((0, L), np.int32)
         self._tuv = np.empty((0, L, 2), np.float32)
         self._tc = np.empty((0, L), np.int32)
@@ -272,16 +275,20 @@ class VoxelFusion:
             tc = np.minimum(c, np.iinfo(np.int32).max).astype(np.int32).reshape(n, 1)
         else:
             tf, tuv, tc = np.full((n, 1), -1, np.int32), np.zeros((n, 1, 2), np.float32), np.zeros((n, 1), np.int32)
-        self._buf.append((k, a[:, :_NATTR], c, tf, tuv, tc))
+        self._buf.append((k, a[:, :_NATTR], c, np.full(n, frame, np.int32), tf, tuv, tc))
         self._buf_n += n
         if self._buf_n >= self.batch_points or self._buf_n + len(self._keys) > 4 * self.max_points:
             self._merge()
 
     # ------------------------------------------------------------------ merging
-    def _combine(self, keys, attr, cnt, tf, tuv, tc) -> None:
+    def _combine(self, keys, attr, cnt, first, tf, tuv, tc) -> None:
         """Reduce the given entries (equal keys merged) into the grid's arrays."""
         k, a, n, inv = _reduce(keys, attr, cnt)
         self._keys, self._attr, self._cnt = k, a.astype(np.float32), n
+        big = np.iinfo(np.int32).max
+        f = np.full(len(k), big, np.int64)
+        np.minimum.at(f, inv, np.where(first >= 0, first, big))
+        self._first = np.where(f == big, -1, f).astype(np.int32)
         if self.track_length:
             self._tf, self._tuv, self._tc = _merge_tracks(inv, len(k), tf, tuv, tc, self.track_length)
         else:
@@ -293,22 +300,18 @@ class VoxelFusion:
     def _merge(self) -> None:
         if self._buf:
             L = self.track_length
-            mine = (self._keys, self._attr, self._cnt, self._tf, self._tuv, self._tc)
+            mine = (self._keys, self._attr, self._cnt, self._first, self._tf, self._tuv, self._tc)
             if L:  # pad the buffer's single observations to L slots
                 parts = [mine]
-                for k, a, c, tf, tuv, tc in self._buf:
+                for k, a, c, fr, tf, tuv, tc in self._buf:
                     pad = L - 1
-                    parts.append((k, a, c, np.pad(tf, ((0, 0), (0, pad)), constant_values=-1),
+                    parts.append((k, a, c, fr, np.pad(tf, ((0, 0), (0, pad)), constant_values=-1),
                                   np.pad(tuv, ((0, 0), (0, pad), (0, 0))), np.pad(tc, ((0, 0), (0, pad)))))
             else:
-                parts = [mine, *((k, a, c, tf[:, :0], tuv[:, :0], tc[:, :0]) for k, a, c, tf, tuv, tc in self._buf)]
+                parts = [mine, *((k, a, c, fr, tf[:, :0], tuv[:, :0], tc[:, :0])
+                                 for k, a, c, fr, tf, tuv, tc in self._buf)]
             self._buf, self._buf_n = [], 0
-            self._combine(np.concatenate([p[0] for p in parts]),
-                          np.concatenate([p[1].astype(np.float64) for p in parts]),
-                          np.concatenate([p[2] for p in parts]),
-                          np.concatenate([p[3] for p in parts]),
-                          np.concatenate([p[4] for p in parts]),
-                          np.concatenate([p[5] for p in parts]))
+            self._combine(*(np.concatenate([p[j] for p in parts]) for j in range(7)))
         while len(self._keys) > self.max_points:
             self._coarsen()
 
@@ -318,7 +321,7 @@ class VoxelFusion:
         self.n_coarsen += 1
         attr = self._attr.astype(np.float64)
         keys = _pack(np.floor(attr[:, _XYZ] / self.voxel_size).astype(np.int64))
-        self._combine(keys, attr, self._cnt, self._tf, self._tuv, self._tc)
+        self._combine(keys, attr, self._cnt, self._first, self._tf, self._tuv, self._tc)
 
     # ------------------------------------------------------------------ output
     def __len__(self) -> int:
@@ -334,7 +337,8 @@ class VoxelFusion:
         norm = np.linalg.norm(nrm, axis=1, keepdims=True)
         nrm = np.where(norm > 1e-6, nrm / np.where(norm > 1e-6, norm, 1), 0.0).astype(np.float32)
         tracks = (self._tf.copy(), self._tuv.copy(), self._tc.copy()) if self.track_length else (None, None, None)
-        return FusedCloud(np.ascontiguousarray(a[:, _XYZ]), rgb, self._cnt.copy(), a[:, _CONF].copy(), nrm, *tracks)
+        return FusedCloud(np.ascontiguousarray(a[:, _XYZ]), rgb, self._cnt.copy(), a[:, _CONF].copy(), nrm,
+                          self._first.copy(), *tracks)
 
     def cloud(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The fused cloud: ((N, 3) float32 xyz, (N, 3) uint8 rgb, (N,) int64 counts), N <= max_points."""

@@ -46,7 +46,8 @@ class WriterOptions:
         track_length: frames (observations) kept per fused point for the
             exports that need tracks (COLMAP's ``points3D``).
         colmap_res: ``"source"`` (images and intrinsics at the source frames'
-            size) or ``"network"`` (the preprocessed frames').
+            size) or ``"network"`` (the preprocessed frames'), for the COLMAP
+            and nerfstudio exports.
     """
 
     conf_threshold: float = 1.5
