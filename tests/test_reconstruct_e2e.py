@@ -63,7 +63,8 @@ def run_cli(*args) -> int:
     return cli(["reconstruct", *map(str, args), "--quiet"])
 
 
-def test_folder_outputs_read_back(inputs, ckpt, tmp_path):
+def test_folder_outputs_read_back(inputs, ckpt, tmp_path, monkeypatch):
+    monkeypatch.setenv("TTT3R_CACHE", str(tmp_path / "cache"))  # the checkpoint's hash record goes here
     out = tmp_path / "run"
     assert run_cli(inputs["folder"], "--out", out, "--weights", ckpt, "--export", "all") == 0
     # the Python API (a Session over the same frames) gives the same numbers
@@ -114,9 +115,18 @@ def test_folder_outputs_read_back(inputs, ckpt, tmp_path):
     assert len(trimesh.load(out / "points.ply").vertices) == len(xyz)
     assert len(trimesh.load(out / "scene.glb").geometry) >= 1
 
-    info = json.loads((out / "run.json").read_text())
+    def no_constants(name):
+        raise AssertionError(f"run.json is not strict JSON: {name}")
+
+    info = json.loads((out / "run.json").read_text(), parse_constant=no_constants)
     assert info["interrupted"] is False and info["frames_done"] == N
     assert info["settings"]["update"] == "ttt3r" and "torch" in info["versions"]
+    import hashlib
+
+    assert info["weights_sha256"] == hashlib.sha256(ckpt.read_bytes()).hexdigest()
+    assert info["settings"]["dtype"] == "fp32"
+    assert info["versions"]["av"] == av.__version__ and info["versions"]["ttt3r"] == ttt3r.__version__
+    assert info["versions"]["numpy"] == np.__version__
     assert Image.open(out / "preview.png").size[0] > 200
 
 
@@ -311,8 +321,8 @@ def test_given_model_is_what_run_json_records(inputs, ckpt, tmp_path):
     summary = ttt3r.reconstruct(inputs["folder"], tmp_path / "o", opts, model=model)
     info = json.loads((tmp_path / "o" / "run.json").read_text())
     assert summary.frames == 2 and info["frames_done"] == 2
-    assert info["settings"]["device"] == "cpu" and info["settings"]["dtype"] == "torch.bfloat16"
-    assert info["weights"] == "(given model)"
+    assert info["settings"]["device"] == "cpu" and info["settings"]["dtype"] == "bf16"  # as --dtype spells it
+    assert info["weights"] == "(given model)" and info["weights_sha256"] is None
 
 
 def test_live_view_receives_every_frame(inputs, ckpt, tmp_path):

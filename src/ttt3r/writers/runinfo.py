@@ -1,5 +1,6 @@
 """``run.json``: what was run, with which settings, how fast, and whether it finished.
 
+Strict JSON (no NaN or Infinity: non-finite numbers are written as ``null``).
 Written at start (``"status": "running"``, ``"interrupted": true`` so that a
 killed process leaves a file that says so), updated periodically, and final at
 close (``"status": "finished"`` or ``"interrupted"``).
@@ -33,10 +34,10 @@ def _version(dist: str) -> str | None:
 
 
 def package_versions() -> dict[str, str | None]:
-    """Versions of ttt3r, torch, numpy and Python (torch is not imported for this)."""
+    """Versions of ttt3r, torch, numpy, PyAV (``av``) and Python (torch and av are not imported for this)."""
     from .. import __version__
 
-    return {"ttt3r": __version__, "torch": _version("torch"), "numpy": np.__version__,
+    return {"ttt3r": __version__, "torch": _version("torch"), "numpy": np.__version__, "av": _version("av"),
             "python": platform.python_version()}
 
 
@@ -67,7 +68,10 @@ def _jsonable(x: Any) -> Any:
         return {str(k): _jsonable(v) for k, v in x.items()}
     if isinstance(x, (list, tuple, set)):
         return [_jsonable(v) for v in x]
-    if isinstance(x, (str, int, float, bool)) or x is None:
+    if isinstance(x, float) or isinstance(x, np.floating):
+        x = float(x)
+        return x if np.isfinite(x) else None  # strict JSON has no NaN or Infinity
+    if isinstance(x, (str, int, bool)) or x is None:
         return x
     if isinstance(x, np.generic):
         return x.item()
@@ -136,7 +140,7 @@ class RunInfoWriter:
         }
 
     def write(self) -> None:
-        atomic_write_text(self.path, json.dumps(self.record(), indent=2) + "\n")
+        atomic_write_text(self.path, json.dumps(_jsonable(self.record()), indent=2, allow_nan=False) + "\n")
 
     def close(self, interrupted: bool = False) -> None:
         self.status = "interrupted" if interrupted else "finished"
