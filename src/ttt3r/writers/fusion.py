@@ -290,7 +290,19 @@ class VoxelFusion:
         np.minimum.at(f, inv, np.where(first >= 0, first, big))
         self._first = np.where(f == big, -1, f).astype(np.int32)
         if self.track_length:
-            self._tf, self._tuv, self._tc = _merge_tracks(inv, len(k), tf, tuv, tc, self.track_length)
+            # a voxel with one contributing entry keeps that entry's track as it is; only the
+            # voxels where entries meet (the ones this batch touched) are merged
+            L = self.track_length
+            alone = np.bincount(inv, minlength=len(k))[inv] == 1
+            out_f = np.full((len(k), L), -1, np.int32)
+            out_uv = np.zeros((len(k), L, 2), np.float32)
+            out_c = np.zeros((len(k), L), np.int32)
+            out_f[inv[alone]], out_uv[inv[alone]], out_c[inv[alone]] = tf[alone], tuv[alone], tc[alone]
+            if not alone.all():
+                groups, compact = np.unique(inv[~alone], return_inverse=True)
+                merged = _merge_tracks(compact.reshape(-1), len(groups), tf[~alone], tuv[~alone], tc[~alone], L)
+                out_f[groups], out_uv[groups], out_c[groups] = merged
+            self._tf, self._tuv, self._tc = out_f, out_uv, out_c
         else:
             L = 0
             self._tf = np.empty((len(k), L), np.int32)
