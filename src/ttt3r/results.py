@@ -98,8 +98,9 @@ class FrameResult:
         """
         return transform_points(self.pose, self.pts3d_cam.astype(np.float64)).astype(np.float32)
 
-    def cloud_points_cam(self) -> np.ndarray:
-        """(H, W, 3) float64 camera-frame points of ``depth`` back-projected with ``intrinsics``.
+    def cloud_points_cam(self, stride: int = 1) -> np.ndarray:
+        """(H, W, 3) float64 camera-frame points of ``depth`` back-projected with ``intrinsics``
+        (``stride`` > 1: only every ``stride``-th pixel per axis, ``[::stride, ::stride]``).
 
         This is the geometry of every cloud ttt3r writes or shows (``points.ply``,
         COLMAP ``points3D``, ``scene.glb``, the preview, the video, the viewer): a
@@ -108,4 +109,7 @@ class FrameResult:
         The self-view pointmap ``pts3d_cam`` has the same z but its x, y are not
         exactly pinhole (the focal is a robust fit to it), so it is not used.
         """
-        return unproject(np.asarray(self.depth), np.asarray(self.intrinsics, np.float64))
+        K = np.asarray(self.intrinsics, np.float64)
+        if stride > 1:  # pixel u' of the strided grid is pixel stride * u' of the frame
+            K = np.diag([1.0 / stride, 1.0 / stride, 1.0]) @ K
+        return unproject(np.asarray(self.depth)[::stride, ::stride], K)

@@ -46,23 +46,49 @@ def _weighted_means(inv: np.ndarray, n_groups: int, values: np.ndarray, w: np.nd
     """(N, D) values, (N,) weights, group of each row -> (n_groups, D) weighted means (float64)."""
     tot = np.bincount(inv, weights=w, minlength=n_groups)
     out = np.empty((n_groups, values.shape[1]), np.float64)
+    unit = bool((w == 1).all())
     for d in range(values.shape[1]):
-        out[:, d] = np.bincount(inv, weights=values[:, d] * w, minlength=n_groups)
+        out[:, d] = np.bincount(inv, weights=values[:, d] if unit else values[:, d] * w, minlength=n_groups)
     return out / np.maximum(tot, 1e-300)[:, None]
+
+
+def _group(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(N,) int64 keys -> (sorted unique keys, (N,) index of each key among them).
+
+    One ``argsort`` (numpy's default introsort: ``np.unique`` and stable sorts are
+    several times slower on int64 keys).
+    """
+    order = np.argsort(keys)
+    ks = keys[order]
+    new = np.empty(len(ks), bool)
+    new[:1] = True
+    np.not_equal(ks[1:], ks[:-1], out=new[1:])
+    inv = np.empty(len(keys), np.int64)
+    inv[order] = np.cumsum(new) - 1
+    return ks[new], inv
 
 
 def _reduce(keys: np.ndarray, attr: np.ndarray, cnt: np.ndarray):
     """Merge entries with equal keys: count-weighted mean attributes, summed counts.
 
-    Returns ``(unique keys, (M, D) attributes, (M,) counts, (N,) group of each input entry)``.
+    Returns ``(unique keys (sorted), (M, D) attributes, (M,) counts, (N,) group of each input entry)``.
     """
-    uk, inv = np.unique(keys, return_inverse=True)
-    inv = inv.reshape(-1)
+    uk, inv = _group(keys)
+    out = np.empty((len(uk), attr.shape[1]), np.float64)
+    n = np.empty(len(uk), np.int64)
     if len(uk) == len(keys):
-        order = np.argsort(keys, kind="stable")
-        return uk, attr[order], cnt[order], inv
-    out = _weighted_means(inv, len(uk), attr.astype(np.float64), cnt.astype(np.float64))
-    return uk, out, np.bincount(inv, weights=cnt, minlength=len(uk)).astype(np.int64), inv
+        out[inv], n[inv] = attr, cnt
+        return uk, out, n, inv
+    alone = np.bincount(inv, minlength=len(uk))[inv] == 1  # most entries: copied as they are
+    a = np.flatnonzero(alone)
+    ia = inv[a]
+    out[ia], n[ia] = attr.take(a, axis=0), cnt[a]
+    shared = np.flatnonzero(~alone)
+    groups, sub = _group(inv[shared])
+    w = cnt[shared]
+    out[groups] = _weighted_means(sub, len(groups), attr.take(shared, axis=0), w.astype(np.float64))
+    n[groups] = np.bincount(sub, weights=w, minlength=len(groups)).astype(np.int64)
+    return uk, out, n, inv
 
 
 def _merge_tracks(inv: np.ndarray, n_groups: int, frame: np.ndarray, uv: np.ndarray, cnt: np.ndarray,
@@ -87,8 +113,7 @@ def _merge_tracks(inv: np.ndarray, n_groups: int, frame: np.ndarray, uv: np.ndar
     out_c = np.zeros((n_groups, length), np.int32)
     if len(f) == 0:
         return out_f, out_uv, out_c
-    g, ginv = np.unique((rows.astype(np.int64) << 32) | f.astype(np.int64), return_inverse=True)
-    ginv = ginv.reshape(-1)
+    g, ginv = _group((rows.astype(np.int64) << 32) | f.astype(np.int64))
     g_uv = _weighted_means(ginv, len(g), p.astype(np.float64), c.astype(np.float64))
     g_c = np.bincount(ginv, weights=c, minlength=len(g))
     g_row, g_f = g >> 32, g & 0xFFFFFFFF  # sorted by row, then frame
@@ -102,20 +127,31 @@ def _merge_tracks(inv: np.ndarray, n_groups: int, frame: np.ndarray, uv: np.ndar
     return out_f, out_uv, out_c
 
 
-def depth_normals(points: np.ndarray) -> np.ndarray:
-    """(H, W, 3) camera-frame point grid -> (H, W, 3) unit normals facing the camera (0 where undefined).
+def _central_difference(p: np.ndarray, axis: int) -> np.ndarray:
+    """Differences of neighbours along ``axis`` (one-sided at the borders), as ``np.gradient`` up to a factor."""
+    d = np.empty_like(p)
+    a = np.moveaxis(p, axis, 0)
+    o = np.moveaxis(d, axis, 0)
+    np.subtract(a[2:], a[:-2], out=o[1:-1])
+    np.subtract(a[1], a[0], out=o[0])
+    np.subtract(a[-1], a[-2], out=o[-1])
+    return d
 
-    The cross product of the grid's central differences along rows and columns; at
-    depth edges this is the normal of the step (fused normals average it away).
+
+def depth_normals(points: np.ndarray) -> np.ndarray:
+    """(H, W, 3) camera-frame point grid -> (H, W, 3) float32 unit normals facing the camera (0 where undefined).
+
+    The cross product of the grid's differences along rows and columns; at depth
+    edges this is the normal of the step (fused normals average it away).
     """
-    with np.errstate(invalid="ignore"):
-        du = np.gradient(points, axis=1)
-        dv = np.gradient(points, axis=0)
-        n = np.cross(du, dv)
-        norm = np.linalg.norm(n, axis=-1, keepdims=True)
-        n = np.where(norm > 0, n / np.where(norm > 0, norm, 1), 0.0)
-        flip = np.sum(n * points, axis=-1, keepdims=True) > 0  # face the camera (at the origin)
-    n = np.where(flip, -n, n)
+    p = np.asarray(points, np.float32)
+    if p.shape[0] < 2 or p.shape[1] < 2:
+        return np.zeros_like(p)
+    with np.errstate(invalid="ignore", over="ignore"):
+        n = np.cross(_central_difference(p, 1), _central_difference(p, 0))
+        norm = np.sqrt(np.einsum("...i,...i->...", n, n))[..., None]
+        facing = np.einsum("...i,...i->...", n, p)[..., None] > 0  # flip to face the camera (at the origin)
+        n = np.where(norm > 0, n / np.where(norm > 0, norm, 1), 0) * np.where(facing, -1, 1).astype(np.float32)
     return np.nan_to_num(n, nan=0.0, posinf=0.0, neginf=0.0)
 
 
@@ -219,7 +255,7 @@ class VoxelFusion:
         if not mask.any():
             return
         K = np.asarray(frame.intrinsics, np.float64)
-        grid = frame.cloud_points_cam()[::s, ::s]
+        grid = frame.cloud_points_cam(stride=s)
         pc = grid[mask]
         if self.voxel_size is None:
             z = pc[:, 2]
@@ -262,14 +298,18 @@ class VoxelFusion:
         self.n_dropped += int((~ok).sum())
         if len(xyz) == 0 or not ok.any():
             return
-        attr = np.column_stack([xyz, rgb.astype(np.float64), np.asarray(conf, np.float64).reshape(-1, 1),
-                                np.asarray(normals, np.float64).reshape(-1, 3), np.asarray(uv, np.float64)])[ok]
+        L = self.track_length
+        with_uv = bool(L and frame >= 0)
+        attr = np.empty((int(ok.sum()), _NATTR + 2 * with_uv), np.float64)
+        attr[:, _XYZ], attr[:, _RGB] = xyz[ok], rgb[ok]
+        attr[:, _CONF], attr[:, _NRM] = np.asarray(conf).reshape(-1)[ok], np.asarray(normals).reshape(-1, 3)[ok]
+        if with_uv:
+            attr[:, _NATTR:] = np.asarray(uv).reshape(-1, 2)[ok]
         self.n_input += len(attr)
         keys = _pack(ijk[ok].astype(np.int64))
         k, a, c, _ = _reduce(keys, attr, np.ones(len(keys), np.int64))
-        L = self.track_length
         n = len(k)
-        if L and frame >= 0:  # one observation per voxel: this frame, the mean pixel of its points there
+        if with_uv:  # one observation per voxel: this frame, the mean pixel of its points there
             tf = np.full((n, 1), frame, np.int32)
             tuv = a[:, _NATTR:].astype(np.float32).reshape(n, 1, 2)
             tc = np.minimum(c, np.iinfo(np.int32).max).astype(np.int32).reshape(n, 1)
@@ -286,8 +326,11 @@ class VoxelFusion:
         k, a, n, inv = _reduce(keys, attr, cnt)
         self._keys, self._attr, self._cnt = k, a.astype(np.float32), n
         big = np.iinfo(np.int32).max
+        first = np.where(first >= 0, first, big).astype(np.int64)
         f = np.full(len(k), big, np.int64)
-        np.minimum.at(f, inv, np.where(first >= 0, first, big))
+        alone = np.bincount(inv, minlength=len(k))[inv] == 1
+        f[inv[alone]] = first[alone]
+        np.minimum.at(f, inv[~alone], first[~alone])  # only where entries meet
         self._first = np.where(f == big, -1, f).astype(np.int32)
         if self.track_length:
             # a voxel with one contributing entry keeps that entry's track as it is; only the
@@ -299,8 +342,8 @@ class VoxelFusion:
             out_c = np.zeros((len(k), L), np.int32)
             out_f[inv[alone]], out_uv[inv[alone]], out_c[inv[alone]] = tf[alone], tuv[alone], tc[alone]
             if not alone.all():
-                groups, compact = np.unique(inv[~alone], return_inverse=True)
-                merged = _merge_tracks(compact.reshape(-1), len(groups), tf[~alone], tuv[~alone], tc[~alone], L)
+                groups, compact = _group(inv[~alone])
+                merged = _merge_tracks(compact, len(groups), tf[~alone], tuv[~alone], tc[~alone], L)
                 out_f[groups], out_uv[groups], out_c[groups] = merged
             self._tf, self._tuv, self._tc = out_f, out_uv, out_c
         else:
