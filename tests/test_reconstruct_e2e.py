@@ -115,6 +115,19 @@ def test_folder_outputs_read_back(inputs, ckpt, tmp_path, monkeypatch):
     assert len(trimesh.load(out / "points.ply").vertices) == len(xyz)
     assert len(trimesh.load(out / "scene.glb").geometry) >= 1
 
+    # nerfstudio: one entry per frame, the input images at their size, OpenGL camera-to-world
+    meta = json.loads((out / "nerfstudio" / "transforms.json").read_text())
+    assert len(meta["frames"]) == N and meta["ply_file_path"] == "sparse_pc.ply"
+    for i, entry in enumerate(sorted(meta["frames"], key=lambda e: e["file_path"])):
+        assert np.array_equal(np.asarray(Image.open(out / "nerfstudio" / entry["file_path"])), frames[i].image)
+        assert (entry.get("w", meta.get("w")), entry.get("h", meta.get("h"))) == (200, 150)
+        T = np.array(entry["transform_matrix"])
+        T[:3, 1:3] *= -1
+        assert np.allclose(T, np.load(out / "camera" / f"{i:06d}.npz")["pose"], atol=1e-9)
+    # the flythrough: one video frame per input frame
+    with av.open(str(out / "flythrough.mp4")) as c:
+        assert sum(1 for _ in c.decode(video=0)) == N
+
     def no_constants(name):
         raise AssertionError(f"run.json is not strict JSON: {name}")
 
