@@ -121,3 +121,14 @@ def test_viewer_shows_depth_and_k_points(run) -> None:
         v.close()
     assert len(pts) > 100
     assert surface_distance(pts.astype(np.float64)).max() < 1e-4  # each shown point is an exact surface point
+
+
+def test_project_inverts_unproject() -> None:
+    from ttt3r.geometry import project, unproject
+
+    f = make_frames(1)[0]
+    uv = project(unproject(f.depth, f.intrinsics), f.intrinsics)
+    v, u = np.mgrid[0:f.hw[0], 0:f.hw[1]]
+    np.testing.assert_allclose(uv, np.stack([u, v], -1), atol=1e-9)
+    with pytest.raises(ValueError, match="points must have shape"):
+        project(np.zeros((4, 2)), f.intrinsics)

@@ -41,7 +41,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..geometry import quaternion_to_rotation, rotation_to_quaternion
+from ..geometry import project, quaternion_to_rotation, rotation_to_quaternion
 from ..io.atomic import atomic_open, atomic_write_bytes, atomic_write_text
 from ..results import FrameResult
 from .base import pose_is_valid, warn_invalid_pose
@@ -187,11 +187,8 @@ class ColmapWriter:
             sel = iid == image_id
             im = by_id[int(image_id)]
             R = quaternion_to_rotation(np.array([*im.q[1:], im.q[0]]))
-            pc = p[sel] @ R.T + im.t
-            with np.errstate(divide="ignore", invalid="ignore"):
-                u = im.K[0, 0] * pc[:, 0] / pc[:, 2] + im.K[0, 2] + 0.5
-                v = im.K[1, 1] * pc[:, 1] / pc[:, 2] + im.K[1, 2] + 0.5
-            d[sel] = np.hypot(u - x[sel], v - y[sel])
+            uv = project(p[sel] @ R.T + im.t, im.K) + 0.5  # COLMAP's pixel centres at +0.5
+            d[sel] = np.hypot(uv[:, 0] - x[sel], uv[:, 1] - y[sel])
         n = np.bincount(rows, minlength=len(cloud))
         err = np.bincount(rows, weights=np.nan_to_num(d, nan=1e6, posinf=1e6), minlength=len(cloud))
         return np.where(n > 0, err / np.maximum(n, 1), 0.0)

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..geometry import project
 from ..io.atomic import atomic_path
 from ..results import FrameResult
 from .base import pose_is_valid
@@ -60,8 +61,8 @@ def render_points(xyz: np.ndarray, rgb: np.ndarray, pose: np.ndarray, K: np.ndar
     pc = np.asarray(xyz, np.float64) @ T[:3, :3].T + T[:3, 3]
     front = pc[:, 2] > 1e-6
     pc, col = pc[front], np.asarray(rgb)[front]
-    u = np.floor(K[0, 0] * pc[:, 0] / pc[:, 2] + K[0, 2] + 0.5).astype(np.int64)
-    v = np.floor(K[1, 1] * pc[:, 1] / pc[:, 2] + K[1, 2] + 0.5).astype(np.int64)
+    uv = np.floor(project(pc, K) + 0.5).astype(np.int64)  # the nearest pixel centre (centres at integers)
+    u, v = uv[:, 0], uv[:, 1]
     order = np.argsort(-pc[:, 2], kind="stable")  # far to near: nearer points are written last and win
     u, v, col = u[order], v[order], col[order]
     for du in range(splat):
