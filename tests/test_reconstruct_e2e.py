@@ -17,6 +17,7 @@ import ttt3r
 from ttt3r.cli import main as cli
 from ttt3r.io.frames import open_frames
 from ttt3r.pipeline import ReconstructOptions
+from ttt3r.preprocess import network_to_source_affine
 
 N = 5
 
@@ -62,7 +63,8 @@ def run_cli(*args) -> int:
     return cli(["reconstruct", *map(str, args), "--quiet"])
 
 
-def test_folder_outputs_read_back(inputs, ckpt, tmp_path):
+def test_folder_outputs_read_back(inputs, ckpt, tmp_path, monkeypatch):
+    monkeypatch.setenv("TTT3R_CACHE", str(tmp_path / "cache"))  # the checkpoint's hash record goes here
     out = tmp_path / "run"
     assert run_cli(inputs["folder"], "--out", out, "--weights", ckpt, "--export", "all") == 0
     # the Python API (a Session over the same frames) gives the same numbers
@@ -96,8 +98,11 @@ def test_folder_outputs_read_back(inputs, ckpt, tmp_path):
         w2c[:3, :4] = img.cam_from_world().matrix()
         assert np.allclose(np.linalg.inv(w2c), np.load(out / "camera" / f"{i:06d}.npz")["pose"], atol=1e-5)
         cam = rec.cameras[img.camera_id]
-        assert np.isclose(cam.focal_length_x, api[i].intrinsics[0, 0], rtol=1e-5)
-        assert (out / "colmap" / "images" / img.name).is_file()
+        # source resolution: the 200x150 input frames, the focal scaled back through the preprocessing
+        ax = network_to_source_affine(200, 150, 224)[0]
+        assert (cam.width, cam.height) == (200, 150)
+        assert np.isclose(cam.focal_length_x, ax * api[i].intrinsics[0, 0], rtol=1e-5)
+        assert np.array_equal(np.asarray(Image.open(out / "colmap" / "images" / img.name)), frames[i].image)
 
     # PLY with plyfile and trimesh; points are bounded and finite
     import trimesh
@@ -110,9 +115,31 @@ def test_folder_outputs_read_back(inputs, ckpt, tmp_path):
     assert len(trimesh.load(out / "points.ply").vertices) == len(xyz)
     assert len(trimesh.load(out / "scene.glb").geometry) >= 1
 
-    info = json.loads((out / "run.json").read_text())
+    # nerfstudio: one entry per frame, the input images at their size, OpenGL camera-to-world
+    meta = json.loads((out / "nerfstudio" / "transforms.json").read_text())
+    assert len(meta["frames"]) == N and meta["ply_file_path"] == "sparse_pc.ply"
+    for i, entry in enumerate(sorted(meta["frames"], key=lambda e: e["file_path"])):
+        assert np.array_equal(np.asarray(Image.open(out / "nerfstudio" / entry["file_path"])), frames[i].image)
+        assert (entry.get("w", meta.get("w")), entry.get("h", meta.get("h"))) == (200, 150)
+        T = np.array(entry["transform_matrix"])
+        T[:3, 1:3] *= -1
+        assert np.allclose(T, np.load(out / "camera" / f"{i:06d}.npz")["pose"], atol=1e-9)
+    # the flythrough: one video frame per input frame
+    with av.open(str(out / "flythrough.mp4")) as c:
+        assert sum(1 for _ in c.decode(video=0)) == N
+
+    def no_constants(name):
+        raise AssertionError(f"run.json is not strict JSON: {name}")
+
+    info = json.loads((out / "run.json").read_text(), parse_constant=no_constants)
     assert info["interrupted"] is False and info["frames_done"] == N
     assert info["settings"]["update"] == "ttt3r" and "torch" in info["versions"]
+    import hashlib
+
+    assert info["weights_sha256"] == hashlib.sha256(ckpt.read_bytes()).hexdigest()
+    assert info["settings"]["dtype"] == "fp32"
+    assert info["versions"]["av"] == av.__version__ and info["versions"]["ttt3r"] == ttt3r.__version__
+    assert info["versions"]["numpy"] == np.__version__
     assert Image.open(out / "preview.png").size[0] > 200
 
 
@@ -126,6 +153,28 @@ def test_video_input_and_options(inputs, ckpt, tmp_path):
     assert [f.name for f in src] == ["clip.mp4#0", "clip.mp4#2", "clip.mp4#4"]
     t = np.loadtxt(out / "trajectory.txt")
     assert np.allclose(t[:, 0], [0.0, 0.2, 0.4])  # 10 fps video, every 2nd frame
+
+
+def test_video_colmap_at_source_and_network_resolution(inputs, ckpt, tmp_path):
+    import pycolmap
+
+    decoded = {f.index: f.image for f in open_frames(inputs["video"], frame_interval=2)}
+    for res, size in (("source", (200, 150)), ("network", (224, 224))):
+        out = tmp_path / res
+        assert run_cli(inputs["video"], "--out", out, "--weights", ckpt, "--frame-interval", "2",
+                       "--export", "demo,colmap", "--colmap-res", res) == 0
+        rec = pycolmap.Reconstruction(str(out / "colmap" / "sparse" / "0"))
+        assert rec.num_images() == 3 and rec.num_cameras() in (1, 3)
+        for img in rec.images.values():
+            i = int(img.name[:6])
+            assert (rec.cameras[img.camera_id].width, rec.cameras[img.camera_id].height) == size
+            pixels = np.asarray(Image.open(out / "colmap" / "images" / img.name))
+            # the decoded video frame again (source), or exactly what the network saw (network)
+            want = decoded[i] if res == "source" else np.asarray(Image.open(out / "color" / f"{i:06d}.png"))
+            assert np.array_equal(pixels, want)
+            w2c = np.eye(4)
+            w2c[:3, :4] = img.cam_from_world().matrix()
+            assert np.allclose(np.linalg.inv(w2c), np.load(out / "camera" / f"{i:06d}.npz")["pose"], atol=1e-5)
 
 
 def test_registered_rule_and_export_reach_the_command(inputs, ckpt, tmp_path, monkeypatch):
@@ -285,8 +334,8 @@ def test_given_model_is_what_run_json_records(inputs, ckpt, tmp_path):
     summary = ttt3r.reconstruct(inputs["folder"], tmp_path / "o", opts, model=model)
     info = json.loads((tmp_path / "o" / "run.json").read_text())
     assert summary.frames == 2 and info["frames_done"] == 2
-    assert info["settings"]["device"] == "cpu" and info["settings"]["dtype"] == "torch.bfloat16"
-    assert info["weights"] == "(given model)"
+    assert info["settings"]["device"] == "cpu" and info["settings"]["dtype"] == "bf16"  # as --dtype spells it
+    assert info["weights"] == "(given model)" and info["weights_sha256"] is None
 
 
 def test_live_view_receives_every_frame(inputs, ckpt, tmp_path):

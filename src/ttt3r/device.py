@@ -48,3 +48,9 @@ def resolve_dtype(dtype: str | torch.dtype = "fp32") -> torch.dtype:
         return _DTYPES[str(dtype).lower()]
     except KeyError:
         raise TTT3RError(f"unknown dtype {dtype!r} (use fp32, bf16 or fp16)") from None
+
+
+def dtype_name(dtype: str | torch.dtype) -> str:
+    """The short name (``"fp32"``, ``"bf16"``, ``"fp16"``) of a dtype, as the command line spells it."""
+    t = resolve_dtype(dtype)
+    return next(k for k, v in _DTYPES.items() if v == t and len(k) == 4)

@@ -87,6 +87,23 @@ def unproject(depth: np.ndarray, K: np.ndarray) -> np.ndarray:
     return np.stack([x, y, z], axis=-1)
 
 
+def project(points: np.ndarray, K: np.ndarray) -> np.ndarray:
+    """Pixels of camera-frame points: the inverse of :func:`unproject`.
+
+    Args:
+        points: (..., 3) camera-frame points (OpenCV axes); z <= 0 gives non-finite or meaningless pixels.
+        K: (3, 3) pinhole intrinsics.
+
+    Returns:
+        (..., 2) float64 ``(fx * x / z + cx, fy * y / z + cy)``, pixel centres at integers.
+    """
+    _check("K", K, 2, (3, 3))
+    p = np.asarray(points, np.float64)
+    _check("points", p, None, (3,))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.stack([K[0, 0] * p[..., 0] / p[..., 2] + K[0, 2], K[1, 1] * p[..., 1] / p[..., 2] + K[1, 2]], -1)
+
+
 def transform_points(T: np.ndarray, pts: np.ndarray) -> np.ndarray:
     """Apply a (4, 4) rigid or similarity transform to (..., 3) points: ``R @ p + t``.
 

@@ -13,7 +13,12 @@ Cache location
     replaces the *parent* (the ttt3r cache root): with ``TTT3R_CACHE=/data/ttt3r``
     checkpoints live in ``/data/ttt3r/checkpoints``. The Hub's own cache folder
     (its partial downloads) is ``<root>/huggingface``; which cached files were
-    verified is recorded in ``<root>/verified/<file>.json`` (size, mtime, hash).
+    verified is recorded in ``<root>/verified/<file>.json`` (size, mtime, hash);
+    the hashes of other checkpoint files (``run.json``'s ``weights_sha256``) in
+    ``<root>/verified/by-path/``. A failed download of the default checkpoint
+    is remembered in the process and in ``<root>/no-network.json`` for
+    ``$TTT3R_NO_NETWORK_TTL`` seconds (default 3600; 0: always try), during
+    which ``ttt3r reconstruct`` does not try again.
 
 Sources
     An entry's ``urls`` are tried in order: ``hf://OWNER/REPO@REVISION/FILE``
@@ -79,18 +84,24 @@ __all__ = [
     "cache_status",
     "cached_path",
     "checkpoint_dir",
+    "checkpoint_sha256",
     "download",
     "drive_download_urls",
     "drive_view_url",
     "get_checkpoint",
     "is_cached",
     "known_names",
+    "no_network_recently",
+    "remember_no_network",
     "remove_cached",
     "resolve_weights",
 ]
 
 #: Environment variable replacing the ttt3r cache root: checkpoints go in ``$TTT3R_CACHE/checkpoints``.
 CACHE_ENV = "TTT3R_CACHE"
+#: Environment variable: seconds a failed download keeps ttt3r from trying again (default 3600; 0: always try).
+NO_NETWORK_TTL_ENV = "TTT3R_NO_NETWORK_TTL"
+_DEFAULT_NO_NETWORK_TTL = 3600.0
 
 _DEFAULT_TIMEOUT = 30.0  # seconds a single read may wait
 _DEFAULT_STALL = 120.0  # seconds within which at least 64 KiB must arrive (ttt3r.transfer.StallGuard)
@@ -416,6 +427,105 @@ def _fetch_hub(entry: Checkpoint, uri: str, dest: Path, quiet: bool, timeout: fl
     return sha
 
 
+# ---------------------------------------------------------------- remembering that there is no network
+
+_no_network_at: dict[str, float] = {}  # cache root -> when this process found no network (time.time())
+
+
+def _no_network_path() -> Path:
+    return cache_root() / "no-network.json"
+
+
+def _no_network_ttl() -> float:
+    text = os.environ.get(NO_NETWORK_TTL_ENV, "").strip()
+    if not text:
+        return _DEFAULT_NO_NETWORK_TTL
+    try:
+        return max(0.0, float(text))
+    except ValueError:
+        raise TTT3RError(f"{NO_NETWORK_TTL_ENV}={text!r}: must be a number of seconds") from None
+
+
+def remember_no_network(reason: str) -> None:
+    """Record that a download just failed (``reason``, one line): in this process and, for
+    ``$TTT3R_NO_NETWORK_TTL`` seconds (default an hour), in ``<cache root>/no-network.json``."""
+    import time
+
+    now = _no_network_at[os.fspath(cache_root())] = time.time()
+    with contextlib.suppress(OSError):  # only a hint: never fatal
+        _no_network_path().parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(_no_network_path(), json.dumps({"since": now, "reason": reason}) + "\n")
+
+
+def forget_no_network() -> None:
+    """Forget a recorded failure (after a download succeeded)."""
+    _no_network_at.pop(os.fspath(cache_root()), None)
+    with contextlib.suppress(OSError):
+        _no_network_path().unlink(missing_ok=True)
+
+
+def no_network_recently() -> str | None:
+    """Why a download should not be tried now: a failure this process or another one recorded less than
+    ``$TTT3R_NO_NETWORK_TTL`` seconds ago (one line), else ``None``."""
+    import time
+
+    ttl = _no_network_ttl()
+    if ttl <= 0:
+        return None
+    now = time.time()
+    since, reason = _no_network_at.get(os.fspath(cache_root())), "no network"
+    if since is None:
+        try:
+            record = json.loads(_no_network_path().read_text())
+            since, reason = float(record["since"]), str(record.get("reason", reason))
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+    if not 0 <= now - since < ttl:
+        return None
+    minutes = max(1, round((ttl - (now - since)) / 60))
+    return (f"a download failed {round((now - since) / 60)} min ago ({reason}); not retried for another "
+            f"{minutes} min (set {NO_NETWORK_TTL_ENV}=0 to retry now)")
+
+
+# ---------------------------------------------------------------- checkpoint hashes
+
+
+def checkpoint_sha256(path: str | os.PathLike[str]) -> str | None:
+    """SHA-256 of a checkpoint file (of ``model.safetensors`` for a converted folder), or ``None``.
+
+    Computed once: the verification record of a cached known checkpoint
+    (``<root>/verified/<file>.json``) answers when it matches the file's size
+    and mtime; otherwise the hash is recorded the same way, keyed on the file's
+    absolute path, in ``<root>/verified/by-path/<sha1 of the path>.json``.
+    """
+    p = Path(path).expanduser()
+    if p.is_dir():
+        p = p / "model.safetensors"
+    if not p.is_file():
+        return None
+    try:
+        st = p.stat()
+    except OSError:
+        return None
+    records = [cache_root() / "verified" / f"{p.name}.json"] if p.parent == checkpoint_dir() else []
+    key = hashlib.sha1(os.fspath(p.resolve()).encode()).hexdigest()
+    own = cache_root() / "verified" / "by-path" / f"{key}.json"
+    for rec in [*records, own]:
+        try:
+            r = json.loads(rec.read_text())
+        except (OSError, ValueError):
+            continue
+        if (isinstance(r, dict) and r.get("size") == st.st_size and r.get("mtime_ns") == st.st_mtime_ns
+                and isinstance(r.get("sha256"), str)):
+            return r["sha256"]
+    sha = _sha256_file(p)
+    with contextlib.suppress(OSError):  # only a cache of work done: never fatal
+        own.parent.mkdir(parents=True, exist_ok=True)
+        record = {"path": os.fspath(p.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": sha}
+        atomic_write_text(own, json.dumps(record) + "\n")
+    return sha
+
+
 def _offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").strip().upper() in ("1", "ON", "YES", "TRUE")
 
@@ -492,6 +602,7 @@ def download(
             continue
         if target == cached_path(entry):
             _stamp(entry, target, sha)
+        forget_no_network()
         return target
     distinct = {r for _, r in reasons}
     if len(distinct) == 1:

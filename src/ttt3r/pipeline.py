@@ -47,6 +47,7 @@ class ReconstructOptions:
     skip_bad: bool = False
     voxel_size: float | None = None
     max_points: int = 2_000_000
+    colmap_res: str = "source"
     want: tuple[str, ...] = field(default_factory=tuple)
     view: bool = False
     view_port: int = 8080
@@ -56,18 +57,26 @@ class ReconstructOptions:
 def choose_weights(weights: str | None, quiet: bool = False,
                    notice: Callable[[str], None] | None = None) -> str:
     """Resolve ``--weights``; with none given, the released 512 checkpoint (cache, then
-    download), else the bundled small synthetic-scene model with a one-line notice."""
-    from .hub import resolve_weights
+    download), else the bundled small synthetic-scene model with a one-line notice.
+
+    A failed download is remembered (:func:`ttt3r.hub.remember_no_network`: in this
+    process and for an hour in the cache), and not tried again meanwhile.
+    """
+    from .hub import is_cached, no_network_recently, remember_no_network, resolve_weights
 
     if weights:
         return str(resolve_weights(weights, quiet=quiet))
+    cached = is_cached(DEFAULT_RELEASED)
+    recent = None if cached else no_network_recently()
     try:  # a cached checkpoint is returned without any download
-
-        return str(resolve_weights(DEFAULT_RELEASED, quiet=quiet))
+        return str(resolve_weights(DEFAULT_RELEASED, download=recent is None, quiet=quiet))
     except DownloadError as e:
         if not (BUNDLED_MODEL / "model.safetensors").is_file():
             raise
-        msg = (f"notice: the released checkpoint {DEFAULT_RELEASED} is not available ({str(e).split(';')[0]}); "
+        why = recent or str(e).split(";")[0]
+        if recent is None and not cached:
+            remember_no_network(why)
+        msg = (f"notice: the released checkpoint {DEFAULT_RELEASED} is not available ({why}); "
                f"using the bundled small model for synthetic scenes. For real footage get the released weights: "
                f"ttt3r weights download {DEFAULT_RELEASED}")
         (notice or (lambda m: print(m, file=sys.stderr)))(msg)
@@ -87,10 +96,15 @@ def _session(opts: ReconstructOptions, model=None):
     return sess, weights
 
 
-def _step(sess, frame) -> FrameResult:
+def _step(sess, frame, source) -> FrameResult:
+    from .results import SourceRef
+
     result = sess.step(frame.image, frame.name)
     if frame.timestamp is not None:  # the video's presentation time (variable frame rates)
         result.extras["timestamp"] = frame.timestamp
+    h0, w0 = frame.image.shape[:2]
+    result.source = SourceRef(os.fspath(source.source_path(frame)), (int(h0), int(w0)),
+                              frame.source_index if source.kind == "video" else None, sess.size)
     return result
 
 
@@ -150,14 +164,19 @@ def _reconstruct(input_path, out_dir, opts: ReconstructOptions, model, writers: 
     source = open_frames(input_path, opts.frame_interval, opts.max_frames, opts.skip_bad)
     OutputDir(out_dir, exports, overwrite=opts.overwrite).check()
     sess, weights = _session(opts, model)
+    from .device import dtype_name
+    from .hub import checkpoint_sha256
+
     info = {
         "input": os.fspath(input_path),
         "weights": weights,
+        "weights_sha256": checkpoint_sha256(weights) if model is None else None,
         "settings": {k: v for k, v in asdict(opts).items() if k not in ("quiet", "view_port")}
-        | {"size": sess.size, "device": str(sess.model.device), "dtype": str(sess.model.dtype)},
+        | {"size": sess.size, "device": str(sess.model.device), "dtype": dtype_name(sess.model.dtype)},
         "frames_total": source.total,
     }
-    wopts = WriterOptions(conf_threshold=opts.conf_threshold, voxel_size=opts.voxel_size, max_points=opts.max_points)
+    wopts = WriterOptions(conf_threshold=opts.conf_threshold, voxel_size=opts.voxel_size, max_points=opts.max_points,
+                          colmap_res=opts.colmap_res)
     viewer = None
     if opts.view:
         from .viewer import LiveViewer
@@ -177,7 +196,7 @@ def _reconstruct(input_path, out_dir, opts: ReconstructOptions, model, writers: 
             writers.append(writer)
             try:
                 for frame in source:
-                    result = _step(sess, frame)
+                    result = _step(sess, frame, source)
                     writer.add(result)
                     if viewer is not None:
                         viewer.add(result)

@@ -64,6 +64,37 @@ def crop_geometry(w0: int, h0: int, size: int = 512, square_ok: bool = False
     return (w1, h1), tuple(int(round(v)) for v in box)  # PIL rounds float boxes the same way
 
 
+def network_to_source_affine(w0: int, h0: int, size: int = 512, square_ok: bool = False
+                             ) -> tuple[float, float, float, float]:
+    """How network pixels map back to the pixels of the ``w0`` x ``h0`` source image.
+
+    The inverse of :func:`crop_geometry`'s resize and crop, with pixel centres at
+    integers on both sides: the resize scales pixel *edges* (``u1 + 0.5 =
+    (u0 + 0.5) * w1 / w0``) and the crop shifts by ``left``, so a network pixel
+    ``u`` is the source pixel ``u0 = (u + left + 0.5) * w0 / w1 - 0.5`` (and
+    likewise for ``v`` with ``top`` and ``h0 / h1``).
+
+    Returns:
+        ``(ax, bx, ay, by)``: ``u0 = ax * u + bx``, ``v0 = ay * v + by``.
+    """
+    (w1, h1), (left, top, _, _) = crop_geometry(w0, h0, size=size, square_ok=square_ok)
+    ax, ay = w0 / w1, h0 / h1
+    return ax, (left + 0.5) * ax - 0.5, ay, (top + 0.5) * ay - 0.5
+
+
+def network_to_source_intrinsics(K: np.ndarray, w0: int, h0: int, size: int = 512,
+                                 square_ok: bool = False) -> np.ndarray:
+    """(3, 3) pinhole matrix in network pixels -> the same camera in pixels of the ``w0`` x ``h0`` source.
+
+    ``fx0 = ax * fx``, ``cx0 = ax * cx + bx`` (and ``y`` alike) with
+    :func:`network_to_source_affine`; a point projecting to network pixel ``u``
+    projects to source pixel ``ax * u + bx``.
+    """
+    ax, bx, ay, by = network_to_source_affine(w0, h0, size=size, square_ok=square_ok)
+    A = np.array([[ax, 0.0, bx], [0.0, ay, by], [0.0, 0.0, 1.0]])
+    return A @ np.asarray(K, np.float64)
+
+
 def resize_and_crop(img: Image.Image, size: int = 512, square_ok: bool = False) -> Image.Image:
     """The original's resize + centre crop for ``size`` 512 (or any multiple of 16) or 224."""
     (w1, h1), box = crop_geometry(*img.size, size=size, square_ok=square_ok)

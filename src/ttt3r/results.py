@@ -18,7 +18,25 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .geometry import transform_points
+from .geometry import transform_points, unproject
+
+
+@dataclass(frozen=True)
+class SourceRef:
+    """Where a frame's source pixels are, so that writers can read them again at full size.
+
+    Attributes:
+        path: the image file, or the video file.
+        hw: (H0, W0), the source image's size (after EXIF orientation / video rotation).
+        video_frame: the decoded frame number in the video (``None`` for an image file).
+        size: the preprocessing size the frame went through (512, 224, ...), which with
+            ``hw`` fixes the crop and resize (:func:`ttt3r.preprocess.crop_geometry`).
+    """
+
+    path: str
+    hw: tuple[int, int]
+    video_frame: int | None = None
+    size: int = 512
 
 
 @dataclass
@@ -45,6 +63,9 @@ class FrameResult:
         total_s: seconds of the whole :meth:`Session.step` for this frame:
             preprocessing (with reading the image when given a path), the re-feed
             that opens a new chunk after a reset, the network step and post-processing.
+        source: where the source pixels are (a :class:`SourceRef`), when known:
+            set by :func:`ttt3r.reconstruct` for files and videos; writers that
+            want source resolution (COLMAP) read them from there.
     """
 
     index: int
@@ -59,6 +80,7 @@ class FrameResult:
     time_s: float = 0.0
     total_s: float = 0.0
     extras: dict = field(default_factory=dict)
+    source: SourceRef | None = None
 
     @property
     def depth(self) -> np.ndarray:
@@ -75,3 +97,19 @@ class FrameResult:
         This is how the original demo builds its point cloud (not the world head).
         """
         return transform_points(self.pose, self.pts3d_cam.astype(np.float64)).astype(np.float32)
+
+    def cloud_points_cam(self, stride: int = 1) -> np.ndarray:
+        """(H, W, 3) float64 camera-frame points of ``depth`` back-projected with ``intrinsics``
+        (``stride`` > 1: only every ``stride``-th pixel per axis, ``[::stride, ::stride]``).
+
+        This is the geometry of every cloud ttt3r writes or shows (``points.ply``,
+        COLMAP ``points3D``, ``scene.glb``, the preview, the video, the viewer): a
+        pinhole model, so that each point projects with ``intrinsics`` exactly to
+        the pixel it came from, which COLMAP tracks, nerfstudio and splatting assume.
+        The self-view pointmap ``pts3d_cam`` has the same z but its x, y are not
+        exactly pinhole (the focal is a robust fit to it), so it is not used.
+        """
+        K = np.asarray(self.intrinsics, np.float64)
+        if stride > 1:  # pixel u' of the strided grid is pixel stride * u' of the frame
+            K = np.diag([1.0 / stride, 1.0 / stride, 1.0]) @ K
+        return unproject(np.asarray(self.depth)[::stride, ::stride], K)

@@ -65,10 +65,11 @@ def _run(out: Path, exports, n: int = N, overwrite: bool = False) -> RunWriter:
 
 def test_builtin_table_is_the_documented_one() -> None:
     # the exports and defaults ttt3r reconstruct has always had, in the order writers are called
-    assert EXPORTS == ("demo", "trajectory", "ply", "colmap", "glb", "preview")
+    assert EXPORTS == ("demo", "trajectory", "ply", "colmap", "nerfstudio", "glb", "preview", "video")
     assert DEFAULT_EXPORTS == ("demo", "trajectory", "ply", "preview")
     fusion = [e for e in EXPORTS if registry.get_export(e).needs_fusion]
-    assert fusion == ["ply", "colmap", "glb", "preview"]
+    assert fusion == ["ply", "colmap", "nerfstudio", "glb", "preview", "video"]
+    assert [e for e in EXPORTS if registry.get_export(e).needs_tracks] == ["colmap"]
     assert registry.get_export("glb").extra == "glb" and registry.get_export("glb").requires == ("trimesh",)
     assert registry.get_export("colmap").folders() == ["colmap/sparse/0", "colmap/images", "colmap/sparse", "colmap"]
 

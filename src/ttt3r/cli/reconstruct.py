@@ -54,6 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="keep fused points with confidence above this (default 1.5)")
     ap.add_argument("--export", default=None, metavar="NAMES",
                     help=f"comma list of exports (below), or 'all' (default: {','.join(default_exports())})")
+    ap.add_argument("--colmap-res", choices=["source", "network"], default="source",
+                    help="colmap export: images and intrinsics at the source frames' size (default) or the "
+                         "network's")
     ap.add_argument("--voxel-size", type=float, default=None, help="fusion voxel size (default: automatic)")
     ap.add_argument("--max-points", type=int, default=2_000_000, help="upper bound of the fused cloud")
     ap.add_argument("--world-points", action="store_true",
@@ -97,6 +100,7 @@ def main(argv: list[str]) -> int:
         frame_interval=args.frame_interval, max_frames=args.max_frames, size=args.size, device=args.device,
         dtype=args.dtype, conf_threshold=args.conf_threshold, exports=parse_exports(args.export),
         overwrite=args.overwrite, skip_bad=args.skip_bad, voxel_size=args.voxel_size, max_points=args.max_points,
+        colmap_res=args.colmap_res,
         want=("world",) if args.world_points else (), view=args.view, view_port=args.port, quiet=args.quiet,
     )
     from ..interrupts import Interrupted

@@ -211,6 +211,10 @@ class FrameSource:
     def __iter__(self) -> Iterator[Frame]:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def source_path(self, frame: Frame) -> Path:
+        """The file a yielded ``frame`` was read from (the image, or the video)."""
+        raise NotImplementedError  # pragma: no cover - abstract
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}({str(self.path)!r}, total={self.total}, fps={self.fps})"
 
@@ -229,6 +233,9 @@ class ImageFilesSource(FrameSource):
         self.files = files
         self.names = names if names is not None else [f.name for f in files]
         self.total = self._cap(len(files))
+
+    def source_path(self, frame: Frame) -> Path:
+        return self.files[frame.source_index]
 
     def __iter__(self) -> Iterator[Frame]:
         n_out = 0
@@ -283,6 +290,9 @@ class VideoSource(FrameSource):
             container.close()
             raise InputError(f"{self.path}: no video stream in file")
         return container
+
+    def source_path(self, frame: Frame) -> Path:
+        return self.path
 
     def __iter__(self) -> Iterator[Frame]:
         import av

@@ -10,7 +10,9 @@ Scene, per frame ``i`` (world frame = the run's world frame, OpenCV axes, so
 the scene's "up" is -y):
 
 * ``/points/{i:06d}``: a point cloud of at most the per-frame budget of the
-  frame's world-frame points (``pose @ pts3d_cam``), coloured by ``rgb``; only
+  frame's world-frame points (the depth back-projected with the intrinsics,
+  :meth:`~ttt3r.results.FrameResult.cloud_points_cam`, moved by ``pose``: the
+  same geometry as ``points.ply``), coloured by ``rgb``; only
   the points with ``conf >= threshold`` are shown.
 * ``/cameras/{i:06d}``: a camera frustum at the pose, showing a small
   thumbnail of the frame.
@@ -386,7 +388,7 @@ class LiveViewer:
     # ------------------------------------------------------------ internals
     def _subsample(self, frame: FrameResult) -> _Frame:
         s = self.downsample
-        pts = np.asarray(frame.pts3d_cam)[::s, ::s].reshape(-1, 3)  # camera frame
+        pts = frame.cloud_points_cam()[::s, ::s].reshape(-1, 3)  # camera frame, depth + K (as points.ply)
         conf = np.asarray(frame.conf, dtype=np.float32)[::s, ::s].reshape(-1)
         rgb = _as_uint8(np.asarray(frame.rgb)[::s, ::s]).reshape(-1, 3)
         depth = np.asarray(frame.depth)[::s, ::s].reshape(-1)
@@ -400,7 +402,7 @@ class LiveViewer:
         order = np.argsort(-conf[idx], kind="stable")
         idx = idx[order]
         pose = np.asarray(frame.pose, dtype=np.float64)
-        # world = pose @ cam (as FrameResult.points_world), only for the kept points
+        # world = pose @ cam, only for the kept points
         world = transform_points(pose, pts[idx].astype(np.float64))
         return _Frame(
             index=int(frame.index),

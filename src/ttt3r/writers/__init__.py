@@ -19,13 +19,17 @@ _LAZY = {
     "ColmapWriter": "colmap",
     "DemoLayoutWriter": "layout",
     "Export": "exports",
+    "FusedCloud": "fusion",
     "GlbWriter": "glb",
+    "NerfstudioWriter": "nerfstudio",
     "OutputDir": "outdir",
     "PlyWriter": "ply",
     "PreviewWriter": "preview",
     "RunInfoWriter": "runinfo",
     "RunWriter": "run",
+    "SourceImages": "source_images",
     "TrajectoryWriter": "trajectory",
+    "VideoWriter": "video",
     "VoxelFusion": "fusion",
     "Writer": "base",
     "WriterOptions": "run",
@@ -57,12 +61,15 @@ if TYPE_CHECKING:  # pragma: no cover
     from .base import Writer
     from .colmap import ColmapWriter
     from .exports import DEFAULT_EXPORTS, EXPORTS, Export, register_export
-    from .fusion import VoxelFusion
+    from .fusion import FusedCloud, VoxelFusion
     from .glb import GlbWriter
     from .layout import DemoLayoutWriter, read_demo_frame, write_demo_frame
+    from .nerfstudio import NerfstudioWriter
     from .outdir import OutputDir
     from .ply import PlyWriter, write_ply
     from .preview import PreviewWriter, render_preview
     from .run import RunWriter, WriterOptions
     from .runinfo import RunInfoWriter
+    from .source_images import SourceImages
     from .trajectory import TrajectoryWriter
+    from .video import VideoWriter

@@ -1,16 +1,34 @@
-"""A COLMAP text model, ready for gsplat / nerfstudio / COLMAP itself::
+"""A COLMAP model with point tracks, at source resolution, ready for gsplat / nerfstudio / COLMAP::
 
-    colmap/images/000000.png          the preprocessed RGB frames
-    colmap/sparse/0/cameras.txt       PINHOLE fx fy cx cy, one camera per distinct intrinsics
-    colmap/sparse/0/images.txt        world-to-camera pose QW QX QY QZ TX TY TZ, CAMERA_ID, NAME
-    colmap/sparse/0/points3D.txt      the fused cloud (empty tracks)
+    colmap/images/000000.png          the frames (source size, or the network's)
+    colmap/sparse/0/cameras.txt       PINHOLE fx fy cx cy: one shared camera when all intrinsics are
+                                      equal, else one per distinct intrinsics
+    colmap/sparse/0/images.txt        world-to-camera pose QW QX QY QZ TX TY TZ, CAMERA_ID, NAME,
+                                      and its observations X Y POINT3D_ID
+    colmap/sparse/0/points3D.txt      the fused points seen in >= 2 images, with ERROR and TRACK
     colmap/sparse/0/*.bin             the same model in COLMAP's binary format
+
+Resolution (``resolution``): ``"source"`` (the default) writes each frame at the
+size of its source image (re-read from its file, or decoded again from the video
+at close, using :attr:`FrameResult.source <ttt3r.results.FrameResult.source>`),
+with the intrinsics mapped back through the preprocessing's resize and crop
+(:func:`ttt3r.preprocess.network_to_source_intrinsics`); ``"network"`` writes the
+images the network saw and their intrinsics. A frame without a source reference
+(e.g. fed to :class:`~ttt3r.writers.run.RunWriter` from memory) is written at the
+network's size either way.
+
+Tracks: every point lists the frames it was fused from (at most the fusion's
+``track_length``, the earliest) and, in each, the mean pixel of that frame's
+pixels in the point's voxel, mapped to the written resolution. ``ERROR`` is the
+mean distance in pixels between the point's projection and these pixels; it is
+bounded by the voxel's footprint (about ``auto_pixels``, two network pixels), so
+bundle adjustment has work to do and something to improve.
 
 COLMAP's camera axes are OpenCV's, so only the direction changes: ttt3r's
 camera-to-world ``(R, c)`` becomes ``R^T``, ``-R^T c``. COLMAP puts pixel
-centres at half-integers (ttt3r and OpenCV at integers), so the principal
-point gains 0.5 px: ``cx = K[0, 2] + 0.5``, ``cy = K[1, 2] + 0.5``. Image names are relative
-to ``colmap/images`` (e.g. ``gsplat --data_dir OUT/colmap``, nerfstudio
+centres at half-integers (ttt3r and OpenCV at integers), so every image
+coordinate gains 0.5 px: ``cx = K[0, 2] + 0.5``, ``x = u + 0.5``. Image names are
+relative to ``colmap/images`` (e.g. ``gsplat --data_dir OUT/colmap``, nerfstudio
 ``ns-train splatfacto colmap --data OUT/colmap --colmap-path sparse/0``).
 """
 
@@ -18,18 +36,25 @@ from __future__ import annotations
 
 import os
 import struct
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from ..geometry import quaternion_to_rotation, rotation_to_quaternion
+from ..geometry import project, quaternion_to_rotation, rotation_to_quaternion
 from ..io.atomic import atomic_open, atomic_write_bytes, atomic_write_text
-from ..io.layout import png_bytes
 from ..results import FrameResult
 from .base import pose_is_valid, warn_invalid_pose
-from .fusion import VoxelFusion
+from .fusion import FusedCloud, VoxelFusion
+from .source_images import RESOLUTIONS, SourceImages
 
-__all__ = ["ColmapWriter", "world_to_camera"]
+__all__ = ["COLMAP_RESOLUTIONS", "MIN_TRACK_LENGTH", "ColmapWriter", "world_to_camera"]
+
+#: The values of ``--colmap-res``.
+COLMAP_RESOLUTIONS = RESOLUTIONS
+#: ``points3D`` keeps the fused points seen in at least this many images (COLMAP's bundle
+#: adjustment refuses a point with a shorter track, and one view is no multi-view evidence).
+MIN_TRACK_LENGTH = 2
 
 
 def world_to_camera(pose: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -40,31 +65,52 @@ def world_to_camera(pose: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.array([w, x, y, z]), t
 
 
+@dataclass
+class _Image:
+    """One registered image: COLMAP ids, world-to-camera pose, intrinsics at the written size."""
+
+    image_id: int
+    q: np.ndarray  # (4,) qw qx qy qz
+    t: np.ndarray  # (3,)
+    camera_id: int
+    name: str
+    K: np.ndarray  # (3, 3) at the written size, pixel centres at integers
+    affine: tuple[float, float, float, float]  # network pixel -> written pixel: (ax, bx, ay, by)
+
+
 class ColmapWriter:
     """Writes the COLMAP model under ``root`` (see module doc).
 
     Args:
         root: the ``colmap`` folder.
-        fusion: the fused cloud for ``points3D.txt`` (shared, fed elsewhere);
-            ``None``: this writer owns one (``fusion_kwargs``) and feeds it.
-        max_points: at most this many points in ``points3D.txt`` (random subset).
+        fusion: the fused cloud for ``points3D`` (shared, fed elsewhere; with
+            ``track_length > 0`` for tracks); ``None``: this writer owns one
+            (``fusion_kwargs``, ``track_length`` 8 unless given) and feeds it.
+        max_points: at most this many points in ``points3D`` (random subset).
         every: rewrite the model files every ``every`` frames (0: only at close).
         binary: also write ``cameras.bin``, ``images.bin``, ``points3D.bin`` (the
             same model; COLMAP and pycolmap read the binary files when present).
+        resolution: ``"source"`` or ``"network"`` (see module doc).
     """
 
     def __init__(self, root: str | os.PathLike, fusion: VoxelFusion | None = None, max_points: int = 500_000,
-                 every: int = 100, binary: bool = True, **fusion_kwargs) -> None:
+                 every: int = 100, binary: bool = True, resolution: str = "source", **fusion_kwargs) -> None:
         self.root = Path(root)
+        self.sources = SourceImages(self.images_dir, resolution, option="--colmap-res")
         self.owns_fusion = fusion is None
-        self.fusion = fusion if fusion is not None else VoxelFusion(**fusion_kwargs)
+        if fusion is None:
+            fusion_kwargs.setdefault("track_length", 8)
+            fusion = VoxelFusion(**fusion_kwargs)
+        self.fusion = fusion
         self.max_points = int(max_points)
         self.every = int(every)
         self.binary = bool(binary)
+        self.resolution = resolution
         self._n_flush = 0
         self._n_added = 0
         self._cameras: dict[tuple, int] = {}
-        self._images: list[tuple[int, np.ndarray, np.ndarray, int, str]] = []
+        self._images: dict[int, _Image] = {}  # by frame index
+        self._last_obs: tuple[np.ndarray, ...] | None = None  # the observations of the points3D on disk
 
     @property
     def sparse_dir(self) -> Path:
@@ -81,24 +127,71 @@ class ColmapWriter:
         if not pose_is_valid(frame.pose):
             warn_invalid_pose("colmap", frame)
         else:
-            name = f"{frame.index:06d}.png"
-            atomic_write_bytes(self.images_dir / name, png_bytes(frame.rgb))
-            h, w = frame.hw
-            K = np.asarray(frame.intrinsics, np.float64)
-            # COLMAP puts pixel centres at +0.5, ttt3r (OpenCV) at integers
-            params = (K[0, 0], K[1, 1], K[0, 2] + 0.5, K[1, 2] + 0.5)
-            # equal intrinsics share a camera; 10 significant digits decide "equal"
-            cam = (w, h, *(float(f"{float(v):.10g}") for v in params))
-            cam_id = self._cameras.setdefault(cam, len(self._cameras) + 1)
-            q, t = world_to_camera(frame.pose)
-            self._images.append((frame.index + 1, q, t, cam_id, name))
+            self._add_image(frame)
         if self.every > 0 and self._n_added % self.every == 0:
             self.flush()
+
+    def _add_image(self, frame: FrameResult) -> None:
+        img = self.sources.add(frame)
+        name, (h, w), K, affine = img.name, img.hw, img.K, img.affine
+        # COLMAP puts pixel centres at +0.5, ttt3r (OpenCV) at integers
+        params = (K[0, 0], K[1, 1], K[0, 2] + 0.5, K[1, 2] + 0.5)
+        # equal intrinsics share a camera; 10 significant digits decide "equal"
+        cam = (int(w), int(h), *(float(f"{float(v):.10g}") for v in params))
+        cam_id = self._cameras.setdefault(cam, len(self._cameras) + 1)
+        q, t = world_to_camera(frame.pose)
+        self._images[int(frame.index)] = _Image(frame.index + 1, q, t, cam_id, name, K, affine)
 
     def flush(self) -> None:
         """Rewrite the model (points only every 10th call: large text files are slow to write)."""
         self._n_flush += 1
         self._write(points=self._n_flush % 10 == 1)
+
+    # ------------------------------------------------------------------ the model
+    def _observations(self, cloud: FusedCloud) -> tuple[np.ndarray, ...]:
+        """Every kept observation of the cloud, sorted by image then point.
+
+        Returns ``(point row, image id, x, y, point2D index)`` arrays, with ``x, y``
+        in COLMAP's image coordinates of the written images (centres at +0.5).
+        """
+        empty = (np.empty(0, np.int64),) * 2 + (np.empty(0),) * 2 + (np.empty(0, np.int64),)
+        if cloud.track_frame is None or not self._images:
+            return empty
+        rows, slots = np.nonzero(cloud.track_frame >= 0)
+        fidx = cloud.track_frame[rows, slots].astype(np.int64)
+        n_frames = max(max(self._images) + 1, int(fidx.max(initial=-1)) + 1)
+        table = np.full((n_frames, 5), np.nan)  # image id, ax, bx, ay, by per frame index
+        for i, im in self._images.items():
+            table[i] = (im.image_id, *im.affine)
+        tab = table[fidx]
+        ok = np.isfinite(tab[:, 0])  # frames without a registered image (invalid pose) are left out
+        rows, tab, uv = rows[ok], tab[ok], cloud.track_uv[rows[ok], slots[ok]].astype(np.float64)
+        iid = tab[:, 0].astype(np.int64)
+        x = tab[:, 1] * uv[:, 0] + tab[:, 2] + 0.5
+        y = tab[:, 3] * uv[:, 1] + tab[:, 4] + 0.5
+        order = np.lexsort((rows, iid))
+        rows, iid, x, y = rows[order], iid[order], x[order], y[order]
+        first = np.searchsorted(iid, iid, side="left")
+        return rows, iid, x, y, np.arange(len(iid)) - first
+
+    def _errors(self, cloud: FusedCloud, rows: np.ndarray, iid: np.ndarray, x: np.ndarray,
+                y: np.ndarray) -> np.ndarray:
+        """(N,) mean reprojection error in pixels of each point over its observations (0 without any)."""
+        err = np.zeros(len(cloud))
+        if len(rows) == 0:
+            return err
+        by_id = {im.image_id: im for im in self._images.values()}
+        d = np.empty(len(rows))
+        p = cloud.xyz[rows].astype(np.float64)
+        for image_id in np.unique(iid):
+            sel = iid == image_id
+            im = by_id[int(image_id)]
+            R = quaternion_to_rotation(np.array([*im.q[1:], im.q[0]]))
+            uv = project(p[sel] @ R.T + im.t, im.K) + 0.5  # COLMAP's pixel centres at +0.5
+            d[sel] = np.hypot(uv[:, 0] - x[sel], uv[:, 1] - y[sel])
+        n = np.bincount(rows, minlength=len(cloud))
+        err = np.bincount(rows, weights=np.nan_to_num(d, nan=1e6, posinf=1e6), minlength=len(cloud))
+        return np.where(n > 0, err / np.maximum(n, 1), 0.0)
 
     def _write(self, points: bool) -> None:
         d = self.sparse_dir
@@ -109,56 +202,88 @@ class ColmapWriter:
             w, h, fx, fy, cx, cy = cam
             lines.append(f"{cid} PINHOLE {w} {h} {fx!r} {fy!r} {cx!r} {cy!r}")
         atomic_write_text(d / "cameras.txt", "\n".join(lines) + "\n")
-
-        lines = ["# Image list with two lines of data per image:",
-                 "#   IMAGE_ID, QW, QX, QY, QZ, TX, TY, TZ, CAMERA_ID, NAME",
-                 "#   POINTS2D[] as (X, Y, POINT3D_ID)",
-                 f"# Number of images: {len(self._images)}, mean observations per image: 0"]
-        for iid, q, t, cid, name in self._images:
-            lines.append(f"{iid} " + " ".join(f"{v:.12g}" for v in (*q, *t)) + f" {cid} {name}")
-            lines.append("")
-        atomic_write_text(d / "images.txt", "\n".join(lines) + "\n")
-
-        if not points:
-            if self.binary:
-                self._write_binary(None, None)
-            return
-        xyz, rgb = self.fusion.sample(self.max_points)
-        with atomic_open(d / "points3D.txt", "w") as f:
-            f.write("# 3D point list with one line of data per point:\n")
-            f.write("#   POINT3D_ID, X, Y, Z, R, G, B, ERROR, TRACK[] as (IMAGE_ID, POINT2D_IDX)\n")
-            f.write(f"# Number of points: {len(xyz)}, mean track length: 0\n")
-            if len(xyz):
-                ids = np.arange(1, len(xyz) + 1)
-                np.savetxt(f, np.column_stack([ids, xyz.astype(np.float64), rgb, np.zeros(len(xyz))]),
-                           fmt=["%d", "%.9g", "%.9g", "%.9g", "%d", "%d", "%d", "%.1f"])
-
         if self.binary:
-            self._write_binary(xyz, rgb)
+            self._write_cameras_bin()
 
-    def _write_binary(self, xyz: np.ndarray | None, rgb: np.ndarray | None) -> None:
-        """The same model in COLMAP's binary format (``*.bin``), for readers that only take binary."""
-        d = self.sparse_dir
+        if not points:  # the points3D on disk stay valid: keep their observations, new images have none yet
+            self._write_images(self._last_obs)
+            return
+        cloud = self.fusion.fused()
+        n_obs = np.bincount(self._observations(cloud)[0], minlength=len(cloud))
+        cloud = cloud.subset(n_obs >= MIN_TRACK_LENGTH).sample(self.max_points)
+        obs = self._observations(cloud)
+        err = self._errors(cloud, *obs[:4])
+        self._write_images(obs)
+        self._write_points(cloud, obs, err)
+        self._last_obs = obs
+
+    def _write_cameras_bin(self) -> None:
         cam_dt = np.dtype([("id", "<u4"), ("model", "<i4"), ("w", "<u8"), ("h", "<u8"), ("p", "<f8", 4)])
         cams = np.empty(len(self._cameras), cam_dt)
         for j, (cam, cid) in enumerate(self._cameras.items()):
             cams[j] = (cid, 1, cam[0], cam[1], cam[2:])  # model 1 = PINHOLE
-        atomic_write_bytes(d / "cameras.bin", struct.pack("<Q", len(cams)) + cams.tobytes())
+        atomic_write_bytes(self.sparse_dir / "cameras.bin", struct.pack("<Q", len(cams)) + cams.tobytes())
 
-        parts = [struct.pack("<Q", len(self._images))]
-        for iid, q, t, cid, name in self._images:
-            parts.append(struct.pack("<I7dI", iid, *q, *t, cid) + name.encode() + b"\0" + struct.pack("<Q", 0))
-        atomic_write_bytes(d / "images.bin", b"".join(parts))
-        if xyz is None or rgb is None:
-            return
+    def _write_images(self, obs: tuple[np.ndarray, ...] | None) -> None:
+        images = sorted(self._images.values(), key=lambda im: im.image_id)
+        rows, iid, x, y = obs[:4] if obs is not None else (np.empty(0, np.int64),) * 2 + (np.empty(0),) * 2
+        starts = np.searchsorted(iid, [im.image_id for im in images], side="left")
+        ends = np.searchsorted(iid, [im.image_id for im in images], side="right")
+        n_obs = len(iid)
+        text = ["# Image list with two lines of data per image:",
+                "#   IMAGE_ID, QW, QX, QY, QZ, TX, TY, TZ, CAMERA_ID, NAME",
+                "#   POINTS2D[] as (X, Y, POINT3D_ID)",
+                f"# Number of images: {len(images)}, mean observations per image: "
+                f"{n_obs / len(images) if images else 0:g}"]
+        binary = [struct.pack("<Q", len(images))]
+        obs_dt = np.dtype([("x", "<f8"), ("y", "<f8"), ("id", "<i8")])
+        for im, a, b in zip(images, starts, ends):
+            text.append(f"{im.image_id} " + " ".join(f"{v:.12g}" for v in (*im.q, *im.t)) + f" {im.camera_id} "
+                        f"{im.name}")
+            o = np.empty(b - a, obs_dt)
+            o["x"], o["y"], o["id"] = x[a:b], y[a:b], rows[a:b] + 1  # point ids are rows + 1
+            text.append(" ".join(f"{u:.6f} {v:.6f} {p}" for u, v, p in zip(o["x"], o["y"], o["id"])))
+            binary.append(struct.pack("<I7dI", im.image_id, *im.q, *im.t, im.camera_id) + im.name.encode() + b"\0"
+                          + struct.pack("<Q", len(o)) + o.tobytes())
+        atomic_write_text(self.sparse_dir / "images.txt", "\n".join(text) + "\n")
+        if self.binary:
+            atomic_write_bytes(self.sparse_dir / "images.bin", b"".join(binary))
 
-        pt_dt = np.dtype([("id", "<u8"), ("xyz", "<f8", 3), ("rgb", "u1", 3), ("err", "<f8"), ("track", "<u8")])
-        pts = np.zeros(len(xyz), pt_dt)
-        pts["id"] = np.arange(1, len(xyz) + 1)
-        pts["xyz"], pts["rgb"] = xyz, rgb
-        with atomic_open(d / "points3D.bin", "wb") as f:
-            f.write(struct.pack("<Q", len(pts)))
-            f.write(pts.tobytes())
+    def _write_points(self, cloud: FusedCloud, obs: tuple[np.ndarray, ...], err: np.ndarray) -> None:
+        rows, iid, _, _, p2d = obs
+        order = np.argsort(rows, kind="stable")  # observations grouped by point
+        rows, iid, p2d = rows[order], iid[order], p2d[order]
+        n_track = np.bincount(rows, minlength=len(cloud))
+        start = np.concatenate([[0], np.cumsum(n_track)])
+        xyz, rgb = cloud.xyz.astype(np.float64), cloud.rgb
+        mean_track = len(rows) / len(cloud) if len(cloud) else 0
+        text_parts, bin_parts = [], [struct.pack("<Q", len(cloud))]
+        for length in np.unique(n_track):  # one fixed-size record per track length
+            sel = np.flatnonzero(n_track == length)
+            k = np.arange(int(length))
+            idx = start[sel][:, None] + k[None, :]  # (n, length) positions in the sorted observations
+            dt = np.dtype([("id", "<u8"), ("xyz", "<f8", 3), ("rgb", "u1", 3), ("err", "<f8"), ("n", "<u8"),
+                           ("track", "<u4", (int(length), 2))])
+            rec = np.zeros(len(sel), dt)
+            rec["id"], rec["xyz"], rec["rgb"], rec["err"], rec["n"] = sel + 1, xyz[sel], rgb[sel], err[sel], length
+            rec["track"][..., 0], rec["track"][..., 1] = iid[idx], p2d[idx]
+            bin_parts.append(rec.tobytes())
+            cols = [sel + 1, xyz[sel], rgb[sel], err[sel]]
+            track = np.stack([iid[idx], p2d[idx]], axis=-1).reshape(len(sel), -1)
+            text_parts.append((np.column_stack([*cols, track]), ["%d", "%.9g", "%.9g", "%.9g", "%d", "%d", "%d",
+                                                                 "%.6g"] + ["%d"] * track.shape[1]))
+        with atomic_open(self.sparse_dir / "points3D.txt", "w") as f:
+            f.write("# 3D point list with one line of data per point:\n")
+            f.write("#   POINT3D_ID, X, Y, Z, R, G, B, ERROR, TRACK[] as (IMAGE_ID, POINT2D_IDX)\n")
+            f.write(f"# Number of points: {len(cloud)}, mean track length: {mean_track:g}\n")
+            for table, fmt in text_parts:
+                np.savetxt(f, table, fmt=fmt)
+        if self.binary:
+            with atomic_open(self.sparse_dir / "points3D.bin", "wb") as f:
+                for part in bin_parts:
+                    f.write(part)
 
+    # ------------------------------------------------------------------ close
     def close(self, interrupted: bool = False) -> None:
+        self.sources.close()
         self._write(points=True)

@@ -27,9 +27,11 @@ output folder)::
     demo        depth/%06d.npy conf/%06d.npy color/%06d.png camera/%06d.npz
     trajectory  trajectory.txt            (TUM, camera-to-world)
     ply         points.ply                (fused cloud, binary PLY)
-    colmap      colmap/images/, colmap/sparse/0/{cameras,images,points3D}.txt
+    colmap      colmap/images/, colmap/sparse/0/{cameras,images,points3D}.{txt,bin}  (tracks)
+    nerfstudio  nerfstudio/{transforms.json,images/,depth/,sparse_pc.ply}
     glb         scene.glb                 (cloud + cameras, needs ttt3r[glb])
     preview     preview.png
+    video       flythrough.mp4            (the cloud growing along the camera path)
     (always)    run.json, .ttt3r-manifest.json
 
 This module imports only the standard library; each writer's module is
@@ -93,6 +95,8 @@ class Export:
             itself, e.g. for per-frame files).
         needs_fusion: the writer reads the shared fused point cloud
             (``ctx.fusion``).
+        needs_tracks: the writer reads the fused points' tracks (the frames and
+            pixels each voxel was fused from); implies ``needs_fusion``.
         requires: modules the writer imports that are not core dependencies.
         extra: the pip extra providing ``requires`` (``pip install 'ttt3r[extra]'``).
         default: written by ``ttt3r reconstruct`` without ``--export``.
@@ -103,6 +107,7 @@ class Export:
     files: ClassVar[tuple[str, ...]] = ()
     path: ClassVar[str] = ""
     needs_fusion: ClassVar[bool] = False
+    needs_tracks: ClassVar[bool] = False
     requires: ClassVar[tuple[str, ...]] = ()
     extra: ClassVar[str | None] = None
     default: ClassVar[bool] = False
@@ -251,14 +256,39 @@ class ColmapExport(Export):
     )
     path = "colmap"
     needs_fusion = True
-    help = "colmap/: images/ and a sparse/0/ model (gsplat, nerfstudio)"
+    needs_tracks = True
+    help = ("colmap/: images/ at source resolution (--colmap-res) and a sparse/0/ model with point tracks "
+            "(COLMAP, gsplat, nerfstudio)")
 
     @classmethod
     def create(cls, ctx: ExportContext) -> Writer:
         from .colmap import ColmapWriter
 
         return ColmapWriter(ctx.out_dir / cls.path, fusion=ctx.fusion, max_points=ctx.options.colmap_max_points,
-                            every=ctx.options.flush_every)
+                            every=ctx.options.flush_every, resolution=ctx.options.colmap_res)
+
+
+@register_export
+class NerfstudioExport(Export):
+    name = "nerfstudio"
+    files = (
+        r"nerfstudio/transforms\.json",
+        r"nerfstudio/images/\d{6,}\.png",
+        r"nerfstudio/depth/\d{6,}\.png",
+        r"nerfstudio/sparse_pc\.ply",
+    )
+    path = "nerfstudio"
+    needs_fusion = True
+    help = ("nerfstudio/: transforms.json, images/ (as --colmap-res), 16-bit depth/ in mm and sparse_pc.ply "
+            "(ns-train splatfacto --data OUT/nerfstudio)")
+
+    @classmethod
+    def create(cls, ctx: ExportContext) -> Writer:
+        from .nerfstudio import NerfstudioWriter
+
+        o = ctx.options
+        return NerfstudioWriter(ctx.out_dir / cls.path, fusion=ctx.fusion, resolution=o.colmap_res,
+                                conf_threshold=o.conf_threshold, every=o.flush_every)
 
 
 @register_export
@@ -292,3 +322,19 @@ class PreviewExport(Export):
         from .preview import PreviewWriter
 
         return PreviewWriter(ctx.out_dir / cls.path, fusion=ctx.fusion, n_strip=ctx.options.preview_frames)
+
+
+@register_export
+class VideoExport(Export):
+    name = "video"
+    files = (r"flythrough\.mp4",)
+    path = "flythrough.mp4"
+    needs_fusion = True
+    requires = ("av",)
+    help = "flythrough.mp4: the cloud growing along the camera path (at most 120 frames, 480 px wide)"
+
+    @classmethod
+    def create(cls, ctx: ExportContext) -> Writer:
+        from .video import VideoWriter
+
+        return VideoWriter(ctx.out_dir / cls.path, fusion=ctx.fusion)

@@ -44,6 +44,11 @@ class WriterOptions:
         preview_frames: frames in the preview's depth strip.
         fusion_pixel_stride: fuse every N-th pixel per axis (1: all; 2 is
             4x faster and loses little since voxels span about two pixels).
+        track_length: frames (observations) kept per fused point for the
+            exports that need tracks (COLMAP's ``points3D``).
+        colmap_res: ``"source"`` (images and intrinsics at the source frames'
+            size) or ``"network"`` (the preprocessed frames'), for the COLMAP
+            and nerfstudio exports.
     """
 
     conf_threshold: float = 1.5
@@ -56,6 +61,8 @@ class WriterOptions:
     glb_max_points: int = 1_000_000
     preview_frames: int = 6
     fusion_pixel_stride: int = 2
+    track_length: int = 8
+    colmap_res: str = "source"
 
 
 class RunWriter:
@@ -118,9 +125,11 @@ class RunWriter:
         opt = self.options
         d = self.guard.write_dir  # the folder, or its scratch folder when replacing an earlier run
         self.fusion: VoxelFusion | None = None
-        if any(s.needs_fusion for s in specs):
+        if any(s.needs_fusion or s.needs_tracks for s in specs):
+            tracks = opt.track_length if any(s.needs_tracks for s in specs) else 0
             self.fusion = VoxelFusion(voxel_size=opt.voxel_size, max_points=opt.max_points,
-                                      conf_threshold=opt.conf_threshold, pixel_stride=opt.fusion_pixel_stride)
+                                      conf_threshold=opt.conf_threshold, pixel_stride=opt.fusion_pixel_stride,
+                                      track_length=tracks)
         ctx = ExportContext(out_dir=d, options=opt, fps=fps, fusion=self.fusion)
         self.writers: dict[str, Writer] = {s.name: s.create(ctx) for s in specs}
         from .runinfo import RunInfoWriter

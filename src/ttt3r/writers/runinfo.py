@@ -40,10 +40,10 @@ def _version(dist: str) -> str | None:
 
 
 def package_versions() -> dict[str, str | None]:
-    """Versions of ttt3r, torch, numpy and Python (torch is not imported for this)."""
+    """Versions of ttt3r, torch, numpy, PyAV (``av``) and Python (torch and av are not imported for this)."""
     from .. import __version__
 
-    return {"ttt3r": __version__, "torch": _version("torch"), "numpy": np.__version__,
+    return {"ttt3r": __version__, "torch": _version("torch"), "numpy": np.__version__, "av": _version("av"),
             "python": platform.python_version()}
 
 
