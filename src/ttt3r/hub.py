@@ -454,7 +454,7 @@ def remember_no_network(reason: str) -> None:
     now = _no_network_at[os.fspath(cache_root())] = time.time()
     with contextlib.suppress(OSError):  # only a hint: never fatal
         _no_network_path().parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(_no_network_path(), json.dumps({"since": now, "reason": reason}) + "\n")
+        atomic_write_text(_no_network_path(), dumps({"since": now, "reason": reason}) + "\n")
 
 
 def forget_no_network() -> None:
@@ -522,7 +522,7 @@ def checkpoint_sha256(path: str | os.PathLike[str]) -> str | None:
     with contextlib.suppress(OSError):  # only a cache of work done: never fatal
         own.parent.mkdir(parents=True, exist_ok=True)
         record = {"path": os.fspath(p.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": sha}
-        atomic_write_text(own, json.dumps(record) + "\n")
+        atomic_write_text(own, dumps(record) + "\n")
     return sha
 
 

@@ -31,13 +31,13 @@ read from the released wheel:
 from __future__ import annotations
 
 import io
-import json
 import os
 from pathlib import Path
 
 import numpy as np
 
-from ..io.atomic import atomic_write_bytes, atomic_write_text
+from ..io.atomic import atomic_write_bytes
+from ..io.strict_json import write_json
 from ..results import FrameResult
 from .base import pose_is_valid, warn_invalid_pose
 from .fusion import VoxelFusion
@@ -146,7 +146,7 @@ class NerfstudioWriter:
         return meta
 
     def flush(self) -> None:
-        atomic_write_text(self.root / "transforms.json", json.dumps(self.transforms(), indent=2) + "\n")
+        write_json(self.root / "transforms.json", self.transforms(), indent=2)
 
     def close(self, interrupted: bool = False) -> None:
         self.sources.close()
