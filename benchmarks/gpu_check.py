@@ -58,8 +58,8 @@ SETTINGS = {
     "cuda": dict(network="cut3r_512_dpt_4_64", hw=(288, 512), precision_frames=5, speed_frames=50, warmup=5,
                  flat_frames=(100, 1000), parity_args=["--runslow", "--deselect",
                  "tests/model/test_step_graph.py::test_compiled_step_matches_eager"],
-                 parity_tests=["tests/model/test_parity.py", "tests/model/test_devices.py",
-                               "tests/model/test_step_graph.py"]),
+                 parity_tests=["tests/model/test_parity.py", "tests/model/test_known_parity.py",
+                               "tests/model/test_devices.py", "tests/model/test_step_graph.py"]),
     "cpu": dict(network="tiny224", hw=(128, 224), precision_frames=2, speed_frames=1, warmup=2,
                 flat_frames=(10, 30), parity_args=[],
                 parity_tests=["tests/model/test_parity.py::test_parity[cut3r-tiny224]"]),
@@ -67,11 +67,12 @@ SETTINGS = {
 # what each part imports (module -> why); ttt3r's own needs are checked by importing it
 NEEDS = {"parity": {"pytest": "runs the tests"}, "precision": {}, "speed": {}, "flat_memory": {}}
 # modules without which one test file is left out of the parity part (module -> (file, why))
-TEST_NEEDS = {"omegaconf": ("tests/model/test_parity.py", "tests/conftest.py writes released-layout checkpoints "
-                            "with it; carry its wheel and pass --wheels DIR")}
+TEST_NEEDS = {"omegaconf": (("tests/model/test_parity.py", "tests/model/test_known_parity.py"),
+                            "tests/conftest.py writes released-layout checkpoints with it; carry its wheel and "
+                            "pass --wheels DIR")}
 CORE = ("torch", "numpy", "PIL", "safetensors", "scipy")
-KNOWN_FIXTURES = ("known_tiny224/known_tiny512 (ray-map input) are not run: they are not in tests/data/parity "
-                  "(12 MB, over the 2 MB allowance) and test_parity.py has no known-camera cases")
+KNOWN_FIXTURES = ("known_tiny224/known_tiny512 (image + ray-map frames and a ray-only query) run in "
+                  "tests/model/test_known_parity.py on the CUDA device, all heads with --runslow")
 
 
 class Log:
@@ -169,8 +170,8 @@ def part_parity(ctx: dict[str, Any], deadline: float) -> dict[str, Any]:
     """pytest on the parity, device and step-graph tests on ``ctx['device']``; a summary."""
     s = ctx["settings"]
     junit = ctx["tmp"] / "parity.xml"
-    not_run = {file: f"{mod} missing: {why}" for mod, (file, why) in TEST_NEEDS.items()
-               if mod in ctx["deps"]["missing"]}
+    not_run = {file: f"{mod} missing: {why}" for mod, (files, why) in TEST_NEEDS.items()
+               if mod in ctx["deps"]["missing"] for file in files}
     tests = [t for t in s["parity_tests"] if t.split("::")[0] not in not_run]
     cmd = [sys.executable, "-m", "pytest", "-v", "-p", "no:cacheprovider", "-rfEs", "--device", ctx["device"],
            f"--junitxml={junit}", *s["parity_args"], *tests]

@@ -37,14 +37,15 @@ def known_inputs(preset: str, convention: str = "training") -> tuple[np.ndarray,
 _CACHE: dict = {}
 
 
-def run_known(ckpt, preset: str, rule: str, convention: str = "training", heads: bool = True):
+def run_known(ckpt, preset: str, rule: str, convention: str = "training", heads: bool = True,
+              device: str = "cpu"):
     """Feed the fixture's frames with ray maps, then query the extra camera."""
-    key = (str(ckpt), preset, rule, convention, heads)
+    key = (str(ckpt), preset, rule, convention, heads, device)
     if key not in _CACHE:
         meta = parity_meta(preset)
         _, rays = known_inputs(preset, convention)
         raws: list = []
-        sess = ttt3r.Session(ttt3r.load_model(ckpt, device="cpu"), update=rule, size=meta["size"],
+        sess = ttt3r.Session(ttt3r.load_model(ckpt, device=device), update=rule, size=meta["size"],
                              want={"world", "rgb"} if heads else (), raw_hook=raws.append)
         frames = sorted((PARITY / preset / "frames").glob("*.png"))
         results = [sess.step(f, rays=r) for f, r in zip(frames, rays)]
@@ -91,8 +92,8 @@ CASES += [pytest.param("known_tiny512", r, True, id=f"{r}-known_tiny512-allheads
 
 
 @pytest.mark.parametrize("preset,rule,heads", CASES)
-def test_known_camera_parity(released_ckpt, preset, rule, heads):
-    meta, raws, results, query = run_known(released_ckpt(preset), preset, rule, heads=heads)
+def test_known_camera_parity(released_ckpt, preset, rule, heads, device):
+    meta, raws, results, query = run_known(released_ckpt(preset), preset, rule, heads=heads, device=device)
     spec = meta["runs"][f"known_{rule}"]
     exp = np.load(PARITY / preset / f"expected_known_{rule}.npz")
     s = meta["pixel_stride"]
@@ -103,10 +104,10 @@ def test_known_camera_parity(released_ckpt, preset, rule, heads):
             if getattr(out, attr) is None:
                 assert not heads and attr in ("pts3d_world", "conf_world", "rgb")
                 continue
-            got = getattr(out, attr).float().numpy()[:, ::s, ::s]
+            got = getattr(out, attr).float().cpu().numpy()[:, ::s, ::s]
             ok, err, tol = close_pixels(got, exp[f"raw/{i:03d}/{key}"])
             assert ok, f"view {i} {key}: max err {err:.3g} > tol {tol:.3g}"
-        pose_err = np.abs(out.pose.numpy() - exp[f"raw/{i:03d}/camera_pose"]).max()
+        pose_err = np.abs(out.pose.float().cpu().numpy() - exp[f"raw/{i:03d}/camera_pose"]).max()
         assert pose_err <= 1e-4, f"view {i} camera_pose err {pose_err}"
     q = spec["query_view"]
     assert raws[q].rgb is not None  # the query always runs the RGB head (compared above)
