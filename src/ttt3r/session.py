@@ -61,6 +61,9 @@ class Session:
         self._base = np.eye(4)
         self._pending: tuple[Preprocessed, torch.Tensor | None] | None = None
         self.frames_done = 0
+        #: False: frames read the state without changing it (state and pose memory;
+        #: the later passes of ``--no-revisit-update``)
+        self.update_state = True
 
     # ------------------------------------------------------------------
     def reset(self) -> None:
@@ -80,7 +83,7 @@ class Session:
             self.state = m.init_state(1)
         want = self.want if img is not None else self.want | {"rgb"}
         out, new_state = m.step(img, self.state, self.rule, rays=rays, want=want)
-        if img is not None:
+        if img is not None and self.update_state:
             self.state = new_state
         # a ray-map-only frame queries the state without updating it (as the original:
         # its update mask is its image mask)

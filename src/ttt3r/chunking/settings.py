@@ -63,6 +63,11 @@ def check_chunk_options(chunk: int, overlap: int | None, align: str = "sim3", re
 
     ``chunk`` 0 means no chunks (then ``overlap`` must not be given).
     """
+    if reset_every and overlap is not None:
+        raise TTT3RError("--overlap cannot be combined with --reset-every (use --chunk N --overlap K instead)")
+    if reset_every and chunk:
+        raise TTT3RError("--chunk cannot be combined with --reset-every (--chunk N --overlap 1 --chunk-align se3 "
+                         "is --reset-every N)")
     if chunk is None or chunk == 0:
         if overlap is not None:
             raise TTT3RError("--overlap needs --chunk N (the overlap is between chunks)")
@@ -74,11 +79,6 @@ def check_chunk_options(chunk: int, overlap: int | None, align: str = "sim3", re
         raise TTT3RError(f"--overlap ({overlap}) must be smaller than --chunk ({chunk})")
     if align not in CHUNK_ALIGNS:
         raise TTT3RError(f"--chunk-align: unknown alignment {align!r}; choose one of {', '.join(CHUNK_ALIGNS)}")
-    if reset_every and overlap is not None:
-        raise TTT3RError("--overlap cannot be combined with --reset-every (use --chunk N --overlap K instead)")
-    if reset_every and chunk:
-        raise TTT3RError("--chunk cannot be combined with --reset-every (--chunk N --overlap 1 --chunk-align se3 "
-                         "is --reset-every N)")
     if revisit is None or revisit < 1:
         raise TTT3RError(f"--revisit must be at least 1 pass, got {revisit}")
     if revisit > 1 and (chunk or reset_every):

@@ -12,7 +12,7 @@ Both go through the same schedule (:mod:`ttt3r.chunking.settings`) and the
 same :class:`ttt3r.chunking.aligner.ChunkAligner`. ``step`` returns one
 world-frame :class:`FrameResult` per frame, at once: a chunk's transform is
 known after its K overlap frames, before its first new frame is predicted.
-The first new frame of each chunk >= 1 carries its alignment record in
+The first new frame of each chunk carries its alignment record in
 ``extras["chunk"]`` (for ``run.json`` and the preview); its ``time_s``
 includes the overlap re-feed and the fit.
 
@@ -126,6 +126,7 @@ class ChunkedSession:
             n = self.settings.size
             if i == 0:
                 self.aligner.open_chunk(0)
+                opened = self.aligner.records[-1]
             elif i % n == 0:
                 self.predictor.new_chunk()
                 self.aligner.open_chunk(i)
