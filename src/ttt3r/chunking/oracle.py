@@ -132,7 +132,7 @@ class DriftOracle:
             self._open(i)
         sp = self.spec
         j = i - self._start
-        rel = self._inv0 @ self.poses[i]
+        rel = np.eye(4) if j == 0 else self._inv0 @ self.poses[i]  # the chunk frame is its first camera
         rng = np.random.default_rng([sp.seed, self._key, self.chunk, i])
         d = rel[:3, 3] - self._t_prev
         self._t_prev = rel[:3, 3]
