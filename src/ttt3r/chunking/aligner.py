@@ -128,7 +128,8 @@ class ChunkAligner:
         self._base = np.eye(4)
         self._scale = 1.0
         self._stride: int | None = None
-        self._pending = False
+        self._pending = False  # a chunk is waiting for its overlap frames
+        self._first = 0  # the current chunk's first new frame
 
     def _grid(self, hw: tuple[int, int]) -> tuple[slice, slice]:
         if self._stride is None:
@@ -146,9 +147,9 @@ class ChunkAligner:
     # ------------------------------------------------------------------
     def open_chunk(self, first_frame: int) -> None:
         """Start a chunk whose first new frame is ``first_frame``; chunks >= 1 then get their overlap."""
-        chunk = len(self.records) + (1 if self._pending else 0)
         if self._pending:
             raise RuntimeError("the previous chunk never received its overlap frames")
+        chunk = len(self.records)
         if chunk == 0:
             self.records.append(ChunkAlignment(0, first_frame, (first_frame, first_frame), "world", np.eye(4)))
             return

@@ -17,10 +17,12 @@ The first new frame of each chunk carries its alignment record in
 includes the overlap re-feed and the fit.
 
 Memory: the K last prepared inputs (for the re-feed; at 512 x 288 a
-:class:`Preprocessed` is a 1.77 MB float32 tensor plus a 0.44 MB uint8 image)
-and the aligner's point grids (at most ``max_points`` points, ~0.3 MB per
-chunk): ~17.7 MB for K = 8 at 512 x 288, ~35 MB for K = 16, whatever N and
-the sequence length. See docs/long_sequences.md.
+:class:`Preprocessed` is a 1.69 MiB float32 tensor plus a 0.42 MiB uint8
+image: 2.11 MiB) and the aligner's point grids (at most ``max_points`` points
+of the previous chunk and as many of the overlap, 32 bytes each: 0.6 MiB at
+10,000): 17.5 MiB for K = 8 and 34.4 MiB for K = 16 at 512 x 288, whatever N
+and the sequence length (the bound, K = N - 1 = 99 for N = 100, is 209 MiB).
+No chunk's outputs are held back. See docs/long_sequences.md.
 """
 
 from __future__ import annotations
