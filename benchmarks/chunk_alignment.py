@@ -15,7 +15,8 @@ ground truth. Time per frame is wall time of the stream (prediction, re-feeds,
 fits); peak memory is tracemalloc's peak of Python/numpy allocations during
 the stream (torch's CPU allocator is not traced), outputs not kept.
 
-    PYTHONPATH=src python benchmarks/chunk_alignment.py            # ~4 min on 2 busy cores
+    PYTHONPATH=src python benchmarks/chunk_alignment.py            # ~15 min on 2 busy cores
+    PYTHONPATH=src python benchmarks/chunk_alignment.py --parts network   # rerun one part, keep the other
     -> benchmarks/results/chunk_alignment.json, docs/figures/chunk_alignment.png
 """
 
@@ -96,7 +97,7 @@ def oracle_part(data: Path, frames: int, chunk: int, spec_text: str, seeds) -> d
     return out
 
 
-def network_part(data: Path, frames: int, net_frames: int, chunk: int) -> dict:
+def network_part(data: Path, frames: int, net_frames: int, chunk: int, threads: int) -> dict:
     import torch
 
     import ttt3r
@@ -104,6 +105,7 @@ def network_part(data: Path, frames: int, net_frames: int, chunk: int) -> dict:
     from ttt3r.pipeline import BUNDLED_MODEL
     from ttt3r.preprocess import preprocess
 
+    torch.set_num_threads(threads)
     model = ttt3r.load_model(str(BUNDLED_MODEL), device="cpu", quiet=True)
     out: dict = {"threads": torch.get_num_threads()}
     for motion in MOTIONS:
@@ -161,24 +163,38 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--network-frames", type=int, default=100)
     ap.add_argument("--network-chunk", type=int, default=25)
-    ap.add_argument("--no-network", action="store_true")
+    ap.add_argument("--threads", type=int, default=1,
+                    help="torch CPU threads for the network (1: steady timings on a shared machine)")
+    ap.add_argument("--parts", default="oracle,network",
+                    help="which parts to run; the others are kept from an existing --out file")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "chunk_alignment.json")
     ap.add_argument("--plot", type=Path, default=ROOT / "docs" / "figures" / "chunk_alignment.png")
     args = ap.parse_args()
     from ttt3r.io.atomic import atomic_write_text
 
     t0 = time.perf_counter()
-    res: dict = {"settings": {"frames": args.frames, "chunk": args.chunk, "oracle_drift": args.oracle_drift,
-                              "seeds": list(range(args.seeds)), "network_frames": args.network_frames,
-                              "network_chunk": args.network_chunk, "synth_size": [128, 96]},
-                 "machine": {"platform": platform.platform(), "cpus": os.cpu_count()}}
-    res["oracle"] = oracle_part(args.data, args.frames, args.chunk, args.oracle_drift, range(args.seeds))
-    if args.oracle_drift_extra:
-        res["settings"]["oracle_drift_extra"] = args.oracle_drift_extra
-        res["oracle_extra"] = oracle_part(args.data, args.frames, args.chunk, args.oracle_drift_extra,
-                                          range(args.seeds))
-    if not args.no_network:
-        res["network"] = network_part(args.data, args.frames, args.network_frames, args.network_chunk)
+    parts = {x.strip() for x in args.parts.split(",")}
+    res: dict = json.loads(args.out.read_text()) if args.out.is_file() else {}
+    res.setdefault("settings", {})
+    res["settings"] |= {"synth_size": [128, 96], "frames": args.frames}
+    res["machine"] = {"platform": platform.platform(), "cpus": os.cpu_count()}
+
+    def save() -> None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(args.out, json.dumps(res, indent=1) + "\n")
+
+    if "oracle" in parts:
+        res["settings"] |= {"chunk": args.chunk, "oracle_drift": args.oracle_drift, "seeds": list(range(args.seeds)),
+                            "oracle_drift_extra": args.oracle_drift_extra}
+        res["oracle"] = oracle_part(args.data, args.frames, args.chunk, args.oracle_drift, range(args.seeds))
+        save()
+        if args.oracle_drift_extra:
+            res["oracle_extra"] = oracle_part(args.data, args.frames, args.chunk, args.oracle_drift_extra,
+                                              range(args.seeds))
+        save()
+    if "network" in parts:
+        res["settings"] |= {"network_frames": args.network_frames, "network_chunk": args.network_chunk}
+        res["network"] = network_part(args.data, args.frames, args.network_frames, args.network_chunk, args.threads)
     summary = {}
     for part in ("oracle", "oracle_extra", "network"):
         if part not in res:
@@ -191,9 +207,8 @@ def main() -> None:
                          for m in MOTIONS}
     res["summary"] = summary
     res["seconds"] = time.perf_counter() - t0
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(args.out, json.dumps(res, indent=1) + "\n")
-    if "network" in res:
+    save()
+    if "network" in res and "oracle" in res:
         plot(res, args.plot)
     print(json.dumps(summary, indent=1))
     print(f"wrote {args.out} and {args.plot} in {res['seconds']:.0f} s")

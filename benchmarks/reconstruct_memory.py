@@ -42,14 +42,15 @@ def tiny_checkpoint(path: Path) -> None:
     import torch
     from omegaconf import OmegaConf
 
+    from ttt3r.bench import NETWORKS_FILE
     from ttt3r.config import ModelConfig
     from ttt3r.formula import formula_state_dict
     from ttt3r.weights import build_model
 
-    meta = json.loads((Path(__file__).parents[1] / "tests/data/parity/tiny224/meta.json").read_text())
-    model = build_model(ModelConfig.from_constructor(meta["model"]), "meta")
+    constructor = json.loads(NETWORKS_FILE.read_text())["tiny224"]["model"]
+    model = build_model(ModelConfig.from_constructor(constructor), "meta")
     sd = formula_state_dict([(k, tuple(v.shape)) for k, v in model.state_dict().items()])
-    torch.save({"args": OmegaConf.create({"model": meta["model"]}), "model": sd}, path)
+    torch.save({"args": OmegaConf.create({"model": constructor}), "model": sd}, path)
 
 
 def main() -> int:

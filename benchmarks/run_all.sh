@@ -28,6 +28,8 @@ python -m ttt3r.bench --suite speed --dtype fp32 bf16 --frames 3 --warmup 1 --th
 python -m ttt3r.bench --suite sweep --dtype fp32 bf16 --lengths 10 100 1000 --threads $T --out $R/sweep_cpu.json
 # start-up: a 3.2 GB released-layout checkpoint, loaded in fp32 and bf16
 python -m ttt3r.bench --suite startup --dtype fp32 bf16 --threads $T --out $R/startup_cpu.json
+# A/B in one process on the same frames: fp32, bf16 weights, fp32 under bf16 autocast, compiled bf16
+TORCHINDUCTOR_COMPILE_THREADS=1 python benchmarks/ab_one_process.py --threads $T --frames 3 --warmup 2 --out $R/ab
 # tables for docs/performance.md
 python benchmarks/summarize.py
 

@@ -4,7 +4,7 @@ Renders a few synthetic sequences (or reads them from a pool), then alternates
 fp32 and bf16 trainers over the same batches, so both see the same machine load;
 prints seconds per step and milliseconds per frame, and the bf16 speed-up.
 
-    python benchmarks/train_precision.py --config configs/train_small_stage10.toml \
+    python benchmarks/train_precision.py --config configs/experiments/train_small_stage10.toml \
         --batch 8 16 --steps 6 --out benchmarks/results/train_precision_cpu.json
 
 Run nothing else heavy at the same time (the figures are ratios within one run).
@@ -45,7 +45,7 @@ def time_steps(cfg, seqs, steps: int) -> dict[str, float]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--config", default="configs/train_small_stage10.toml")
+    ap.add_argument("--config", default="configs/experiments/train_small_stage10.toml")
     ap.add_argument("--pool", help="pool folder to read training sequences from (default: render 8 into a temp dir)")
     ap.add_argument("--sequences", type=int, default=8)
     ap.add_argument("--batch", type=int, nargs="+", default=[8, 16])

@@ -13,8 +13,9 @@ import pytest
 import torch
 
 from ttt3r import bench
-from ttt3r.formula import formula_model
 from ttt3r.weights import _PageReleaser, convert_state_dict, load_weights_file
+
+from helpers import PARITY, formula_model
 
 SRC = Path(bench.__file__).resolve().parents[1]
 
@@ -36,6 +37,47 @@ def test_formula_model_built_tensor_by_tensor_matches(dtype):
     assert ref.keys() == got.keys()
     for k in ref:
         assert got[k].dtype == ref[k].dtype and torch.equal(got[k], ref[k]), k
+
+
+def test_networks_file_is_the_parity_fixtures_networks():
+    """The package's network table (package data) names the fixtures' constructors and salts,
+    and builds networks of the original's state-dict shapes."""
+    from ttt3r.weights import build_model
+
+    networks = json.loads(bench.NETWORKS_FILE.read_text())
+    official = json.loads((PARITY / "official_schema.json").read_text())
+    assert set(networks) == {*official, "tiny512", "tiny224"}
+    for name, shapes in [(n, official[n]["state_dict"]) for n in official] + \
+            [(n, json.loads((PARITY / n / "schema.json").read_text())) for n in ("tiny512", "tiny224")]:
+        ref = official[name]["model"] if name in official else json.loads((PARITY / name / "meta.json").read_text())["model"]
+        assert networks[name]["model"] == ref, name
+        cfg, salt = bench.model_config(name)
+        assert salt == (json.loads((PARITY / name / "meta.json").read_text()).get("salt", "") if name not in official else "")
+        sd = build_model(cfg, "meta").state_dict()
+        assert {k: list(v.shape) for k, v in sd.items()} == {k: list(v) for k, v in shapes.items()}, name
+        if name in official:
+            assert sum(v.numel() for v in sd.values()) == official[name]["params"]  # DPT aliases counted twice
+    with pytest.raises(SystemExit, match="unknown network 'nope'; use one of cut3r_512_dpt_4_64"):
+        bench.model_config("nope")
+
+
+def test_cli_speed_runs_from_an_empty_folder_with_only_the_package(tmp_path):
+    """``ttt3r bench`` as installed: the package alone (no repository around it), run from an
+    empty folder, writes its result under that folder."""
+    import shutil
+
+    site = tmp_path / "site"
+    shutil.copytree(SRC / "ttt3r", site / "ttt3r", ignore=shutil.ignore_patterns("__pycache__", "models"))
+    cwd = tmp_path / "empty"
+    cwd.mkdir()
+    p = subprocess.run([sys.executable, "-m", "ttt3r.bench", "--suite", "speed", "--network", "tiny224",
+                        "--dtype", "fp32", "--frames", "1", "--warmup", "0", "--size", "48x32", "--threads", "1",
+                        "--keep-outputs", "0"],
+                       cwd=cwd, capture_output=True, text=True, env={"PYTHONPATH": str(site), "PATH": ""}, timeout=300)
+    assert p.returncode == 0, p.stdout + p.stderr
+    res = json.loads((cwd / "benchmarks" / "results" / "speed_cpu.json").read_text())
+    (run,) = res["runs"]
+    assert "error" not in run and run["network"] == "tiny224" and run["n_timed"] == 1 and run["s_per_frame_median"] > 0
 
 
 def test_run_config_record(tmp_path):

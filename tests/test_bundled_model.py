@@ -37,7 +37,7 @@ def offline(tmp_path, monkeypatch):
 
 def test_readme_command_offline_uses_bundled_model_and_reconstructs(offline, tmp_path, capsys):
     pytest.importorskip("pybullet", reason="the ground truth is rendered with ttt3r[synth]")
-    from ttt3r.eval.trajectory import read_tum
+    from ttt3r.io.trajectory import read_tum
     from ttt3r.preprocess import crop_geometry
     from ttt3r.synth import render_sequence
     from ttt3r.train.data import SeqArrays

@@ -16,7 +16,7 @@ from PIL import Image
 import ttt3r
 from ttt3r.cli import main as cli
 from ttt3r.io.frames import open_frames
-from ttt3r.pipeline import ReconstructOptions, iter_reconstruction
+from ttt3r.pipeline import ReconstructOptions
 
 N = 5
 
@@ -65,8 +65,9 @@ def run_cli(*args) -> int:
 def test_folder_outputs_read_back(inputs, ckpt, tmp_path):
     out = tmp_path / "run"
     assert run_cli(inputs["folder"], "--out", out, "--weights", ckpt, "--export", "all") == 0
-    # the Python API on the same input gives the same numbers
-    api = list(iter_reconstruction(inputs["folder"], ReconstructOptions(weights=str(ckpt), quiet=True)))
+    # the Python API (a Session over the same frames) gives the same numbers
+    frames = list(open_frames(inputs["folder"]))
+    api = list(ttt3r.Session(ttt3r.load_model(ckpt)).run([f.image for f in frames], [f.name for f in frames]))
     assert [r.name for r in api] == ["frame0.png", "frame2.png", "frame10.png", "frame11.png", "frame100.png"]
     for i, r in enumerate(api):
         assert np.array_equal(np.load(out / "depth" / f"{i:06d}.npy"), r.depth)
@@ -125,6 +126,56 @@ def test_video_input_and_options(inputs, ckpt, tmp_path):
     assert [f.name for f in src] == ["clip.mp4#0", "clip.mp4#2", "clip.mp4#4"]
     t = np.loadtxt(out / "trajectory.txt")
     assert np.allclose(t[:, 0], [0.0, 0.2, 0.4])  # 10 fps video, every 2nd frame
+
+
+def test_registered_rule_and_export_reach_the_command(inputs, ckpt, tmp_path, monkeypatch):
+    from ttt3r import update
+    from ttt3r.io.atomic import atomic_write_text
+    from ttt3r.writers import exports as registry
+
+    monkeypatch.setattr(update, "_RULES", dict(update._RULES))
+    monkeypatch.setattr(registry, "_EXPORTS", dict(registry._EXPORTS))
+    firsts = []
+
+    @update.register_rule("halfway")
+    def halfway(old, new, ctx):
+        firsts.append(ctx.first)
+        return new if ctx.first else 0.5 * (old + new)
+
+    class NamesWriter:
+        def __init__(self, path):
+            self.path, self.names = path, []
+
+        def add(self, frame):
+            self.names.append(frame.name)
+
+        def flush(self):
+            pass
+
+        def close(self, interrupted=False):
+            atomic_write_text(self.path, "\n".join(self.names) + "\n")
+
+    @registry.register_export
+    class NamesExport(registry.Export):
+        name = "names"
+        files = (r"names\.txt",)
+        path = "names.txt"
+        help = "names.txt: the input frame names"
+
+        @classmethod
+        def create(cls, ctx):
+            return NamesWriter(ctx.out_dir / cls.path)
+
+    out = tmp_path / "reg"
+    assert run_cli(inputs["folder"], "--out", out, "--weights", ckpt, "--update", "halfway",
+                   "--export", "trajectory,names") == 0
+    assert firsts == [True] + [False] * (N - 1)  # the registered rule updated the state at every frame
+    assert json.loads((out / "run.json").read_text())["settings"]["update"] == "halfway"
+    assert (out / "names.txt").read_text().split() == ["frame0.png", "frame2.png", "frame10.png", "frame11.png",
+                                                       "frame100.png"]
+    assert len(np.loadtxt(out / "trajectory.txt", ndmin=2)) == N
+    assert json.loads((out / ".ttt3r-manifest.json").read_text())["patterns"] == [r"trajectory\.txt",
+                                                                                 r"names\.txt", r"run\.json"]
 
 
 def test_interrupt_leaves_valid_outputs(inputs, ckpt, tmp_path, monkeypatch, capsys):
@@ -221,16 +272,27 @@ def test_mixed_sizes_and_formats(ckpt, tmp_path):
     Image.fromarray(np.dstack([f[2], np.full(f[2].shape[:2], 200, np.uint8)])).resize((300, 120)).save(src / "a2.png")
     (Image.fromarray((f[0][:, :, 0].astype(np.uint16) * 257))).save(src / "a3.png")  # 16-bit
     model = ttt3r.load_model(ckpt, device="cpu")
-    res = list(iter_reconstruction(src, ReconstructOptions(quiet=True), model=model))
-    assert len(res) == 4 and all(r.hw == (224, 224) and np.isfinite(r.depth).all() for r in res)
+    summary = ttt3r.reconstruct(src, tmp_path / "out", ReconstructOptions(quiet=True, exports=("demo",)), model=model)
+    res = [np.load(p) for p in sorted((tmp_path / "out" / "depth").glob("*.npy"))]
+    assert summary.frames == 4
+    assert len(res) == 4 and all(r.shape == (224, 224) and np.isfinite(r).all() for r in res)
+
+
+def test_given_model_is_what_run_json_records(inputs, ckpt, tmp_path):
+    # the options say fp32 on "auto"; the network handed in is bf16 on the CPU
+    model = ttt3r.load_model(ckpt, device="cpu", dtype="bf16")
+    opts = ReconstructOptions(quiet=True, exports=("demo",), max_frames=2)
+    summary = ttt3r.reconstruct(inputs["folder"], tmp_path / "o", opts, model=model)
+    info = json.loads((tmp_path / "o" / "run.json").read_text())
+    assert summary.frames == 2 and info["frames_done"] == 2
+    assert info["settings"]["device"] == "cpu" and info["settings"]["dtype"] == "torch.bfloat16"
+    assert info["weights"] == "(given model)"
 
 
 def test_live_view_receives_every_frame(inputs, ckpt, tmp_path):
     pytest.importorskip("viser", reason="viser is not installed (pip install 'ttt3r[viz]')")
-    from ttt3r.pipeline import reconstruct_to_dir
-
     opts = ReconstructOptions(weights=str(ckpt), view=True, view_port=0, quiet=True, conf_threshold=0.0)
-    summary = reconstruct_to_dir(inputs["folder"], tmp_path / "live", opts)
+    summary = ttt3r.reconstruct(inputs["folder"], tmp_path / "live", opts)
     try:
         assert summary.frames == N
         assert len(summary.viewer.frustums()) == N and len(summary.viewer.point_clouds()) == N

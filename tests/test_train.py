@@ -11,48 +11,16 @@ import numpy as np
 import pytest
 import torch
 
-from tests.conftest import normal_file_mode
 from ttt3r.errors import TTT3RError
-from ttt3r.train.config import TrainConfig, apply_overrides, load_config
+from ttt3r.train.config import apply_overrides, load_config
 from ttt3r.train.data import Batch, ClipSampler, SeqArrays, make_clip
 from ttt3r.train.evaluate import extent, predict_sequence, sequence_metrics, static_ate
 from ttt3r.train.losses import ClipPrediction, avg_distance, conf_regression, cut3r_loss, pose_loss, quat_scale_loss
 from ttt3r.train.loop import (Trainer, build_training_model, forward_clip, lr_at, make_optimizer, moving_average,
                               read_log, rescale_pose_quaternion, train_step)
 
-TINY = [
-    "model.enc_embed_dim=32", "model.enc_depth=1", "model.enc_num_heads=2",
-    "model.dec_embed_dim=32", "model.dec_depth=2", "model.dec_num_heads=2", "model.state_dec_num_heads=2",
-    "model.state_size=4", "model.local_mem_size=2", "model.ray_enc_depth=1",
-    "data.size=[32, 32]", "data.frames=12", "data.clip_min=3", "data.clip_max=3", "data.stride_max=2",
-    "optim.batch=2", "optim.warmup=0", "optim.lr=2e-3", "optim.min_lr=2e-3", "threads=1", "device=\"cpu\"",
-]
-
-
-def tiny_cfg(*extra: str) -> TrainConfig:
-    return apply_overrides(TrainConfig(), TINY + list(extra))
-
-
-def fake_sequence(seed: int, frames: int = 12, size: int = 32) -> SeqArrays:
-    """A camera translating in front of a tilted, textured plane (exact depth, no renderer)."""
-    rng = np.random.default_rng(seed)
-    f = size * 0.8
-    K = np.array([[f, 0, (size - 1) / 2], [0, f, (size - 1) / 2], [0, 0, 1.0]])
-    v, u = np.mgrid[0:size, 0:size].astype(np.float64)
-    rgb, depth, poses = [], [], []
-    for t in range(frames):
-        pose = np.eye(4)
-        pose[:3, 3] = [0.05 * t, 0.02 * t * rng.uniform(0.5, 1.5), 0.0]
-        d = 2.0 + 0.02 * (u - pose[0, 3] * 40) + 0.01 * v
-        img = np.stack([(np.sin(0.4 * (u + 40 * pose[0, 3])) + 1) * 120, (v * 7) % 255, np.full_like(u, 60.0)], -1)
-        rgb.append(img.astype(np.uint8))
-        depth.append(d.astype(np.float32))
-        poses.append(pose)
-    return SeqArrays(np.stack(rgb), np.stack(depth), np.stack(poses), K)
-
-
-def fake_sampler(cfg: TrainConfig) -> ClipSampler:
-    return ClipSampler([fake_sequence(0), fake_sequence(1)], cfg.data, cfg.seed)
+from helpers import normal_file_mode
+from train_helpers import fake_sampler, fake_sequence, tiny_cfg
 
 
 # -- losses ------------------------------------------------------------------------------------
@@ -639,12 +607,12 @@ def test_init_from_weights(tmp_path):
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 
-@pytest.mark.parametrize("name", sorted(p.name for p in CONFIGS.glob("*.toml")))
+@pytest.mark.parametrize("name", sorted(str(p.relative_to(CONFIGS)) for p in CONFIGS.glob("**/*.toml")))
 def test_shipped_configs_load_and_describe_the_bundled_architecture(name):
     from ttt3r.pipeline import BUNDLED_MODEL
 
     cfg = load_config(CONFIGS / name)
     bundled = json.loads((BUNDLED_MODEL / "config.json").read_text())
     for key in ("enc_embed_dim", "enc_depth", "dec_embed_dim", "dec_depth", "state_size", "local_mem_size", "head_type"):
-        assert cfg.model[key] == bundled[key], (name, key)
+        assert getattr(cfg.model, key) == bundled[key], (name, key)
     assert cfg.data.train_sequences > 0 and cfg.optim.steps > 0

@@ -9,7 +9,7 @@ from ttt3r.train import loop
 from ttt3r.train.losses import rgb_loss
 from ttt3r.train.masking import mask_later_frames
 
-from tests.test_train import fake_sampler, tiny_cfg
+from train_helpers import fake_sampler, tiny_cfg
 
 
 def _hidden_squares(img: torch.Tensor, patch: int) -> torch.Tensor:

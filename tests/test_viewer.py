@@ -18,8 +18,9 @@ import pytest
 from PIL import Image
 
 from ttt3r.errors import TTT3RError
+from ttt3r.geometry import unproject
 from ttt3r.results import FrameResult
-from ttt3r.viewer import list_frames, read_frame, unproject_depth, view_run
+from ttt3r.viewer import list_frames, read_frame, view_run
 
 try:
     import viser  # noqa: F401
@@ -90,7 +91,7 @@ def _write_run(root: Path, n: int = N_FRAMES) -> Path:
 def _frame(i: int) -> FrameResult:
     depth = np.full((H, W), Z, dtype=np.float32)
     return FrameResult(
-        index=i, name=f"f{i}", pts3d_cam=unproject_depth(depth, _K()), conf=_conf(),
+        index=i, name=f"f{i}", pts3d_cam=unproject(depth, _K()).astype(np.float32), conf=_conf(),
         pose=_pose(i), intrinsics=_K(), rgb=_rgb(i),
     )
 

@@ -5,6 +5,11 @@
     >>> for frame in ttt3r.Session(model, update="ttt3r").run(paths):  # doctest: +SKIP
     ...     frame.depth, frame.pose, frame.intrinsics
 
+A :class:`Session` streams frames to :class:`FrameResult` objects in memory;
+:func:`reconstruct` is the whole ``ttt3r reconstruct`` job into a folder:
+
+    >>> ttt3r.reconstruct("video.mp4", "out/", ttt3r.ReconstructOptions(reset_every=100))  # doctest: +SKIP
+
 The public names are loaded on first use, so that ``import ttt3r`` (and the
 command line's ``--help``) does not import torch.
 """
@@ -18,14 +23,16 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "load_model": "api",
-    "reconstruct": "api",
+    "reconstruct": "pipeline",
+    "ReconstructOptions": "pipeline",
     "ModelConfig": "config",
     "TTT3RError": "errors",
     "FrameResult": "results",
     "Session": "session",
 }
 
-__all__ = ["FrameResult", "ModelConfig", "Session", "TTT3RError", "__version__", "load_model", "reconstruct"]
+__all__ = ["FrameResult", "ModelConfig", "ReconstructOptions", "Session", "TTT3RError", "__version__", "load_model",
+           "reconstruct"]
 
 
 def __getattr__(name: str) -> Any:
@@ -41,8 +48,9 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .api import load_model, reconstruct
+    from .api import load_model
     from .config import ModelConfig
     from .errors import TTT3RError
+    from .pipeline import ReconstructOptions, reconstruct
     from .results import FrameResult
     from .session import Session

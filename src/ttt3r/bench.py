@@ -46,7 +46,6 @@ import numpy as np
 
 GB = 1024**3
 FULL = "cut3r_512_dpt_4_64"
-SMALL_PRESETS = ("tiny512", "tiny224")
 DEFAULT_OUT = Path("benchmarks") / "results"
 
 # --------------------------------------------------------------------------------------
@@ -101,28 +100,20 @@ def reset_peak_rss() -> bool:
 # networks and inputs
 
 
+#: the networks ``--network`` may name: constructor string and formula salt of each (package
+#: data, so that an installed ttt3r benchmarks from any folder)
+NETWORKS_FILE = Path(__file__).parent / "assets" / "bench" / "networks.json"
+
+
 def model_config(name: str):
     """``cut3r_512_dpt_4_64`` / ``cut3r_224_linear_4`` (full size) or a parity preset
-    (``tiny512``, ``tiny224``) -> (ModelConfig, salt)."""
+    (``tiny512``, ``tiny224``) -> (ModelConfig, salt), from :data:`NETWORKS_FILE`."""
     from .config import ModelConfig
 
-    root = _parity_dir()
-    if name in SMALL_PRESETS:
-        meta = json.loads((root / name / "meta.json").read_text())
-        return ModelConfig.from_constructor(meta["model"]), meta.get("salt", "")
-    schema = json.loads((root / "official_schema.json").read_text())
-    if name not in schema:
-        raise SystemExit(f"unknown network {name!r}; use {FULL}, cut3r_224_linear_4, tiny512 or tiny224")
-    return ModelConfig.from_constructor(schema[name]["model"]), ""
-
-
-def _parity_dir() -> Path:
-    here = Path(__file__).resolve()
-    for base in (Path.cwd(), *here.parents):
-        p = base / "tests" / "data" / "parity"
-        if (p / "official_schema.json").is_file():
-            return p
-    raise SystemExit("tests/data/parity/official_schema.json not found: run from the ttt3r repository")
+    networks = json.loads(NETWORKS_FILE.read_text())
+    if name not in networks:
+        raise SystemExit(f"unknown network {name!r}; use one of {', '.join(networks)}")
+    return ModelConfig.from_constructor(networks[name]["model"]), networks[name].get("salt", "")
 
 
 def build_formula_model(cfg, dtype, device="cpu", salt: str = ""):
@@ -187,7 +178,7 @@ def run_config(spec: dict[str, Any]) -> dict[str, Any]:
     """Run one configuration in this process and return its record (see module doc)."""
     import torch
 
-    from .api import resolve_device, resolve_dtype
+    from .device import resolve_device, resolve_dtype
     from .session import Session
 
     t_start = time.perf_counter()
@@ -219,7 +210,8 @@ def run_config(spec: dict[str, Any]) -> dict[str, Any]:
     if spec.get("compile"):
         _compile(model)
     want = {"world", "rgb"} if spec.get("heads", "self") == "all" else set()
-    sess = Session(model, update=spec.get("update", "ttt3r"), size=max(hw), want=want)
+    sess = Session(model, update=spec.get("update", "ttt3r"), size=max(hw), want=want,
+                   step_graph=spec.get("step_graph", "none"))
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     rec["peak_reset"] = reset_peak_rss()
@@ -370,7 +362,7 @@ def suite_speed(args, out_dir: Path) -> dict[str, Any]:
                 spec = dict(suite="speed", network=args.network, dtype=dtype, update=update, heads=heads,
                             frames=args.frames, warmup=args.warmup, hw=list(_parse_hw(args.size)),
                             images=args.images, device=args.device, threads=args.threads,
-                            compile=args.compile, keep_outputs=keep,
+                            compile=args.compile, step_graph=args.step_graph, keep_outputs=keep,
                             outputs_path=str(tmp / f"{update}_{dtype}_{heads}.npz"))
                 rec = run_subprocess(spec)
                 _print_run(rec)
@@ -575,6 +567,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
     p.add_argument("--compile", action="store_true", help="torch.compile the blocks and DPT (mainly for CUDA)")
+    p.add_argument("--step-graph", choices=("none", "compile", "cudagraph"), default="none",
+                   help="how frames after the first run: eager (none), torch.compile'd step, CUDA graph (CUDA only)")
     p.add_argument("--keep-outputs", type=int, default=3, help="frames whose outputs are kept for the dtype comparison")
     p.add_argument("--checkpoint", default=None, help="startup: existing checkpoint instead of writing one")
     p.add_argument("--keep-checkpoint", action="store_true", help="startup: keep the written checkpoint")

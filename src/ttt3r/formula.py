@@ -72,13 +72,3 @@ def _alias_source(key: str) -> str | None:
     pre, rest = key.split(".scratch.layer_rn.")
     j, tail = rest.split(".", 1)
     return f"{pre}.scratch.layer{int(j) + 1}_rn.{tail}"
-
-
-def formula_model(cfg, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32, salt: str = ""):
-    """A network of ``cfg`` filled with formula weights, in eval mode."""
-    from .weights import build_model
-
-    model = build_model(cfg, "meta")
-    schema = [(k, tuple(v.shape)) for k, v in model.state_dict().items()]
-    model.load_state_dict(formula_state_dict(schema, salt), strict=True, assign=True)
-    return model.to(device=device, dtype=dtype).eval().requires_grad_(False)

@@ -1,53 +1,79 @@
 """Known checkpoints, the user cache, and downloading them.
 
 The CUT3R authors publish two checkpoints on Google Drive (see
-https://github.com/CUT3R/CUT3R#download-checkpoints); their README lists no
-other mirror. :data:`KNOWN_CHECKPOINTS` describes them; :func:`resolve_weights`
-turns a ``--weights`` argument (a path or a known name) into a local file,
-downloading a known checkpoint into the cache on first use.
+https://github.com/CUT3R/CUT3R#download-checkpoints); the 512 one is also on
+the Hugging Face Hub (``liguang0115/cut3r``). :data:`KNOWN_CHECKPOINTS` is the
+one table of them (sources, size, SHA-256); :func:`resolve_weights` turns a
+``--weights`` argument (a path or a known name) into a local file, downloading
+a known checkpoint into the cache on first use.
 
 Cache location
     ``platformdirs.user_cache_dir("ttt3r") / "checkpoints"`` (on Linux
     ``~/.cache/ttt3r/checkpoints``). The environment variable ``TTT3R_CACHE``
     replaces the *parent* (the ttt3r cache root): with ``TTT3R_CACHE=/data/ttt3r``
-    checkpoints live in ``/data/ttt3r/checkpoints``.
+    checkpoints live in ``/data/ttt3r/checkpoints``. The Hub's own cache folder
+    (its partial downloads) is ``<root>/huggingface``; which cached files were
+    verified is recorded in ``<root>/verified/<file>.json`` (size, mtime, hash).
 
-Downloads
-    Streamed with :mod:`urllib` into a temporary file beside the final one,
-    checked against the known size and SHA-256 (when known), then renamed into
-    place with :func:`os.replace`; an interrupted or failed download never
-    leaves a file under the final name. Google Drive's "can't scan this file
-    for viruses" HTML page is answered by following its confirmation form; an
-    HTML page that is not such a form (quota exceeded, access denied) is an
-    error, never saved as a checkpoint. Any failure is one
-    :class:`~ttt3r.errors.DownloadError` line that gives the manual download
-    link and the exact path to save the file to.
+Sources
+    An entry's ``urls`` are tried in order: ``hf://OWNER/REPO@REVISION/FILE``
+    is a pinned file on the Hub (:mod:`ttt3r.hf_transfer`, through
+    ``huggingface_hub``; ``HF_ENDPOINT`` chooses the server), anything else is
+    an HTTP(S) URL (:mod:`ttt3r.http_transfer`, which also answers Google
+    Drive's confirmation pages and never saves an HTML page). With ``HF_HUB_OFFLINE=1`` nothing is
+    downloaded (the cache still answers).
+
+Verification
+    Every download is checked before it gets its final name: size and SHA-256
+    where the table knows them; where the hash is not known, the file must
+    open as a CUT3R checkpoint with the safe loader
+    (:func:`ttt3r.weights.read_checkpoint`). A cached file that was not put
+    there by a verified download (copied by hand, changed since) is checked the
+    same way on first use; one that fails is reported with the command that
+    removes it (``ttt3r weights remove NAME``).
+
+Partial files, resume and stalls
+    Both kinds of source behave as ``huggingface_hub`` does: the body goes to
+    a temporary file; a connection that drops mid-file is resumed in the same
+    call with an HTTP ``Range`` request (up to 5 times in a row without new
+    data; a server that ignores ``Range`` is read again from the start); a failure or Ctrl-C removes the partial file, so no partial
+    file outlives a download (a killed process may leave one ``*.tmp`` /
+    ``*.incomplete`` file, which the next download does not reuse and
+    ``ttt3r weights remove`` deletes). A download that receives fewer than
+    64 KiB within ``stall_timeout`` seconds is abandoned with
+    one line, however slowly the server trickles; ``timeout`` is the limit of
+    a single read. Any failure is one :class:`~ttt3r.errors.DownloadError`
+    line that gives the manual download link and the exact path to save the
+    file to.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
-import http.client
-import http.cookiejar
+import json
 import os
 import shutil
-import socket
 import urllib.error
 import urllib.parse
-import urllib.request
 from dataclasses import dataclass
-from html.parser import HTMLParser
 from pathlib import Path
-from typing import Any
 
-from .errors import DownloadError, TTT3RError
-from .io.atomic import atomic_open
+from . import hf_transfer, http_transfer
+from .errors import CheckpointError, DownloadError, TTT3RError
+from .hf_transfer import SCHEME as HF_SCHEME
+from .hf_transfer import HubFile
+from .http_transfer import drive_download_urls, drive_view_url
+from .io.atomic import atomic_path, atomic_write_text
+from .transfer import StallGuard, TransferFailed, human_bytes
 
 __all__ = [
     "CACHE_ENV",
     "KNOWN_CHECKPOINTS",
     "Checkpoint",
     "CacheStatus",
+    "HubFile",
     "cache_root",
     "cache_status",
     "cached_path",
@@ -58,36 +84,16 @@ __all__ = [
     "get_checkpoint",
     "is_cached",
     "known_names",
+    "remove_cached",
     "resolve_weights",
 ]
 
 #: Environment variable replacing the ttt3r cache root: checkpoints go in ``$TTT3R_CACHE/checkpoints``.
 CACHE_ENV = "TTT3R_CACHE"
 
-_CHUNK_SIZE = 1 << 20  # bytes per read while streaming
-_MAX_HTML_BYTES = 2 << 20  # an HTML page bigger than this is not a confirmation page
-_MAX_CONFIRM_HOPS = 3  # confirmation pages followed before giving up
-_DEFAULT_TIMEOUT = 30.0  # seconds without data before a download is abandoned
-_NETWORK_ERRORS = (urllib.error.URLError, http.client.HTTPException, ConnectionError, TimeoutError)
-
-
-def drive_view_url(file_id: str) -> str:
-    """The Google Drive page a person opens in a browser to download ``file_id``."""
-    return f"https://drive.google.com/file/d/{file_id}/view"
-
-
-def drive_download_urls(file_id: str) -> tuple[str, ...]:
-    """Direct download URLs for a public Google Drive file, best first.
-
-    The ``drive.usercontent.google.com`` URL with ``confirm=t`` skips the
-    virus-scan page for large files; the classic ``uc`` URL serves that page,
-    whose form :func:`download` follows.
-    """
-    q = urllib.parse.quote(file_id, safe="")
-    return (
-        f"https://drive.usercontent.google.com/download?id={q}&export=download&confirm=t",
-        f"https://drive.google.com/uc?export=download&id={q}",
-    )
+_DEFAULT_TIMEOUT = 30.0  # seconds a single read may wait
+_DEFAULT_STALL = 120.0  # seconds within which at least 64 KiB must arrive (ttt3r.transfer.StallGuard)
+_HASH_BLOCK = 8 << 20  # bytes per read while hashing a file
 
 
 @dataclass(frozen=True)
@@ -97,7 +103,8 @@ class Checkpoint:
     Attributes:
         name: Short name used on the command line (``--weights NAME``).
         filename: File name in the cache, ``<name>.pth``.
-        urls: Download URLs, tried in order.
+        urls: Sources, tried in order: ``hf://OWNER/REPO@REVISION/FILE`` (a
+            pinned file on the Hugging Face Hub) or an HTTP(S) URL.
         page_url: Where a person downloads it by hand (shown in errors).
         image_size: Input resolution the model was trained for (long side).
         description: One line for ``ttt3r weights list``.
@@ -115,10 +122,16 @@ class Checkpoint:
     sha256: str | None = None
 
 
-# Sizes and hashes are None: the authors publish neither, and no download was
-# possible when this table was written. Fill them in only from a verified copy.
+# The 512 checkpoint's size and SHA-256 are those of the Hub's LFS object at the
+# pinned commit (the same file as the Drive copy). Nothing is known of the 224
+# one: a download of it is opened with the safe loader before it counts as cached.
 _CUT3R_512_ID = "1Asz-ZB3FfpzZYwunhQvNPZEUA8XUNAYD"
 _CUT3R_224_ID = "11dAgFkWHpaOHsR6iuitlB_v4NFFBrWjy"
+_CUT3R_HUB = HubFile(
+    repo_id="liguang0115/cut3r",
+    revision="b14faf986da0df405cff1b41e60e2975c4da2745",
+    filename="cut3r_512_dpt_4_64.pth",
+)
 
 #: name -> :class:`Checkpoint`, for every checkpoint ``resolve_weights`` can download.
 KNOWN_CHECKPOINTS: dict[str, Checkpoint] = {
@@ -127,10 +140,12 @@ KNOWN_CHECKPOINTS: dict[str, Checkpoint] = {
         Checkpoint(
             name="cut3r_512_dpt_4_64",
             filename="cut3r_512_dpt_4_64.pth",
-            urls=drive_download_urls(_CUT3R_512_ID),
+            urls=(_CUT3R_HUB.uri, *drive_download_urls(_CUT3R_512_ID)),
             page_url=drive_view_url(_CUT3R_512_ID),
             image_size=512,
             description="CUT3R final model: 512px (several aspect ratios), DPT head, 4-64 views",
+            size=3_173_761_006,
+            sha256="45f7e98a0a64dbeb54901ae2b878cd8cd125f20a4497316483f0bd6f109f8103",
         ),
         Checkpoint(
             name="cut3r_224_linear_4",
@@ -230,7 +245,8 @@ def resolve_weights(
         TTT3RError: neither an existing path nor a known name.
         DownloadError: a known checkpoint is not cached and cannot be downloaded
             (or ``download`` is false); the message says where to get it and
-            where to put it.
+            where to put it. Or the cached file fails verification; the message
+            gives the command that removes it.
     """
     path = Path(name_or_path).expanduser()
     if path.exists():
@@ -244,230 +260,169 @@ def resolve_weights(
         )
     dest = cached_path(entry)
     if dest.is_file():
-        if entry.size is not None and dest.stat().st_size != entry.size:
-            raise DownloadError(
-                f"{dest}: has {dest.stat().st_size} bytes, expected {entry.size}; "
-                f"delete it or run 'ttt3r weights download {entry.name} --force'"
-            )
+        _check_cached(entry, dest)
         return dest
     if not download:
         raise DownloadError(f"{entry.filename} is not in the cache; {_manual_hint(entry, dest)}")
     return _download(entry, quiet=quiet)
 
 
+# ---------------------------------------------------------------- verification
+
+
+def _sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(_HASH_BLOCK):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _verify_file(entry: Checkpoint, path: Path, sha256: str | None = None) -> str | None:
+    """Check ``path`` against ``entry``; return its SHA-256 when the entry has one.
+
+    Size and SHA-256 where known (``sha256``: the hash already computed while
+    streaming); where the hash is not known, the file must open as a CUT3R
+    checkpoint with the safe loader (nothing in it is run).
+
+    Raises:
+        TransferFailed: the reason, without the path.
+    """
+    size = path.stat().st_size
+    if entry.size is not None and size != entry.size:
+        raise TransferFailed(f"size mismatch: expected {entry.size} bytes, got {size}")
+    if entry.sha256 is not None:
+        sha = sha256 or _sha256_file(path)
+        if sha != entry.sha256.lower():
+            raise TransferFailed(f"SHA-256 mismatch: expected {entry.sha256.lower()}, got {sha}")
+        return sha
+    from .weights import read_checkpoint
+
+    try:
+        read_checkpoint(path)
+    except CheckpointError as e:
+        raise TransferFailed(str(e).removeprefix(f"{path}: ")) from None
+    return None
+
+
+def _stamp_path(entry: Checkpoint) -> Path:
+    return cache_root() / "verified" / f"{entry.filename}.json"
+
+
+def _stamp(entry: Checkpoint, path: Path, sha256: str | None) -> None:
+    """Record that the cached ``path`` (as it is now on disk) passed verification."""
+    st = path.stat()
+    record = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": sha256}
+    with contextlib.suppress(OSError):  # only a cache of work done: never fatal
+        _stamp_path(entry).parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(_stamp_path(entry), json.dumps(record) + "\n")
+
+
+def _stamp_matches(entry: Checkpoint, path: Path) -> bool:
+    try:
+        record = json.loads(_stamp_path(entry).read_text())
+        st = path.stat()
+    except (OSError, ValueError):
+        return False
+    return (
+        isinstance(record, dict)
+        and record.get("size") == st.st_size
+        and record.get("mtime_ns") == st.st_mtime_ns
+        and (entry.sha256 is None or record.get("sha256") == entry.sha256.lower())
+    )
+
+
+def _remove_command(entry: Checkpoint) -> str:
+    return f"ttt3r weights remove {entry.name}"
+
+
+def _check_cached(entry: Checkpoint, path: Path) -> None:
+    """Verify a cached checkpoint once (then only its size and mtime are compared).
+
+    Raises:
+        DownloadError: it fails; the part before the first ``;`` names the file,
+            the reason and the command that removes it.
+    """
+    try:
+        if _stamp_matches(entry, path):
+            return
+        sha = _verify_file(entry, path)
+    except TransferFailed as e:
+        raise DownloadError(
+            f"{path}: the cached {entry.name} fails verification ({e}), remove it with "
+            f"'{_remove_command(entry)}' (or rm {path}); then "
+            f"'ttt3r weights download {entry.name} --force' downloads it again"
+        ) from None
+    _stamp(entry, path, sha)
+
+
+def remove_cached(checkpoint: str | Checkpoint) -> list[Path]:
+    """Delete a checkpoint's cached file, its verification record and partial downloads.
+
+    Returns the paths removed (empty when nothing was there).
+    """
+    entry = _entry(checkpoint)
+    path = cached_path(entry)
+    candidates = [path, _stamp_path(entry), *path.parent.glob(f".{path.name}*.tmp")]
+    for uri in entry.urls:
+        if uri.startswith(HF_SCHEME):
+            file = HubFile.parse(uri)
+            folder = cache_root() / "huggingface" / f"models--{file.repo_id.replace('/', '--')}"
+            candidates += folder.glob("blobs/*.incomplete")
+    removed = []
+    for p in candidates:
+        with contextlib.suppress(FileNotFoundError):
+            p.unlink()
+            removed.append(p)
+    return removed
+
+
 # -------------------------------------------------------------------- download
 
 
-class _Failed(Exception):
-    """One URL did not give the checkpoint; the message is a short reason."""
+def _fetch_hub(entry: Checkpoint, uri: str, dest: Path, quiet: bool, timeout: float, stall: float) -> str | None:
+    """Download a Hub source through huggingface_hub, verify it and move it to ``dest``.
 
-
-class _FormParser(HTMLParser):
-    """Collects forms (action, method, named inputs), confirm links and the title."""
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.forms: list[dict[str, Any]] = []
-        self.links: list[str] = []
-        self.title = ""
-        self._form: dict[str, Any] | None = None
-        self._in_title = False
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        a = {k: (v or "") for k, v in attrs}
-        if tag == "form":
-            self._form = {
-                "id": a.get("id", ""),
-                "action": a.get("action", ""),
-                "method": a.get("method", "get").lower(),
-                "inputs": {},
-            }
-            self.forms.append(self._form)
-        elif tag == "input" and self._form is not None and a.get("name"):
-            if a.get("type", "text").lower() not in ("submit", "button", "image", "reset"):
-                self._form["inputs"][a["name"]] = a.get("value", "")
-        elif tag == "a" and "confirm=" in a.get("href", ""):
-            self.links.append(a["href"])
-        elif tag == "title":
-            self._in_title = True
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag == "form":
-            self._form = None
-        elif tag == "title":
-            self._in_title = False
-
-    def handle_data(self, data: str) -> None:
-        if self._in_title:
-            self.title += data
-
-
-def _confirm_request(
-    page: bytes, page_url: str, cookies: http.cookiejar.CookieJar
-) -> tuple[urllib.request.Request | None, str]:
-    """The request that a Google Drive confirmation page asks for, and the page title.
-
-    Understands the current page (a ``<form id="download-form">`` whose hidden
-    inputs carry ``id``, ``export``, ``confirm``, ``uuid``), the older page (a
-    link with ``confirm=TOKEN``) and the oldest (a ``download_warning`` cookie).
+    The Hub cache (``<root>/huggingface``) only stages the file: once verified
+    it is moved out (no second copy of 3 GB); an unverified one is deleted.
     """
-    parser = _FormParser()
     try:
-        parser.feed(page.decode("utf-8", errors="replace"))
-        parser.close()
-    except Exception:  # malformed HTML: treat as "no confirmation form"  # noqa: BLE001
-        pass
-    title = " ".join(parser.title.split())
-    forms = [f for f in parser.forms if f["id"] == "download-form"] or [
-        f for f in parser.forms if "confirm" in f["inputs"]
-    ]
-    if forms:
-        form = forms[0]
-        action = urllib.parse.urljoin(page_url, form["action"] or page_url)
-        data = urllib.parse.urlencode(form["inputs"])
-        if form["method"] == "post":
-            return urllib.request.Request(action, data=data.encode("ascii"), method="POST"), title
-        split = urllib.parse.urlsplit(action)
-        query = "&".join(q for q in (split.query, data) if q)
-        return urllib.request.Request(urllib.parse.urlunsplit(split._replace(query=query))), title
-    if parser.links:
-        return urllib.request.Request(urllib.parse.urljoin(page_url, parser.links[0])), title
-    for cookie in cookies:
-        if cookie.name.startswith("download_warning"):
-            split = urllib.parse.urlsplit(page_url)
-            params = [
-                (k, v)
-                for k, v in urllib.parse.parse_qsl(split.query, keep_blank_values=True)
-                if k != "confirm"
-            ]
-            params.append(("confirm", cookie.value or "t"))
-            new = split._replace(query=urllib.parse.urlencode(params))
-            return urllib.request.Request(urllib.parse.urlunsplit(new)), title
-    return None, title
-
-
-def _looks_like_html(head: bytes) -> bool:
-    start = head[:512].lstrip().lower()
-    return start.startswith((b"<!doctype html", b"<html", b"<head", b"<body")) or (
-        start.startswith(b"<") and b"<html" in start
-    )
-
-
-def _progress(total: int | None, desc: str, quiet: bool) -> Any:
-    """A byte progress bar (size, rate, ETA) on stderr; a no-op when ``quiet``."""
-    from tqdm import tqdm
-
-    return tqdm(
-        total=total,
-        desc=desc,
-        unit="B",
-        unit_scale=True,
-        unit_divisor=1024,
-        disable=quiet,
-        dynamic_ncols=True,
-        leave=True,
-    )
-
-
-def _human_bytes(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    raise AssertionError  # pragma: no cover
-
-
-def _reason(exc: BaseException) -> str:
-    if isinstance(exc, urllib.error.HTTPError):
-        return f"HTTP {exc.code} {exc.reason}".strip()
-    if isinstance(exc, urllib.error.URLError):
-        r = exc.reason
-        if isinstance(r, BaseException):
-            if isinstance(r, socket.gaierror):
-                return f"cannot resolve host (offline?): {r.strerror or r}"
-            if isinstance(r, (socket.timeout, TimeoutError)):
-                return "timed out"
-            return getattr(r, "strerror", None) or str(r) or type(r).__name__
-        return str(r)
-    if isinstance(exc, (socket.timeout, TimeoutError)):
-        return "timed out"
-    if isinstance(exc, http.client.IncompleteRead):
-        return f"connection closed early after {len(exc.partial)} more bytes"
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror
-    return str(exc) or type(exc).__name__
-
-
-def _open_binary(
-    opener: urllib.request.OpenerDirector,
-    url: str,
-    cookies: http.cookiejar.CookieJar,
-    timeout: float,
-) -> tuple[http.client.HTTPResponse, bytes]:
-    """Open ``url``, answering confirmation pages, until a binary body starts.
-
-    Returns the response and its first chunk (already read).
-    """
-    from . import __version__
-
-    request = urllib.request.Request(url)
-    for _ in range(_MAX_CONFIRM_HOPS + 1):
-        request.add_header("User-Agent", f"ttt3r/{__version__} (python-urllib)")
-        response = opener.open(request, timeout=timeout)
-        first = response.read(_CHUNK_SIZE)
-        if response.headers.get_content_type() != "text/html" and not _looks_like_html(first):
-            return response, first
+        pointer = hf_transfer.fetch(
+            HubFile.parse(uri), cache_root() / "huggingface", guard=StallGuard(stall), timeout=timeout, quiet=quiet
+        )
+    except TransferFailed:
+        raise
+    except Exception as e:  # noqa: BLE001 - translated to one line, or re-raised
+        why = hf_transfer.describe(e)
+        if why is None:
+            raise
+        raise TransferFailed(why) from None
+    blob = Path(os.path.realpath(pointer))
+    try:
+        sha = _verify_file(entry, blob)
+        dest.parent.mkdir(parents=True, exist_ok=True)
         try:
-            page = first + response.read(_MAX_HTML_BYTES - len(first))
-        finally:
-            response.close()
-        next_request, title = _confirm_request(page, response.geturl(), cookies)
-        what = f" ({title!r})" if title else ""
-        if next_request is None:
-            raise _Failed(f"got an HTML page{what} instead of the checkpoint")
-        if next_request.full_url == request.full_url and next_request.data == request.data:
-            raise _Failed(f"the confirmation page{what} leads back to itself")
-        request = next_request
-    raise _Failed("too many confirmation pages instead of the checkpoint")
+            os.replace(blob, dest)
+        except OSError as e:  # another file system: copy, still atomically
+            if e.errno != errno.EXDEV:
+                raise
+            with atomic_path(dest) as tmp:
+                shutil.copyfile(blob, tmp)
+    finally:
+        for p in {blob, pointer}:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(p)
+    return sha
 
 
-def _fetch(entry: Checkpoint, url: str, dest: Path, quiet: bool, timeout: float) -> None:
-    """Stream ``url`` into ``dest`` atomically, verifying size and SHA-256 when known."""
-    cookies = http.cookiejar.CookieJar()
-    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(cookies))
-    response, first = _open_binary(opener, url, cookies, timeout)
-    with response:
-        length_header = response.headers.get("Content-Length")
-        length = int(length_header) if length_header and length_header.isdigit() else None
-        expected = entry.size if entry.size is not None else length
-        if entry.size is not None and length is not None and length != entry.size:
-            raise _Failed(f"size mismatch: expected {entry.size} bytes, server announces {length}")
-        if expected is not None:
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            free = shutil.disk_usage(dest.parent).free
-            if free < expected:
-                raise DownloadError(
-                    f"{dest.parent}: {_human_bytes(free)} free, {entry.filename} needs "
-                    f"{_human_bytes(expected)}; free space or set {CACHE_ENV} to another folder"
-                )
-        digest = hashlib.sha256()
-        got = 0
-        with atomic_open(dest, "wb") as f, _progress(expected, entry.filename, quiet) as bar:
-            chunk = first
-            while chunk:
-                f.write(chunk)
-                digest.update(chunk)
-                got += len(chunk)
-                bar.update(len(chunk))
-                chunk = response.read(_CHUNK_SIZE)
-            # Any raise below removes the temporary file; nothing reaches ``dest``.
-            if length is not None and got != length:
-                raise _Failed(f"connection closed after {got} of {length} bytes")
-            if entry.size is not None and got != entry.size:
-                raise _Failed(f"size mismatch: expected {entry.size} bytes, got {got}")
-            sha = digest.hexdigest()
-            if entry.sha256 is not None and sha != entry.sha256.lower():
-                raise _Failed(f"SHA-256 mismatch: expected {entry.sha256.lower()}, got {sha}")
+def _offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().upper() in ("1", "ON", "YES", "TRUE")
+
+
+def _source_label(source: str) -> str:
+    if source.startswith(HF_SCHEME):
+        return hf_transfer.host()
+    return urllib.parse.urlsplit(source).netloc or source
 
 
 def download(
@@ -478,6 +433,7 @@ def download(
     url: str | None = None,
     dest: str | os.PathLike[str] | None = None,
     timeout: float = _DEFAULT_TIMEOUT,
+    stall_timeout: float = _DEFAULT_STALL,
 ) -> Path:
     """Download a known checkpoint into the cache and return its path.
 
@@ -486,44 +442,61 @@ def download(
             (tests pass an entry whose ``urls`` point at a local server).
         force: Download again even if the file is already there.
         quiet: No progress bar.
-        url: Use this URL instead of the entry's ``urls``.
+        url: Use this source (URL or ``hf://`` URI) instead of the entry's ``urls``.
         dest: Save here instead of :func:`cached_path`.
-        timeout: Seconds to wait for the server before giving up.
+        timeout: Seconds a single read (or the Hub's metadata request) may wait.
+        stall_timeout: Seconds within which at least 64 KiB must
+            arrive, however the server trickles; else the source has failed.
 
-    The entry's URLs are tried in order; the first that yields a file of the
-    right size and hash wins. The file appears under its final name only when
-    complete and verified.
+    The sources are tried in order; the first that yields a verified file
+    (size and hash, or a checkpoint that opens when the hash is unknown) wins.
+    The file appears under its final name only when complete and verified.
 
     Raises:
         TTT3RError: unknown name.
-        DownloadError: every URL failed (one line: the reasons, the manual
-            download link and where to save the file).
+        DownloadError: every source failed, or ``HF_HUB_OFFLINE`` is set (one
+            line: the reasons, the manual download link and where to save the file).
     """
     entry = _entry(checkpoint)
     target = Path(dest).expanduser() if dest is not None else cached_path(entry)
     if target.is_file() and not force:
         return target
+    if _offline():
+        raise DownloadError(
+            f"cannot download {entry.filename} (offline: HF_HUB_OFFLINE is set); {_manual_hint(entry, target)}"
+        )
     urls = (url,) if url is not None else entry.urls
     reasons: list[tuple[str, str]] = []
     for u in urls:
         try:
-            _fetch(entry, u, target, quiet, timeout)
-            return target
-        except _Failed as e:
+            if u.startswith(HF_SCHEME):
+                sha = _fetch_hub(entry, u, target, quiet, timeout, stall_timeout)
+            else:
+                sha = http_transfer.fetch(
+                    u, target, name=entry.filename, size=entry.size, quiet=quiet, timeout=timeout,
+                    stall=stall_timeout, verify=lambda path, sha: _verify_file(entry, path, sha),
+                )
+        except TransferFailed as e:
             reasons.append((u, str(e)))
-        except _NETWORK_ERRORS as e:
+            continue
+        except http_transfer.NETWORK_ERRORS as e:
             if isinstance(e, urllib.error.HTTPError):
                 e.close()  # an HTTP error response holds the connection open
-            reasons.append((u, _reason(e)))
+            reasons.append((u, http_transfer.describe(e)))
+            continue
         except OSError as e:
             if e.filename is not None:  # a local file problem, not the network
                 raise DownloadError(f"{e.filename}: {e.strerror or e}") from e
-            reasons.append((u, _reason(e)))
+            reasons.append((u, http_transfer.describe(e)))
+            continue
+        if target == cached_path(entry):
+            _stamp(entry, target, sha)
+        return target
     distinct = {r for _, r in reasons}
     if len(distinct) == 1:
         why = distinct.pop()
-    else:
-        why = "; ".join(f"{urllib.parse.urlsplit(u).netloc or u}: {r}" for u, r in reasons)
+    else:  # no ";" inside: the text up to the first ";" is the whole reason
+        why = ", ".join(f"{_source_label(u)}: {r}" for u, r in reasons)
     why = " ".join(why.split())
     raise DownloadError(f"cannot download {entry.filename} ({why}); {_manual_hint(entry, target)}")
 
@@ -552,7 +525,7 @@ class CacheStatus:
     @property
     def size_text(self) -> str:
         """``size`` for people: ``"2.9 GiB"``, or ``"unknown"``."""
-        return _human_bytes(self.size) if self.size is not None else "unknown"
+        return human_bytes(self.size) if self.size is not None else "unknown"
 
 
 def cache_status() -> list[CacheStatus]:

@@ -1,10 +1,14 @@
-"""The main job: any video or image folder to depth, cameras and a fused point cloud.
+"""The main job: any video or image folder to depth, cameras and a fused point cloud in a folder.
 
 Each frame is read, inferred and written before the next (streaming, constant
-memory). Used by ``ttt3r reconstruct`` and usable from Python::
+memory). :func:`reconstruct` is what ``ttt3r reconstruct`` runs, and the one
+Python function for the folder job::
 
-    from ttt3r.pipeline import ReconstructOptions, reconstruct_to_dir
-    summary = reconstruct_to_dir("video.mp4", "out/", ReconstructOptions(update="ttt3r"))
+    import ttt3r
+    summary = ttt3r.reconstruct("video.mp4", "out/", ttt3r.ReconstructOptions(update="ttt3r"))
+
+To get the per-frame results in memory instead of files, stream the frames
+through a :class:`ttt3r.Session`.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -112,40 +116,39 @@ def _step(sess, frame) -> FrameResult:
     return result
 
 
-def iter_reconstruction(input_path: str | os.PathLike, opts: ReconstructOptions,
-                        model=None) -> Iterator[FrameResult]:
-    """Yield a :class:`FrameResult` per input frame, without writing anything."""
-    from .io.frames import open_frames
-
-    source = open_frames(input_path, opts.frame_interval, opts.max_frames, opts.skip_bad)
-    sess, _ = _session(opts, model)
-    _revisit(sess, input_path, opts)
-    for frame in source:
-        yield _step(sess, frame)
-
-
 @dataclass
-class RunSummary:
+class ReconstructSummary:
+    """What a :func:`reconstruct` run did.
+
+    Attributes:
+        frames: frames reconstructed and written.
+        seconds: wall time of the frame loop (reading, network, writing).
+        out_dir: the output folder.
+        viewer: the live viewer of a ``view=True`` run, still serving (close it when done).
+    """
+
     frames: int
     seconds: float
     out_dir: Path
-    interrupted: bool
-    viewer: object | None = None  # the LiveViewer of a --view run, still serving
+    viewer: object | None = None
 
     @property
     def fps(self) -> float:
         return self.frames / self.seconds if self.seconds > 0 else 0.0
 
 
-def reconstruct_to_dir(input_path: str | os.PathLike, out_dir: str | os.PathLike,
-                       opts: ReconstructOptions | None = None, model=None) -> RunSummary:
-    """Reconstruct ``input_path`` into ``out_dir`` (see :mod:`ttt3r.writers.run` for the layout).
+def reconstruct(input_path: str | os.PathLike, out_dir: str | os.PathLike,
+                opts: ReconstructOptions | None = None, model=None) -> ReconstructSummary:
+    """Reconstruct ``input_path`` (a video, an image folder or a ``.txt`` list of images) into
+    ``out_dir`` (see :mod:`ttt3r.writers.run` for the layout), with the settings ``opts``.
+
+    ``model``: an already loaded network (see :func:`ttt3r.load_model`); then
+    ``opts.weights``, ``opts.device`` and ``opts.dtype`` are not used to load one.
 
     Ctrl-C (KeyboardInterrupt) stops after the current frame; every finished frame
     stays valid on disk and ``run.json`` says the run was interrupted; the
     KeyboardInterrupt is then re-raised.
     """
-    from .api import resolve_device, resolve_dtype
     from .io.frames import open_frames
     from .writers import DEFAULT_EXPORTS, RunWriter, WriterOptions
     from .writers.outdir import OutputDir
@@ -159,7 +162,7 @@ def reconstruct_to_dir(input_path: str | os.PathLike, out_dir: str | os.PathLike
         "input": os.fspath(input_path),
         "weights": weights,
         "settings": {k: v for k, v in asdict(opts).items() if k not in ("quiet", "view_port")}
-        | {"size": sess.size, "device": str(resolve_device(opts.device)), "dtype": str(resolve_dtype(opts.dtype))},
+        | {"size": sess.size, "device": str(sess.model.device), "dtype": str(sess.model.dtype)},
         "frames_total": source.total,
     }
     wopts = WriterOptions(conf_threshold=opts.conf_threshold, voxel_size=opts.voxel_size, max_points=opts.max_points)
@@ -195,7 +198,7 @@ def reconstruct_to_dir(input_path: str | os.PathLike, out_dir: str | os.PathLike
         bar.close()
         if viewer is not None and interrupted:
             viewer.close()
-    return RunSummary(n, time.perf_counter() - t0, Path(out_dir), interrupted, viewer)
+    return ReconstructSummary(n, time.perf_counter() - t0, Path(out_dir), viewer)
 
 
 def _progress(total: int | None, quiet: bool):

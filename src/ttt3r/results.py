@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .geometry import transform_points
+
 
 @dataclass
 class FrameResult:
@@ -38,7 +40,11 @@ class FrameResult:
         pts3d_world: optional (H, W, 3) float32 world-frame pointmap predicted
             directly by the network's second head (only when requested).
         rgb_pred: optional (H, W, 3) float32 RGB head output in [0, 1].
-        time_s: seconds spent in the network for this frame.
+        time_s: seconds of this frame's network step alone (no preprocessing, no
+            re-feed of a reset frame, no post-processing).
+        total_s: seconds of the whole :meth:`Session.step` for this frame:
+            preprocessing (with reading the image when given a path), the re-feed
+            that opens a new chunk after a reset, the network step and post-processing.
     """
 
     index: int
@@ -51,6 +57,7 @@ class FrameResult:
     pts3d_world: np.ndarray | None = None
     rgb_pred: np.ndarray | None = None
     time_s: float = 0.0
+    total_s: float = 0.0
     extras: dict = field(default_factory=dict)
 
     @property
@@ -67,6 +74,4 @@ class FrameResult:
 
         This is how the original demo builds its point cloud (not the world head).
         """
-        pc = self.pts3d_cam.reshape(-1, 3).astype(np.float64)
-        pw = pc @ np.ascontiguousarray(self.pose[:3, :3].T) + self.pose[:3, 3]
-        return pw.reshape(self.pts3d_cam.shape).astype(np.float32)
+        return transform_points(self.pose, self.pts3d_cam.astype(np.float64)).astype(np.float32)

@@ -24,10 +24,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from .geometry import estimate_focal_weiszfeld, intrinsics_from_focal, pose_encoding_to_matrix
+from .geometry import intrinsics_from_focal
 from .model.cut3r import CUT3R, State, StepOutput
+from .model.pose_encoding import estimate_focal_weiszfeld, pose_encoding_to_matrix
 from .preprocess import Preprocessed, preprocess
 from .results import FrameResult
+from .step_graph import StepGraphMode, make_stepper
 from .update import UpdateRule, get_rule
 
 Image = Any  # path, PIL image or HxWx3 array
@@ -44,11 +46,14 @@ class Session:
         want: extra outputs: ``"world"`` (world-frame pointmap head), ``"rgb"``.
         raw_hook: called with each fed view's raw :class:`StepOutput` (including
             the re-fed reset frames), for debugging and parity checks.
+        step_graph: ``"none"`` (eager, the default), ``"compile"`` (torch.compile) or
+            ``"cudagraph"`` (CUDA only): how non-fresh image frames run (see
+            :mod:`ttt3r.step_graph`).
     """
 
     def __init__(self, model: CUT3R, update: str | UpdateRule = "ttt3r", reset_every: int = 0,
                  size: int | None = None, want: Iterable[str] = (),
-                 raw_hook: Callable[[StepOutput], None] | None = None):
+                 raw_hook: Callable[[StepOutput], None] | None = None, step_graph: StepGraphMode = "none"):
         if reset_every < 0:
             raise ValueError("reset_every must be >= 0")
         self.model = model
@@ -57,6 +62,7 @@ class Session:
         self.size = int(size or model.cfg.default_size)
         self.want = frozenset(want)
         self.raw_hook = raw_hook
+        self._step = make_stepper(model, step_graph)
         self.state: State | None = None
         self._base = np.eye(4)
         self._pending: tuple[Preprocessed, torch.Tensor | None] | None = None
@@ -74,7 +80,8 @@ class Session:
         self.frames_done = 0
 
     @torch.inference_mode()
-    def _feed(self, pre: Preprocessed, rays: torch.Tensor | None = None) -> StepOutput:
+    def _feed(self, pre: Preprocessed, rays: torch.Tensor | None = None) -> tuple[StepOutput, float]:
+        """Run the network on one view; returns its output and the seconds of the network step."""
         m = self.model
         img = pre.tensor.to(device=m.device, dtype=m.dtype) if pre.tensor is not None else None
         if rays is not None:
@@ -82,14 +89,18 @@ class Session:
         if self.state is None:
             self.state = m.init_state(1)
         want = self.want if img is not None else self.want | {"rgb"}
-        out, new_state = m.step(img, self.state, self.rule, rays=rays, want=want)
+        t0 = time.perf_counter()
+        out, new_state = self._step(img, self.state, self.rule, rays=rays, want=want)
+        if m.device.type == "cuda":  # CUDA kernels run asynchronously: wait for them to finish
+            torch.cuda.synchronize(m.device)
+        seconds = time.perf_counter() - t0
         if img is not None and self.update_state:
             self.state = new_state
         # a ray-map-only frame queries the state without updating it (as the original:
         # its update mask is its image mask)
         if self.raw_hook is not None:
             self.raw_hook(out)
-        return out
+        return out, seconds
 
     def flush(self) -> None:
         """Feed a pending reset re-open now (normally done when the next frame comes)."""
@@ -118,7 +129,7 @@ class Session:
         else:
             pre = image if isinstance(image, Preprocessed) else preprocess(image, self.size, name)
         self.flush()
-        out = self._feed(pre, rays_t)
+        out, t_net = self._feed(pre, rays_t)
         if image is None and out.rgb is not None:
             pre.rgb = ((out.rgb[0].float().cpu().numpy() + 1) * 127.5).clip(0, 255).astype(np.uint8)
         index = self.frames_done
@@ -128,7 +139,8 @@ class Session:
             self._base = result.pose.copy()
             self.state = self.state.reset() if self.state is not None else None
             self._pending = (pre, rays_t)
-        result.time_s = time.perf_counter() - t0
+        result.time_s = t_net
+        result.total_s = time.perf_counter() - t0
         return result
 
     def run(self, frames: Iterable[Image], names: Iterable[str] | None = None) -> Iterator[FrameResult]:

@@ -13,15 +13,19 @@ one function registered here; the decoder does not change.
 
 The first frame of a sequence (and of every chunk after a reset) always takes the
 full update. The pose memory is always fully updated (it is not a rule's concern).
+
+This module does not import torch (rules use tensor methods), so that the
+command line can list the registered rules (``ttt3r reconstruct --help``) without it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import torch
-from torch import Tensor
+if TYPE_CHECKING:  # pragma: no cover
+    from torch import Tensor
 
 
 @dataclass(frozen=True)
@@ -39,7 +43,7 @@ class UpdateContext:
     attn_logit_mean: Tensor | None = None
 
 
-RuleFn = Callable[[Tensor, Tensor, UpdateContext], Tensor]
+RuleFn = Callable[["Tensor", "Tensor", UpdateContext], "Tensor"]
 
 
 @dataclass(frozen=True)
@@ -93,5 +97,5 @@ def ttt3r_update(old: Tensor, new: Tensor, ctx: UpdateContext) -> Tensor:
         return new
     if ctx.attn_logit_mean is None:
         raise ValueError("ttt3r needs the attention statistic")
-    beta = torch.sigmoid(ctx.attn_logit_mean.float())[..., None]
+    beta = ctx.attn_logit_mean.float().sigmoid()[..., None]
     return (new.float() * beta + old.float() * (1 - beta)).to(new.dtype)

@@ -7,13 +7,12 @@ import json
 
 import numpy as np
 import pytest
-
-import ttt3r
-from tests.conftest import PARITY
 from PIL import Image
 
+import ttt3r
+from helpers import PARITY
 from ttt3r.chunking import ChunkedSession, ChunkSettings, robust_sim3
-from ttt3r.pipeline import ReconstructOptions, reconstruct_to_dir
+from ttt3r.pipeline import ReconstructOptions, reconstruct
 from ttt3r.preprocess import Preprocessed, normalize
 from ttt3r.revisit import warm_up
 
@@ -35,7 +34,12 @@ SMALL = _small(FRAMES + FRAMES[::-1][1:4])  # 9 frames
 
 @pytest.fixture(scope="module")
 def model(released_ckpt):
-    return ttt3r.load_model(released_ckpt("tiny224"), device="cpu")
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the tiny network is faster on one thread, much faster on a busy machine
+    yield ttt3r.load_model(released_ckpt("tiny224"), device="cpu")
+    torch.set_num_threads(threads)
 
 
 def _fields(r):
@@ -134,7 +138,7 @@ def test_revisit_without_updates_reads_the_first_pass_state(model):
 def test_folder_job_records_chunks(model, tmp_path):
     out = tmp_path / "run"
     opts = ReconstructOptions(chunk=2, overlap=1, chunk_align="sim3", exports=("trajectory", "preview"), quiet=True)
-    summary = reconstruct_to_dir(PARITY / "tiny224" / "frames", out, opts, model=model)
+    summary = reconstruct(PARITY / "tiny224" / "frames", out, opts, model=model)
     assert summary.frames == len(FRAMES)
     info = json.loads((out / "run.json").read_text())
     chunks = info["chunks"]

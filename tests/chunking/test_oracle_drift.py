@@ -79,7 +79,7 @@ def test_rotation_drift_and_translation_noise():
     preds = [o.predict(i, None) for i in range(start, start + 60)]
     s, axis = o.chunk_scale[-1], o.chunk_axis[-1]
     rel = np.linalg.inv(POSES[start]) @ POSES[start:start + 60]
-    steps, noise = [], []
+    noise, prev = [], np.zeros(3)
     for j, (p, q) in enumerate(zip(preds, rel)):
         drift = Rotation.from_matrix(p.pose[:3, :3] @ q[:3, :3].T).as_rotvec()
         assert abs(np.degrees(np.linalg.norm(drift)) - 0.5 * j) < 1e-9  # r deg per frame from the chunk start

@@ -8,7 +8,7 @@ from scipy.spatial.transform import Rotation
 
 from ttt3r.chunking.sim3 import fit_residuals, robust_sim3
 from ttt3r.errors import TTT3RError
-from ttt3r.eval.align import Sim3, umeyama
+from ttt3r.geometry import Sim3, umeyama
 
 R_TRUE = Rotation.from_rotvec([0.4, -0.7, 1.1]).as_matrix()
 S_TRUE, T_TRUE = 2.7, np.array([1.5, -2.0, 0.25])

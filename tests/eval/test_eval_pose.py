@@ -15,9 +15,11 @@ from scipy.spatial.transform import Rotation
 
 from ttt3r.cli import main as cli_main
 from ttt3r.errors import TTT3RError
-from ttt3r.eval.align import Sim3, align_trajectory, umeyama
+from ttt3r.eval.align import align_trajectory
 from ttt3r.eval.metrics_pose import ErrorStats, pair_indices, pose_metrics
-from ttt3r.eval.trajectory import associate, read_tum
+from ttt3r.eval.trajectory import associate
+from ttt3r.geometry import Sim3, umeyama
+from ttt3r.io.trajectory import read_tum
 
 evo_sync = pytest.importorskip("evo.core.sync")
 from evo.core.metrics import PoseRelation, Unit  # noqa: E402
@@ -210,7 +212,7 @@ def test_valid_mask_drops_unknown_reference_poses():
 
 @pytest.mark.parametrize(("fmt", "est_fmt"), [("kitti", None), ("euroc", None), ("tum", "euroc")])
 def test_cli_other_formats(tmp_path, capsys, fmt, est_fmt):
-    from ttt3r.eval.trajectory import Trajectory, write_trajectory
+    from ttt3r.io.trajectory import Trajectory, write_trajectory
 
     ref_t, est_t = associate(read_tum(GT), read_tum(ESTIMATES[1]))
     write_trajectory(tmp_path / "gt", ref_t, fmt)
@@ -230,7 +232,7 @@ def test_cli_other_formats(tmp_path, capsys, fmt, est_fmt):
 
 
 def test_cli_index_match_needs_equal_lengths(tmp_path, capsys):
-    from ttt3r.eval.trajectory import write_trajectory
+    from ttt3r.io.trajectory import write_trajectory
 
     t = read_tum(GT)
     write_trajectory(tmp_path / "a.txt", t.subset(np.arange(10)), "kitti")

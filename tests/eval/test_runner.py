@@ -244,12 +244,12 @@ class _Recon(SynthDataset):
 
 def test_recon_protocol_on_ground_truth(synth_root, tmp_path):
     from ttt3r.eval.protocols import recon_point_clouds
-    from ttt3r.synth.camera import unproject as synth_unproject
+    from ttt3r.geometry import transform_points, unproject
 
     # the ground-truth cloud is the world unprojection of every GT pixel (64x48 fits in the 224 crop)
     seq = _Recon(synth_root).load("seq_a")
     pr, gt = recon_point_clouds(seq, GroundTruthPredictor(scale=3.0).predict(seq, "ttt3r", "recon"))
-    direct = np.concatenate([synth_unproject(K, gt_poses(0)[i], gt_depth(0, i)).reshape(-1, 3) for i in range(N)])
+    direct = np.concatenate([transform_points(gt_poses(0)[i], unproject(gt_depth(0, i), K)).reshape(-1, 3) for i in range(N)])
     np.testing.assert_allclose(gt, direct, atol=1e-9)
     np.testing.assert_allclose(pr, direct, atol=1e-5)  # scale 3 and the first-camera frame are undone
     cfg = _cfg(synth_root, tmp_path / "r", "recon", loader=_Recon(synth_root))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import normal_file_mode
+from helpers import normal_file_mode
 from ttt3r.io.atomic import atomic_open, atomic_path, atomic_write_text
 
 

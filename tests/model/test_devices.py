@@ -8,8 +8,7 @@ import torch
 
 import ttt3r
 from ttt3r.config import ModelConfig
-from ttt3r.formula import formula_model
-from tests.conftest import PARITY, parity_meta
+from helpers import PARITY, formula_model, parity_meta
 
 FRAMES = sorted((PARITY / "tiny224" / "frames").glob("*.png"))[:3]
 

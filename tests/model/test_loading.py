@@ -13,7 +13,7 @@ from ttt3r.cli import main as cli_main
 from ttt3r.config import ModelConfig
 from ttt3r.errors import CheckpointError
 from ttt3r.weights import build_model, read_checkpoint
-from tests.conftest import PARITY, normal_file_mode, parity_meta, parity_schema, save_released_layout
+from helpers import PARITY, normal_file_mode, parity_meta, parity_schema, save_released_layout
 
 
 @pytest.mark.parametrize("name", ["cut3r_512_dpt_4_64", "cut3r_224_linear_4"])

@@ -8,11 +8,10 @@ import torch
 
 import ttt3r
 from ttt3r.config import ModelConfig
-from ttt3r.formula import formula_model
 from ttt3r.geometry import ray_map
 from ttt3r.model.layers import CrossAttention
 from ttt3r.update import UpdateContext, get_rule, register_rule
-from tests.conftest import parity_meta
+from helpers import formula_model, parity_meta
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +52,11 @@ def test_ttt3r_rule_formula():
         get_rule("nope")
 
 
-def test_new_rule_is_one_function(tiny):
+def test_new_rule_is_one_function(tiny, monkeypatch):
+    import ttt3r.update as update
+
+    monkeypatch.setattr(update, "_RULES", dict(update._RULES))  # the rule lives for this test only
+
     @register_rule("frozen_after_first")
     def frozen(old, new, ctx):
         return new if ctx.first else old

@@ -7,7 +7,8 @@ import pytest
 
 pytest.importorskip("pybullet_data")
 
-from ttt3r.synth.camera import look_at, quaternion_to_rotation, rotation_to_quaternion  # noqa: E402
+from ttt3r.geometry import quaternion_to_rotation, rotation_to_quaternion  # noqa: E402
+from ttt3r.synth.camera import look_at  # noqa: E402
 from ttt3r.synth.motion import LAYOUT_FOR_MOTION, MOTIONS, camera_path, corridor_length  # noqa: E402
 from ttt3r.synth.scene import make_scene  # noqa: E402
 

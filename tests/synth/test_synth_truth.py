@@ -14,6 +14,7 @@ import pytest
 
 pytest.importorskip("pybullet")
 
+from ttt3r.geometry import transform_points, unproject  # noqa: E402
 from ttt3r.synth import camera as cam  # noqa: E402
 from ttt3r.synth.motion import camera_path  # noqa: E402
 from ttt3r.synth.render import Renderer  # noqa: E402
@@ -47,7 +48,7 @@ def test_depth_lands_on_the_analytic_walls_of_an_empty_room(fov):
         for pose in POSES:
             _, depth = r.render(pose)
             assert (depth > 0).all(), "an enclosed room leaves no pixel without geometry"
-            pts = cam.unproject(K, pose, depth)
+            pts = transform_points(pose, unproject(depth, K))
             # distance of each point to the nearest of the six planes, relative to its depth
             d = np.min(
                 np.abs(np.stack([pts[..., 0] - x0, pts[..., 0] - x1, pts[..., 1] - y0, pts[..., 1] - y1, pts[..., 2] - z0, pts[..., 2] - z1])),
@@ -95,7 +96,7 @@ def test_two_frames_of_a_seeded_scene_agree_in_world_space():
     with Renderer(spec, (W, H), K) as r:
         _, da = r.render(a)
         _, db = r.render(b)
-    pts = cam.unproject(K, a, da).reshape(-1, 3)
+    pts = transform_points(a, unproject(da, K)).reshape(-1, 3)
     rel, frac_inside = _reprojection_error(K, b, pts, db)
     assert frac_inside > 0.3
     # inverse depth is affine in pixels on a plane, so bilinear lookup is exact on

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import TTT3RError
-from ..eval.align import Sim3
+from ..geometry import Sim3
 from ..results import FrameResult
 from .settings import ChunkSettings
 from .sim3 import fit_residuals, robust_sim3
@@ -154,7 +154,8 @@ class ChunkAligner:
             self.records.append(ChunkAlignment(0, first_frame, (first_frame, first_frame), "world", np.eye(4)))
             return
         if len(self._prev) < self.settings.overlap:
-            raise RuntimeError(f"chunk {chunk} starts after only {len(self._prev)} frames; need {self.settings.overlap}")
+            raise RuntimeError(f"chunk {chunk} starts after only {len(self._prev)} frames; "
+                               f"need {self.settings.overlap}")
         self._overlap = []
         self._pending = True
         self._first = first_frame

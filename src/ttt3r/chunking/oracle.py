@@ -36,7 +36,7 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 
 from ..errors import TTT3RError
-from ..geometry import unproject_depth
+from ..geometry import unproject
 from ..results import FrameResult
 
 __all__ = ["DriftOracle", "DriftSpec"]
@@ -149,5 +149,5 @@ class DriftOracle:
         conf = np.where(ok, 1.0 + np.exp(-z), 1.0).astype(np.float32)
         K = self.intrinsics[i]
         h, w = depth.shape
-        return FrameResult(index=i, name=name or f"frame{i:06d}", pts3d_cam=unproject_depth(pred, K), conf=conf,
-                           pose=pose, intrinsics=K.copy(), rgb=np.broadcast_to(np.zeros(3, np.uint8), (h, w, 3)))
+        return FrameResult(index=i, name=name or f"frame{i:06d}", pts3d_cam=unproject(pred, K).astype(np.float32),
+                           conf=conf, pose=pose, intrinsics=K.copy(), rgb=np.broadcast_to(np.zeros(3, np.uint8), (h, w, 3)))

@@ -2,7 +2,7 @@
 
 The fit minimises ``sum_i w_i * rho(||dst_i - (s R src_i + t)||)`` with
 ``rho`` the Huber kernel, by iteratively reweighted least squares (IRLS):
-each iteration is a weighted Umeyama fit (:func:`ttt3r.eval.align.umeyama`)
+each iteration is a weighted Umeyama fit (:func:`ttt3r.geometry.umeyama`)
 with weights ``w_i * huber_weight(r_i)``. The Huber threshold follows the
 residuals: ``delta = huber_k * sigma`` with ``sigma = 1.4826 * weighted
 median(r)`` (the MAD estimate of the inlier spread), floored at a tiny fraction
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import TTT3RError
-from ..eval.align import Sim3, umeyama
+from ..geometry import Sim3, umeyama
 
 __all__ = ["RobustFit", "fit_residuals", "robust_sim3"]
 

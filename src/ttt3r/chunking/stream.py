@@ -13,8 +13,9 @@ same :class:`ttt3r.chunking.aligner.ChunkAligner`. ``step`` returns one
 world-frame :class:`FrameResult` per frame, at once: a chunk's transform is
 known after its K overlap frames, before its first new frame is predicted.
 The first new frame of each chunk carries its alignment record in
-``extras["chunk"]`` (for ``run.json`` and the preview); its ``time_s``
-includes the overlap re-feed and the fit.
+``extras["chunk"]`` (for ``run.json`` and the preview); its ``total_s``
+includes the overlap re-feed and the fit (``time_s`` stays the frame's own
+network step).
 
 Memory: the K last prepared inputs (for the re-feed; at 512 x 288 a
 :class:`Preprocessed` is a 1.69 MiB float32 tensor plus a 0.42 MiB uint8
@@ -69,6 +70,10 @@ class NetworkChunks:
     def size(self) -> int:
         return self.session.size
 
+    @property
+    def model(self):
+        return self.session.model
+
     def prepare(self, frame: Any, name: str | None):
         from ..preprocess import Preprocessed, preprocess
 
@@ -110,7 +115,13 @@ class ChunkedSession:
 
     @property
     def size(self) -> int | None:
+        """The predictor's preprocessing size (None for the oracle)."""
         return getattr(self.predictor, "size", None)
+
+    @property
+    def model(self):
+        """The network of a :class:`NetworkChunks` predictor (None for the oracle)."""
+        return getattr(self.predictor, "model", None)
 
     @property
     def alignments(self) -> list[ChunkAlignment]:
@@ -147,7 +158,7 @@ class ChunkedSession:
         if opened is not None:
             r.extras["chunk"] = opened.to_json()
         self.frames_done += 1
-        r.time_s = time.perf_counter() - t0
+        r.total_s = time.perf_counter() - t0
         return r
 
     def run(self, frames: Iterable[Any], names: Iterable[str] | None = None) -> Iterator[FrameResult]:

@@ -14,7 +14,7 @@ import sys
 COMMANDS: dict[str, tuple[str, str]] = {
     "reconstruct": ("reconstruct", "video or image folder -> depth, cameras, point cloud"),
     "view": ("view", "interactive 3D viewer of a reconstruction (needs ttt3r[viz])"),
-    "weights": ("weights", "list, download or locate known checkpoints"),
+    "weights": ("weights", "list, download, locate or remove known checkpoints"),
     "convert": ("convert", "convert a released .pth checkpoint to safetensors + JSON"),
     "metrics": ("metrics", "trajectory metrics (ATE, RPE) between two trajectory files"),
     "eval": ("evaluate", "run a benchmark protocol (pose, depth, recon)"),

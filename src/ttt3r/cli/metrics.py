@@ -18,7 +18,8 @@ import json
 from ..errors import TTT3RError
 from ..eval.align import ALIGN_MODES
 from ..eval.metrics_pose import pose_metrics
-from ..eval.trajectory import FORMATS, Trajectory, associate, read_trajectory
+from ..eval.trajectory import associate
+from ..io.trajectory import FORMATS, Trajectory, read_trajectory
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -4,22 +4,44 @@ from __future__ import annotations
 
 import argparse
 import sys
+import textwrap
 
-EXPORT_HELP = "comma list of: demo, trajectory, ply, colmap, glb, preview, or 'all' (default: demo,trajectory,ply,preview)"
+_DESCRIPTION = ("Stream a video, an image folder or a text list of images through CUT3R/TTT3R and write "
+                "per-frame depth, confidence, cameras, a TUM trajectory, a fused point cloud and a preview.")
+
+
+def exports_epilog() -> str:
+    """The ``exports:`` table of ``--help``: every registered export, its one-line help and what it needs."""
+    from ..writers.exports import available_exports, get_export
+
+    names = available_exports()
+    width = max(map(len, names))
+    lines = ["exports (--export, * = default):"]
+    for name in names:
+        e = get_export(name)
+        needs = f" (needs ttt3r[{e.extra}])" if e.extra else ""
+        head = f"  {name:<{width}} {'*' if e.default else ' '} "
+        lines.append(textwrap.fill(e.help + needs, 79, initial_indent=head, subsequent_indent=" " * len(head)))
+    lines.append("  (always: run.json, .ttt3r-manifest.json)")
+    return "\n".join(lines)
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The parser; the ``--update`` rules and the exports are read from their registries when it is built."""
+    from ..update import available_rules
+    from ..writers.exports import default_exports
+
     ap = argparse.ArgumentParser(
-        prog="ttt3r reconstruct",
-        description="Stream a video, an image folder or a text list of images through CUT3R/TTT3R and write "
-                    "per-frame depth, confidence, cameras, a TUM trajectory, a fused point cloud and a preview.",
+        prog="ttt3r reconstruct", description=textwrap.fill(_DESCRIPTION, 79), epilog=exports_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     ap.add_argument("input", help="video (mp4, mov, mkv, avi, webm), image folder, or .txt list of image paths")
     ap.add_argument("--out", "-o", required=True, help="output folder")
     ap.add_argument("--weights", "-w", default=None,
                     help="checkpoint path (.pth or converted folder) or known name; default: the released "
                          "cut3r_512_dpt_4_64 (cache or download), else the bundled small synthetic model")
-    ap.add_argument("--update", choices=["ttt3r", "cut3r"], default="ttt3r", help="state-update rule (default ttt3r)")
+    ap.add_argument("--update", choices=available_rules(), default="ttt3r",
+                    help="state-update rule, registered in ttt3r.update (default ttt3r)")
     ap.add_argument("--reset-every", type=int, default=0, metavar="N",
                     help="reset the state every N frames, chaining chunk poses (0: never)")
     ap.add_argument("--chunk", type=int, default=0, metavar="N",
@@ -44,7 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--dtype", choices=["fp32", "bf16", "fp16"], default="fp32", help="compute precision")
     ap.add_argument("--conf-threshold", type=float, default=1.5,
                     help="keep fused points with confidence above this (default 1.5)")
-    ap.add_argument("--export", default=None, help=EXPORT_HELP)
+    ap.add_argument("--export", default=None, metavar="NAMES",
+                    help=f"comma list of exports (below), or 'all' (default: {','.join(default_exports())})")
     ap.add_argument("--voxel-size", type=float, default=None, help="fusion voxel size (default: automatic)")
     ap.add_argument("--max-points", type=int, default=2_000_000, help="upper bound of the fused cloud")
     ap.add_argument("--world-points", action="store_true",
@@ -59,24 +82,26 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def parse_exports(text: str | None) -> tuple[str, ...] | None:
+    """``--export`` text -> export names (``all``: every registered export); ``None`` -> ``None`` (defaults)."""
     from ..errors import TTT3RError
-    from ..writers import EXPORTS
+    from ..writers.exports import available_exports
 
     if text is None:
         return None
+    known = available_exports()
     if text.strip() == "all":
-        return tuple(e for e in EXPORTS if e != "glb") + ("glb",)
+        return known
     items = tuple(e.strip() for e in text.split(",") if e.strip())
-    bad = [e for e in items if e not in EXPORTS]
+    bad = [e for e in items if e not in known]
     if bad or not items:
-        raise TTT3RError(f"--export: unknown export {bad[0] if bad else text!r} (known: {', '.join(EXPORTS)}, all)")
+        raise TTT3RError(f"--export: unknown export {bad[0] if bad else text!r} (known: {', '.join(known)}, all)")
     return items
 
 
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     from ..errors import TTT3RError
-    from ..pipeline import ReconstructOptions, reconstruct_to_dir
+    from ..pipeline import ReconstructOptions, reconstruct
 
     from ..chunking import check_chunk_options
 
@@ -94,7 +119,7 @@ def main(argv: list[str]) -> int:
         revisit_update=args.revisit_update,
     )
     try:
-        summary = reconstruct_to_dir(args.input, args.out, opts)
+        summary = reconstruct(args.input, args.out, opts)
     except KeyboardInterrupt:
         print(f"ttt3r reconstruct: interrupted; the frames finished so far are complete in {args.out}",
               file=sys.stderr)

@@ -1,8 +1,9 @@
-"""``ttt3r weights``: list, download or locate the known checkpoints.
+"""``ttt3r weights``: list, download, locate or remove the known checkpoints.
 
     ttt3r weights list                  name, size, cached or not, cache path
     ttt3r weights download NAME [--force] [--quiet]
     ttt3r weights path NAME             the cache path (whether or not present)
+    ttt3r weights remove NAME...        delete a cached checkpoint (and its partial downloads)
 
 The cache is ``<user cache dir>/ttt3r/checkpoints``; set ``TTT3R_CACHE`` to use
 ``$TTT3R_CACHE/checkpoints`` instead.
@@ -19,7 +20,7 @@ from .. import hub
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="ttt3r weights",
-        description="List, download or locate the known CUT3R checkpoints.",
+        description="List, download, locate or remove the known CUT3R checkpoints.",
         epilog=f"Cache folder: {hub.checkpoint_dir()} "
         f"(set {hub.CACHE_ENV}=DIR to use DIR/checkpoints).",
     )
@@ -31,6 +32,8 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     w = sub.add_parser("path", help="print where a checkpoint is (or would be) cached")
     w.add_argument("name", metavar="NAME", help="checkpoint name, see 'list'")
+    r = sub.add_parser("remove", help="delete cached checkpoints (e.g. one that fails verification)")
+    r.add_argument("names", nargs="+", metavar="NAME", help="checkpoint name(s), see 'list'")
     return p
 
 
@@ -60,10 +63,22 @@ def _download(names: list[str], force: bool, quiet: bool) -> int:
     for entry in entries:
         path = hub.cached_path(entry)
         if path.is_file() and not force:
+            hub.resolve_weights(entry.name, download=False)  # verified, or the error naming 'remove'
             print(f"{entry.name}: already cached at {path} (use --force to download again)")
             continue
         path = hub.download(entry, force=force, quiet=quiet)
         print(f"{entry.name}: saved to {path}")
+    return 0
+
+
+def _remove(names: list[str]) -> int:
+    entries = [hub.get_checkpoint(n) for n in names]  # fail on a typo before deleting anything
+    for entry in entries:
+        removed = hub.remove_cached(entry)
+        if removed:
+            print(f"{entry.name}: removed {', '.join(str(p) for p in removed)}")
+        else:
+            print(f"{entry.name}: not cached ({hub.cached_path(entry)})")
     return 0
 
 
@@ -77,6 +92,8 @@ def main(argv: list[str] | None = None) -> int:
         return _list()
     if args.action == "download":
         return _download(args.names, args.force, args.quiet)
+    if args.action == "remove":
+        return _remove(args.names)
     print(hub.cached_path(hub.get_checkpoint(args.name)))
     return 0
 

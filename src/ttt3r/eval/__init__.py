@@ -2,9 +2,9 @@
 
 Submodules:
 
-* :mod:`ttt3r.eval.align` - Umeyama Sim(3)/SE(3) fits.
+* :mod:`ttt3r.eval.align` - alignment modes (the Umeyama fit is :mod:`ttt3r.geometry`).
 * :mod:`ttt3r.eval.metrics` - ATE/RPE, depth Abs Rel and delta, accuracy/completeness/NC.
-* :mod:`ttt3r.eval.trajectory` - TUM, KITTI and EuRoC files; timestamp association.
+* :mod:`ttt3r.eval.trajectory` - timestamp association (the files are :mod:`ttt3r.io.trajectory`).
 * :mod:`ttt3r.eval.datasets` - loaders for the paper's benchmarks.
 * :mod:`ttt3r.eval.tasks` - the benchmark protocols (pose, depth, recon) as registered task objects.
 * :mod:`ttt3r.eval.predictors` - what produces predictions (the network session, the ground-truth oracle).
@@ -14,7 +14,9 @@ Submodules:
 
 from __future__ import annotations
 
-from .align import ALIGN_MODES, AlignMode, Sim3, align_trajectory, umeyama
+from ..geometry import Sim3, umeyama
+from ..io.trajectory import Trajectory, read_trajectory, write_trajectory
+from .align import ALIGN_MODES, AlignMode, align_trajectory
 from .metrics import (
     DepthMetrics,
     ErrorStats,
@@ -24,7 +26,7 @@ from .metrics import (
     pose_metrics,
     reconstruction_metrics,
 )
-from .trajectory import Trajectory, associate, read_trajectory, write_trajectory
+from .trajectory import associate
 
 __all__ = [
     "ALIGN_MODES",

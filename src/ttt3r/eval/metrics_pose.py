@@ -30,7 +30,8 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 
 from ..errors import TTT3RError
-from .align import AlignMode, Sim3, align_trajectory
+from ..geometry import Sim3
+from .align import AlignMode, align_trajectory
 
 
 @dataclass(frozen=True)

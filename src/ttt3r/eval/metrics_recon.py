@@ -25,7 +25,7 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 from ..errors import TTT3RError
-from .align import umeyama
+from ..geometry import umeyama
 
 
 def _points(x: np.ndarray, name: str) -> np.ndarray:

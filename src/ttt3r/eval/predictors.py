@@ -358,5 +358,5 @@ def _oracle_drift(opts: PredictorOptions) -> Predictor:
     return DriftOraclePredictor(DriftSpec.parse(opts.oracle_drift or ""), opts.chunks())
 
 
-__all__ = ["DriftOraclePredictor", "GroundTruthPredictor", "Predictor", "PredictorOptions", "SessionPredictor", "create_predictor",
-           "predictor_names", "register_predictor"]
+__all__ = ["DriftOraclePredictor", "GroundTruthPredictor", "Predictor", "PredictorOptions", "SessionPredictor",
+           "create_predictor", "predictor_names", "register_predictor"]

@@ -41,6 +41,7 @@ from typing import Literal
 import numpy as np
 
 from ..errors import TTT3RError
+from ..geometry import transform_points, unproject
 from .align import AlignMode
 from .datasets.base import Sequence
 from .metrics_depth import DEPTH_ALIGN_MODES, depth_metrics
@@ -183,19 +184,6 @@ class Prediction:
 
     def grid_view(self, src_hw: tuple[int, int]) -> CropView:
         return self.view if self.view is not None else CropView.identity(src_hw)
-
-
-def unproject(K: np.ndarray, depth: np.ndarray) -> np.ndarray:
-    """(h, w, 3) float64 camera-frame points of an (h, w) depth map (pixel centres at integers)."""
-    h, w = depth.shape
-    u, v = np.meshgrid(np.arange(w, dtype=np.float64), np.arange(h, dtype=np.float64))
-    d = depth.astype(np.float64)
-    return np.stack([(u - K[0, 2]) / K[0, 0] * d, (v - K[1, 2]) / K[1, 1] * d, d], axis=-1)
-
-
-def transform(T: np.ndarray, pts: np.ndarray) -> np.ndarray:
-    """Apply a (4, 4) transform to (..., 3) points."""
-    return pts @ T[:3, :3].T + T[:3, 3]
 
 
 # ---------------------------------------------------------------------------
@@ -359,14 +347,14 @@ def recon_point_clouds(seq: Sequence, pred: Prediction, crop: int = 224) -> tupl
     for i in range(n):
         d = view.map_depth(gt_depth[i])
         masks[i] = np.isfinite(d) & (d > 0) & valid[i]
-        cam = unproject(view.map_intrinsics(seq.intrinsics[i]), np.where(masks[i], d, 0.0))
-        gt_pts[i] = transform(to_cam1 @ seq.poses[i] if valid[i] else np.eye(4), cam)
+        cam = unproject(np.where(masks[i], d, 0.0), view.map_intrinsics(seq.intrinsics[i]))
+        gt_pts[i] = transform_points(to_cam1 @ seq.poses[i] if valid[i] else np.eye(4), cam)
     if pred.points_world is not None:
         # the network's world head: already in its first camera's frame (used as is, like the original)
         pr_pts = np.asarray(pred.points_world, dtype=np.float64)
     else:
-        pw = np.stack([transform(pred.poses[i], unproject(pred.intrinsics[i], np.asarray(pred.depth[i]))) for i in range(n)])
-        pr_pts = transform(np.linalg.inv(pred.poses[0]), pw)  # in the predicted first camera
+        pw = np.stack([transform_points(pred.poses[i], unproject(np.asarray(pred.depth[i]), pred.intrinsics[i])) for i in range(n)])
+        pr_pts = transform_points(np.linalg.inv(pred.poses[0]), pw)  # in the predicted first camera
     if not masks.any():
         raise TTT3RError(f"{_where(seq)}: no valid ground-truth depth pixels")
     masks &= np.isfinite(pr_pts).all(axis=-1)
@@ -384,8 +372,8 @@ def recon_point_clouds(seq: Sequence, pred: Prediction, crop: int = 224) -> tupl
     gt_pts, pr_pts, masks = gt_pts[sl], pr_pts[sl], masks[sl]
     gt_pts[..., 2] += gt_shift
     pr_pts[..., 2] += gt_shift
-    gt_pts = transform(gt0, gt_pts)
-    pr_pts = transform(gt0, pr_pts)
+    gt_pts = transform_points(gt0, gt_pts)
+    pr_pts = transform_points(gt0, pr_pts)
     return pr_pts[masks], gt_pts[masks]
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,8 +11,10 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import TTT3RError
-from .camera import quaternion_to_rotation, unproject
-from .render import frame_paths
+from ..geometry import transform_points, unproject
+from ..io.layout import load_camera
+from ..io.trajectory import read_tum
+from .render import SYNTH_LAYOUT
 
 
 @dataclass(frozen=True)
@@ -36,11 +37,11 @@ class SynthFrame:
 
     def points_cam(self) -> np.ndarray:
         """(H, W, 3) float32 pointmap in this camera's frame (OpenCV axes, metres)."""
-        return unproject(self.intrinsics, np.eye(4), self.depth).astype(np.float32)
+        return unproject(self.depth, self.intrinsics).astype(np.float32)
 
     def points_world(self) -> np.ndarray:
         """(H, W, 3) float32 world points of every pixel (``pose`` applied to :meth:`points_cam`)."""
-        return unproject(self.intrinsics, self.pose, self.depth).astype(np.float32)
+        return transform_points(self.pose, unproject(self.depth, self.intrinsics)).astype(np.float32)
 
 
 @dataclass(frozen=True)
@@ -84,7 +85,7 @@ class SynthSequence:
         """(H, W, 3) uint8 image of frame ``i``."""
         from PIL import Image
 
-        path = frame_paths(self.root, self._index(i))[0]
+        path = SYNTH_LAYOUT.paths(self.root, self._index(i))["color"]
         try:
             with Image.open(path) as im:
                 return np.asarray(im.convert("RGB"))
@@ -93,7 +94,7 @@ class SynthSequence:
 
     def depth(self, i: int) -> np.ndarray:
         """(H, W) float32 depth of frame ``i`` in metres (0 = no geometry)."""
-        path = frame_paths(self.root, self._index(i))[1]
+        path = SYNTH_LAYOUT.paths(self.root, self._index(i))["depth"]
         try:
             d = np.load(path, allow_pickle=False)
         except (OSError, ValueError) as e:
@@ -104,12 +105,7 @@ class SynthSequence:
 
     def camera(self, i: int) -> tuple[np.ndarray, np.ndarray]:
         """(pose (4, 4), intrinsics (3, 3)) of frame ``i``, float64, exact."""
-        path = frame_paths(self.root, self._index(i))[2]
-        try:
-            with np.load(path, allow_pickle=False) as z:
-                return np.asarray(z["pose"], dtype=np.float64), np.asarray(z["intrinsics"], dtype=np.float64)
-        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as e:
-            raise TTT3RError(f"{path}: cannot read camera ({e})") from None
+        return load_camera(SYNTH_LAYOUT.paths(self.root, self._index(i))["camera"])
 
     def frame(self, i: int) -> SynthFrame:
         pose, K = self.camera(i)
@@ -151,18 +147,7 @@ def load_sequence(path: str | os.PathLike, allow_incomplete: bool = False) -> Sy
     if not meta.get("complete") and not allow_incomplete:
         raise TTT3RError(f"{root}: render is incomplete; run the same 'ttt3r synth' command again to finish it")
     traj_path = root / "trajectory.txt"
-    try:
-        rows = np.loadtxt(traj_path, comments="#", ndmin=2)
-        if rows.shape[1] != 8:
-            raise ValueError(f"{rows.shape[1]} columns, expected 8")
-    except FileNotFoundError:
-        raise TTT3RError(f"{traj_path}: missing") from None
-    except (OSError, ValueError) as e:
-        raise TTT3RError(f"{traj_path}: unreadable ({e})") from None
-    if rows.shape[0] != int(meta.get("frames", -1)):
-        raise TTT3RError(f"{traj_path}: {rows.shape[0]} poses but meta.json says {meta.get('frames')} frames")
-    poses = np.tile(np.eye(4), (rows.shape[0], 1, 1))
-    poses[:, :3, 3] = rows[:, 1:4]
-    for k, q in enumerate(rows[:, 4:8]):
-        poses[k, :3, :3] = quaternion_to_rotation(q)
-    return SynthSequence(root, meta, rows[:, 0].copy(), poses)
+    traj = read_tum(traj_path)  # errors name the file and line
+    if len(traj) != int(meta.get("frames", -1)):
+        raise TTT3RError(f"{traj_path}: {len(traj)} poses but meta.json says {meta.get('frames')} frames")
+    return SynthSequence(root, meta, traj.timestamps, traj.poses)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import collections
-import io
 import json
 import math
 import os
@@ -14,7 +13,9 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import TTT3RError
-from ..io.atomic import atomic_write_bytes, atomic_write_text
+from ..io.atomic import atomic_write_text
+from ..io.layout import FrameLayout
+from ..io.trajectory import Trajectory, format_tum
 from . import camera as cam
 from .motion import LAYOUT_FOR_MOTION, MOTIONS, camera_path, corridor_length
 from .scene import SceneSpec, build_scene, make_scene
@@ -23,6 +24,7 @@ from .scene import SceneSpec, build_scene, make_scene
 GENERATOR_VERSION = "1"
 NEAR = 0.05
 FAR = 100.0
+TUM_HEADER = "# ttt3r synth ground truth: timestamp tx ty tz qx qy qz qw (camera-to-world, OpenCV axes)"
 DEFAULT_SIZE = (512, 288)
 DEFAULT_FOV = 70.0  # horizontal, degrees
 DEFAULT_FPS = 30.0
@@ -99,10 +101,8 @@ class Renderer:
         self.close()
 
 
-def frame_paths(out_dir: Path, index: int) -> tuple[Path, Path, Path]:
-    """(rgb, depth, camera) paths of frame ``index`` inside ``out_dir``."""
-    name = f"{index:06d}"
-    return out_dir / "rgb" / f"{name}.png", out_dir / "depth" / f"{name}.npy", out_dir / "camera" / f"{name}.npz"
+#: the per-frame files (:mod:`ttt3r.io.layout`): rgb/%06d.png, depth/%06d.npy, camera/%06d.npz
+SYNTH_LAYOUT = FrameLayout(color="rgb", conf=None, png_level=3)
 
 
 def render_sequence(
@@ -173,10 +173,10 @@ def render_sequence(
         atomic_write_text(out / "meta.json", json.dumps(meta, indent=1) + "\n")
         atomic_write_text(out / "trajectory.txt", tum_text(poses, fps))
 
-        for sub in ("rgb", "depth", "camera"):  # temporaries of a killed run
-            for tmp in (out / sub).glob(".*.tmp") if (out / sub).is_dir() else ():
+        for folder in (p.parent for p in SYNTH_LAYOUT.paths(out, 0).values()):  # temporaries of a killed run
+            for tmp in folder.glob(".*.tmp") if folder.is_dir() else ():
                 tmp.unlink(missing_ok=True)
-        todo = [i for i in range(frames) if not all(p.exists() for p in frame_paths(out, i))]
+        todo = [i for i in range(frames) if not all(p.exists() for p in SYNTH_LAYOUT.paths(out, i).values())]
         if todo:
             bar = _progress(frames, frames - len(todo), progress)
             try:
@@ -260,30 +260,13 @@ def _render_parallel(out, spec, size, K, poses, todo, workers, bar, chunk: int =
 
 def write_frame(out: Path, index: int, rgb: np.ndarray, depth: np.ndarray, pose: np.ndarray, K: np.ndarray) -> None:
     """Write one frame's three files atomically (camera last: it marks the frame complete)."""
-    from PIL import Image
-
-    rgb_path, depth_path, cam_path = frame_paths(out, index)
-    buf = io.BytesIO()
-    Image.fromarray(rgb).save(buf, format="PNG", compress_level=3)
-    atomic_write_bytes(rgb_path, buf.getvalue())
-    buf = io.BytesIO()
-    np.save(buf, np.ascontiguousarray(depth, dtype=np.float32))
-    atomic_write_bytes(depth_path, buf.getvalue())
-    buf = io.BytesIO()
-    np.savez(buf, pose=np.asarray(pose, dtype=np.float64), intrinsics=np.asarray(K, dtype=np.float64))
-    atomic_write_bytes(cam_path, buf.getvalue())
+    SYNTH_LAYOUT.write(out, index, rgb, depth, pose, K)
 
 
 def tum_text(poses: np.ndarray, fps: float) -> str:
     """TUM trajectory text (``t tx ty tz qx qy qz qw`` per line), t = index / fps."""
-    lines = ["# ttt3r synth ground truth: timestamp tx ty tz qx qy qz qw (camera-to-world, OpenCV axes)"]
-    for i, T in enumerate(poses):
-        q = cam.rotation_to_quaternion(T[:3, :3])
-        t = T[:3, 3]
-        lines.append(
-            f"{i / fps:.9f} {t[0]:.12g} {t[1]:.12g} {t[2]:.12g} {q[0]:.12g} {q[1]:.12g} {q[2]:.12g} {q[3]:.12g}"
-        )
-    return "\n".join(lines) + "\n"
+    traj = Trajectory(np.arange(len(poses)) / fps, poses)
+    return format_tum(traj, TUM_HEADER, digits=(9, 12))
 
 
 def _check_args(out_dir, frames, seed, motion, size, fov_deg, scene_seed, fps) -> dict:
@@ -327,7 +310,7 @@ def _check_existing(out: Path, settings: dict) -> None:
         raise TTT3RError(f"{out}: exists and is not a folder")
     meta_path = out / "meta.json"
     if not meta_path.exists():
-        if out.is_dir() and (out / "rgb").exists():
+        if out.is_dir() and (out / SYNTH_LAYOUT.color).exists():
             raise TTT3RError(f"{out}: has frames but no meta.json; use an empty or new folder")
         return
     try:

@@ -1,6 +1,7 @@
 """Training a small CUT3R network on synthetic sequences (``ttt3r train``).
 
-* :mod:`ttt3r.train.config` -- the TOML/JSON configuration and ``--set`` overrides;
+* :mod:`ttt3r.train.config` -- the typed configuration and ``--set`` overrides;
+* :mod:`ttt3r.train.config_file` -- reading a TOML/JSON config file and its ``extends`` chain;
 * :mod:`ttt3r.train.data` -- the rendered pool and seeded random clips;
 * :mod:`ttt3r.train.losses` -- CUT3R's confidence-aware pointmap, pose and RGB losses;
 * :mod:`ttt3r.train.loop` -- the loop, checkpoints, CSV log and loss plot;

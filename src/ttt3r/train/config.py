@@ -2,6 +2,8 @@
 
 File layout (every key optional; defaults below)::
 
+    extends = "base.toml"    # start from that file (relative to this one) and change only
+                             # what follows (ttt3r.train.config_file); none by default
     seed = 0                 # drives initialisation, clip sampling, everything
     device = "auto"          # "auto" (cuda when available), "cpu", "cuda", "cuda:1"
     threads = 1              # torch CPU threads; also the processes that render a missing
@@ -9,8 +11,8 @@ File layout (every key optional; defaults below)::
     precision = "fp32"       # "fp32", or "bf16": the forward pass under bfloat16 autocast
                              # (weights, optimiser and losses stay float32)
 
-    [model]                  # any ttt3r.config.ModelConfig field
-    enc_embed_dim = 192
+    [model]                  # any ttt3r.config.ModelConfig field but img_size (that
+    enc_embed_dim = 192      # follows data.size); defaults: SMALL_MODEL, then ModelConfig's
     ...
 
     [data]
@@ -64,20 +66,14 @@ import copy
 import dataclasses
 import json
 import math
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..config import ModelConfig
 from ..errors import TTT3RError
-
-try:  # Python >= 3.11
-    import tomllib as _toml
-except ModuleNotFoundError:  # pragma: no cover - 3.10
-    try:
-        import tomli as _toml  # type: ignore[no-redef]
-    except ModuleNotFoundError:
-        _toml = None  # type: ignore[assignment]
+from .config_file import read_config_file, toml_loads
 
 #: the small network trained by default (about 11 M parameters)
 SMALL_MODEL: dict[str, Any] = dict(
@@ -145,7 +141,8 @@ class TrainConfig:
     device: str = "auto"
     threads: int = 1
     precision: str = "fp32"
-    model: dict[str, Any] = field(default_factory=lambda: dict(SMALL_MODEL))
+    #: the network; ``img_size`` is not a setting (:meth:`model_config` takes it from ``data.size``)
+    model: ModelConfig = field(default_factory=lambda: ModelConfig(**SMALL_MODEL))
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     loss: LossConfig = field(default_factory=LossConfig)
@@ -154,18 +151,14 @@ class TrainConfig:
     # -- derived ---------------------------------------------------------------
     def model_config(self) -> ModelConfig:
         """The :class:`ModelConfig` of the network (``img_size`` follows ``data.size``)."""
-        d = dict(self.model)
-        w, h = self.data.size
-        d["img_size"] = (max(w, h), max(w, h))
-        try:
-            return ModelConfig.from_dict(_json_safe(d))
-        except (TypeError, ValueError) as e:
-            raise TTT3RError(f"model config: {e}") from None
+        side = max(self.data.size)
+        return dataclasses.replace(self.model, img_size=(side, side))
 
     # -- (de)serialisation ---------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
+        """JSON-ready settings (``model`` without ``img_size``; infinities as ``"inf"``)."""
         d = dataclasses.asdict(self)
-        d["model"] = _json_safe(d["model"])
+        d["model"] = model_settings(self.model)
         return d
 
     @classmethod
@@ -191,7 +184,9 @@ class TrainConfig:
         """Raise a one-line :class:`TTT3RError` on inconsistent settings."""
         d, o = self.data, self.optim
         w, h = d.size
-        p = int(self.model.get("patch_size", 16))
+        p = self.model.patch_size
+        if p < 1:
+            raise TTT3RError(f"{source}: model.patch_size must be >= 1, got {p}")
         if w <= 0 or h <= 0 or w % p or h % p:
             raise TTT3RError(f"{source}: data.size must be positive multiples of {p}, got {w}x{h}")
         if not 1 <= d.clip_min <= d.clip_max:
@@ -227,16 +222,51 @@ class TrainConfig:
             raise TTT3RError(f"{source}: loss.mask_ratio must be in [0, 1), got {self.loss.mask_ratio}")
         if self.loss.alpha <= 0:
             raise TTT3RError(f"{source}: loss.alpha must be > 0, got {self.loss.alpha}")
-        self.model_config()
 
 
-def _json_safe(d: dict[str, Any]) -> dict[str, Any]:
-    out = {}
+#: ModelConfig fields a config may set (img_size follows data.size; extra is not a setting)
+_MODEL_SETTINGS = tuple(f.name for f in dataclasses.fields(ModelConfig) if f.name not in ("img_size", "extra"))
+_MODES = ("depth_mode", "conf_mode", "pose_mode")
+_MODEL_HINTS = typing.get_type_hints(ModelConfig)
+
+
+def model_settings(model: ModelConfig) -> dict[str, Any]:
+    """The settable fields of ``model`` as JSON-ready values (modes as ``[name, lo, hi]``,
+    infinities as ``"inf"`` / ``"-inf"``): the ``[model]`` table of ``config.json``."""
+    d = model.to_dict()
+    return {k: d[k] for k in _MODEL_SETTINGS}
+
+
+def model_from_settings(d: dict[str, Any], source: str = "config") -> ModelConfig:
+    """The inverse of :func:`model_settings`: a ``[model]`` table (missing keys at their
+    defaults) to the :class:`ModelConfig` it describes, checked as a config's would be."""
+    if not isinstance(d, dict):
+        raise TTT3RError(f"{source}: [model] must be a table")
+    cfg = TrainConfig()
     for k, v in d.items():
-        if isinstance(v, tuple):
-            v = [("inf" if x == math.inf else "-inf" if x == -math.inf else x) for x in v]
-        out[k] = v
-    return out
+        _set_model(cfg, k, v, f"model.{k}", source)
+    return cfg.model
+
+
+def _set_model(cfg: TrainConfig, name: str, value: Any, key: str, source: str) -> None:
+    """Set one ``[model]`` field, checking its name, type and (for ``Literal`` fields) value."""
+    if name == "img_size":
+        raise TTT3RError(f"{source}: model.img_size follows data.size; set data.size instead")
+    if name not in _MODEL_SETTINGS:
+        raise TTT3RError(f"{source}: unknown model setting {name!r}")
+    current = getattr(cfg.model, name)
+    if name in _MODES:
+        ok = isinstance(value, (list, tuple)) and len(value) == 3 and isinstance(value[0], str) and all(
+            (isinstance(x, (int, float)) and not isinstance(x, bool)) or x in ("inf", "-inf") for x in value[1:])
+        if not ok:
+            raise TTT3RError(f"{source}: {key} must be [name, low, high] (e.g. [\"exp\", 1, \"inf\"]), got {value!r}")
+        value = (value[0], float(value[1]), float(value[2]))
+    else:
+        value = _coerce(current, value, key, source)
+    choices = typing.get_args(_MODEL_HINTS[name])
+    if typing.get_origin(_MODEL_HINTS[name]) is typing.Literal and value not in choices:
+        raise TTT3RError(f"{source}: {key} must be one of {', '.join(map(str, choices))}, got {value!r}")
+    cfg.model = dataclasses.replace(cfg.model, **{name: value})
 
 
 def _set(cfg: TrainConfig, key: str, value: Any, source: str) -> None:
@@ -245,10 +275,7 @@ def _set(cfg: TrainConfig, key: str, value: Any, source: str) -> None:
     if parts[0] == "model":
         if len(parts) != 2:
             raise TTT3RError(f"{source}: bad key {key!r} (use model.NAME)")
-        names = {f.name for f in dataclasses.fields(ModelConfig)} - {"extra", "img_size"}
-        if parts[1] not in names:
-            raise TTT3RError(f"{source}: unknown model setting {parts[1]!r}")
-        cfg.model[parts[1]] = value
+        _set_model(cfg, parts[1], value, key, source)
         return
     obj: Any = cfg
     for name in parts[:-1]:
@@ -296,11 +323,10 @@ def _coerce(current: Any, value: Any, key: str, source: str) -> Any:
 
 def parse_value(text: str) -> Any:
     """A ``--set`` value: a TOML/JSON literal when it parses as one, else the string itself."""
-    if _toml is not None:
-        try:
-            return _toml.loads(f"v = {text}")["v"]
-        except Exception:
-            pass
+    try:
+        return toml_loads(f"v = {text}")["v"]
+    except Exception:
+        pass
     try:
         return json.loads(text)
     except ValueError:
@@ -320,26 +346,10 @@ def apply_overrides(cfg: TrainConfig, overrides: list[str], source: str = "--set
 
 
 def load_config(path: str | Path | None, overrides: list[str] | None = None) -> TrainConfig:
-    """Read a ``.toml`` or ``.json`` training config (None: defaults) and apply overrides."""
+    """Read a ``.toml`` or ``.json`` training config (None: defaults), following its
+    ``extends`` chain (:func:`ttt3r.train.config_file.read_config_file`), and apply overrides."""
     if path is None:
         cfg = TrainConfig()
     else:
-        p = Path(path)
-        try:
-            text = p.read_text(encoding="utf-8")
-        except OSError as e:
-            raise TTT3RError(f"{p}: cannot read config ({e.strerror})") from None
-        if p.suffix.lower() == ".json":
-            try:
-                d = json.loads(text)
-            except ValueError as e:
-                raise TTT3RError(f"{p}: invalid JSON ({e})") from None
-        else:
-            if _toml is None:  # pragma: no cover
-                raise TTT3RError(f"{p}: reading TOML needs Python >= 3.11 or the 'tomli' package; use a .json config")
-            try:
-                d = _toml.loads(text)
-            except Exception as e:
-                raise TTT3RError(f"{p}: invalid TOML ({e})") from None
-        cfg = TrainConfig.from_dict(d, source=str(p))
+        cfg = TrainConfig.from_dict(read_config_file(path), source=str(path))
     return apply_overrides(cfg, list(overrides or []))

@@ -30,6 +30,7 @@ import torch
 from torch import Tensor
 
 from ..errors import TTT3RError
+from ..geometry import rotation_to_quaternion, unproject
 from .config import DataConfig
 
 
@@ -121,13 +122,8 @@ def _render_many(args: list[tuple], split: str, workers: int, log) -> None:
 
 
 def _quat_wxyz(R: np.ndarray) -> np.ndarray:
-    """(..., 3, 3) rotations -> (..., 4) unit quaternions (w, x, y, z) with w >= 0."""
-    from scipy.spatial.transform import Rotation
-
-    q = Rotation.from_matrix(R.reshape(-1, 3, 3)).as_quat()  # (x, y, z, w)
-    q = np.concatenate([q[:, 3:], q[:, :3]], axis=1)
-    q = np.where(q[:, :1] < 0, -q, q)
-    return q.reshape(R.shape[:-2] + (4,))
+    """(..., 3, 3) rotations -> (..., 4) unit quaternions (w, x, y, z) with w >= 0 (the network's order)."""
+    return rotation_to_quaternion(R)[..., [3, 0, 1, 2]]
 
 
 @dataclass
@@ -200,13 +196,9 @@ def make_clip(seq: SeqArrays, frames: np.ndarray, flip: bool = False) -> dict[st
             raise TTT3RError(f"cannot mirror a clip whose principal point x {K[0, 2]} is off centre ({(W - 1) / 2})")
         rgb, depth = rgb[:, :, ::-1], depth[:, :, ::-1]
         poses = MIRROR[None] @ poses @ MIRROR[None]
-    u, v = np.meshgrid(np.arange(W, dtype=np.float64), np.arange(H, dtype=np.float64))
-    x = (u - K[0, 2]) / K[0, 0]
-    y = (v - K[1, 2]) / K[1, 1]
-    rays = np.stack([x, y, np.ones_like(x)], axis=-1)  # (H, W, 3)
     valid = np.isfinite(depth) & (depth > 0)
     d = np.where(valid, depth, 0.0)
-    pts_self = rays[None] * d[..., None]  # (L, H, W, 3)
+    pts_self = np.stack([unproject(di, K) for di in d])  # (L, H, W, 3)
     rel = np.linalg.inv(poses[0])[None] @ poses  # (L, 4, 4) camera i -> first camera
     pts_world = np.einsum("lij,lhwj->lhwi", rel[:, :3, :3], pts_self) + rel[:, None, None, :3, 3]
     pose = np.concatenate([rel[:, :3, 3], _quat_wxyz(rel[:, :3, :3])], axis=1)

@@ -29,6 +29,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from ..device import resolve_device
 from ..errors import TTT3RError
 from ..io.atomic import atomic_path, atomic_write_bytes, atomic_write_text
 from .config import TrainConfig
@@ -37,19 +38,6 @@ from .losses import ClipPrediction, cut3r_loss, raw_quat_norm
 
 CSV_FIELDS = ["step", "lr", "total", "conf_self", "conf_world", "pose", "rgb", "reg_self", "reg_world",
               "quat_norm", "it_s", "elapsed_s"]
-
-
-def pick_device(name: str) -> torch.device:
-    """``auto`` -> cuda when available, else cpu; anything else as given (checked)."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(name)
-    except RuntimeError:
-        raise TTT3RError(f"unknown device {name!r}") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise TTT3RError(f"device {name!r} asked for but CUDA is not available")
-    return dev
 
 
 def init_weights(model: nn.Module) -> None:
@@ -161,7 +149,7 @@ def train_step(model: nn.Module, opt: torch.optim.Optimizer, batch: Batch, cfg: 
     if cfg.loss.mask_ratio > 0:
         from .masking import mask_later_frames
 
-        img = mask_later_frames(img, cfg.loss.mask_ratio, int(cfg.model.get("patch_size", 16)),
+        img = mask_later_frames(img, cfg.loss.mask_ratio, cfg.model.patch_size,
                                 seed=cfg.seed * 1_000_003 + step)
     with torch.autocast(img.device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
         pred = forward_clip(model, img, cfg.loss.rule, want_rgb=cfg.loss.rgb_weight > 0)
@@ -192,7 +180,7 @@ class Trainer:
                  log: Callable[[str], None] = print):
         self.cfg, self.out, self.log = cfg, Path(out), log
         torch.set_num_threads(cfg.threads)
-        self.device = pick_device(cfg.device)
+        self.device = resolve_device(cfg.device)
         try:
             self.out.mkdir(parents=True, exist_ok=True)
         except OSError as e:
@@ -244,8 +232,10 @@ class Trainer:
             state = torch.load(self.ckpt_path, map_location=self.device, weights_only=True)
         except Exception as e:
             raise TTT3RError(f"{self.ckpt_path}: cannot read checkpoint ({type(e).__name__})") from None
+        from .config import model_from_settings
+
         saved = state.get("config", {})
-        if saved.get("model") != self.cfg.to_dict()["model"]:
+        if model_from_settings(saved.get("model", {}), str(self.ckpt_path)) != self.cfg.model:
             raise TTT3RError(f"{self.ckpt_path}: the checkpoint's model settings differ from the config")
         self.model.load_state_dict(state["model"])
         self.opt.load_state_dict(state["optim"])

@@ -3,7 +3,7 @@
 CUT3R starts from DUSt3R/MASt3R weights, whose decoder learnt to match two views
 through CroCo's pretext task: reconstruct a heavily masked image from a second,
 unmasked view of the same scene. Trained from scratch, our small decoder never
-learnt that matching (docs/training.md, stage 7). ``loss.mask_ratio`` brings the
+learnt that matching (docs/training_log.md, stage 7). ``loss.mask_ratio`` brings the
 pretext task into the recurrent setting without new parameters: the first frame
 of a clip is seen whole and written into the state; in every later frame a
 random ``mask_ratio`` of the ``patch x patch`` squares is set to 0 (mid-grey in

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ._core import MIN_POINTS_PER_FRAME, TRAJECTORY_CHUNK, LiveViewer, require_viser
-from .rundir import iter_frames, list_frames, read_frame, unproject_depth
+from .rundir import iter_frames, list_frames, read_frame
 
 __all__ = [
     "LiveViewer",
@@ -25,7 +25,6 @@ __all__ = [
     "list_frames",
     "read_frame",
     "require_viser",
-    "unproject_depth",
     "view_run",
 ]
 

@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..errors import TTT3RError
+from ..geometry import nearest_rotation, rotation_to_quaternion, transform_points
 from ..results import FrameResult
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -102,27 +103,9 @@ def _check_bindable(host: str) -> None:
 
 
 def _rotation_to_wxyz(R: np.ndarray) -> np.ndarray:
-    """(3, 3) rotation (orthonormalised first) -> (4,) unit quaternion (w, x, y, z)."""
-    U, _, Vt = np.linalg.svd(np.asarray(R, dtype=np.float64))
-    R = U @ Vt
-    if np.linalg.det(R) < 0:
-        R = U @ np.diag([1.0, 1.0, -1.0]) @ Vt
-    m = R
-    tr = m[0, 0] + m[1, 1] + m[2, 2]
-    if tr > 0:
-        s = math.sqrt(tr + 1.0) * 2
-        q = [0.25 * s, (m[2, 1] - m[1, 2]) / s, (m[0, 2] - m[2, 0]) / s, (m[1, 0] - m[0, 1]) / s]
-    elif m[0, 0] > m[1, 1] and m[0, 0] > m[2, 2]:
-        s = math.sqrt(1.0 + m[0, 0] - m[1, 1] - m[2, 2]) * 2
-        q = [(m[2, 1] - m[1, 2]) / s, 0.25 * s, (m[0, 1] + m[1, 0]) / s, (m[0, 2] + m[2, 0]) / s]
-    elif m[1, 1] > m[2, 2]:
-        s = math.sqrt(1.0 + m[1, 1] - m[0, 0] - m[2, 2]) * 2
-        q = [(m[0, 2] - m[2, 0]) / s, (m[0, 1] + m[1, 0]) / s, 0.25 * s, (m[1, 2] + m[2, 1]) / s]
-    else:
-        s = math.sqrt(1.0 + m[2, 2] - m[0, 0] - m[1, 1]) * 2
-        q = [(m[1, 0] - m[0, 1]) / s, (m[0, 2] + m[2, 0]) / s, (m[1, 2] + m[2, 1]) / s, 0.25 * s]
-    q = np.asarray(q, dtype=np.float64)
-    return q / np.linalg.norm(q)
+    """(3, 3) rotation (orthonormalised first) -> (4,) unit quaternion (w, x, y, z), viser's order."""
+    x, y, z, w = rotation_to_quaternion(nearest_rotation(R))
+    return np.array([w, x, y, z])
 
 
 def _as_uint8(rgb: np.ndarray) -> np.ndarray:
@@ -419,7 +402,7 @@ class LiveViewer:
         idx = idx[order]
         pose = np.asarray(frame.pose, dtype=np.float64)
         # world = pose @ cam (as FrameResult.points_world), only for the kept points
-        world = pts[idx].astype(np.float64) @ pose[:3, :3].T + pose[:3, 3]
+        world = transform_points(pose, pts[idx].astype(np.float64))
         return _Frame(
             index=int(frame.index),
             points=np.ascontiguousarray(world, dtype=np.float32),

@@ -27,9 +27,10 @@ import numpy as np
 
 from ..errors import TTT3RError
 from ..results import FrameResult
-from ..writers.layout import demo_paths
+from ..geometry import unproject
+from ..io.layout import DEMO_LAYOUT, load_camera
 
-__all__ = ["list_frames", "read_frame", "iter_frames", "unproject_depth"]
+__all__ = ["list_frames", "read_frame", "iter_frames"]
 
 
 def list_frames(run_dir: str | Path) -> list[int]:
@@ -57,24 +58,6 @@ def list_frames(run_dir: str | Path) -> list[int]:
     return sorted(indices)
 
 
-def unproject_depth(depth: np.ndarray, intrinsics: np.ndarray) -> np.ndarray:
-    """(H, W) depth and (3, 3) K -> (H, W, 3) float32 camera-frame points (OpenCV axes).
-
-    Pixel (u, v) (column, row, integer coordinates as in CUT3R/DUSt3R's
-    ``depthmap_to_camera_coordinates``) maps to
-    ``((u - cx) z / fx, (v - cy) z / fy, z)``.
-    """
-    h, w = depth.shape
-    fx, fy = float(intrinsics[0, 0]), float(intrinsics[1, 1])
-    cx, cy = float(intrinsics[0, 2]), float(intrinsics[1, 2])
-    z = depth.astype(np.float32)
-    u = np.arange(w, dtype=np.float32)[None, :]
-    v = np.arange(h, dtype=np.float32)[:, None]
-    x = (u - cx) * z / fx
-    y = (v - cy) * z / fy
-    return np.stack([x, y, z], axis=-1).astype(np.float32)
-
-
 def _load_npy(path: Path, shape: tuple[int, ...] | None = None) -> np.ndarray:
     if not path.is_file():
         raise TTT3RError(f"{path}: missing")
@@ -87,24 +70,6 @@ def _load_npy(path: Path, shape: tuple[int, ...] | None = None) -> np.ndarray:
     if shape is not None and arr.shape != shape:
         raise TTT3RError(f"{path}: shape {arr.shape} does not match the depth map's {shape}")
     return arr.astype(np.float32, copy=False)
-
-
-def _load_camera(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    if not path.is_file():
-        raise TTT3RError(f"{path}: missing")
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            pose = np.asarray(z["pose"], dtype=np.float64)
-            K = np.asarray(z["intrinsics"], dtype=np.float64)
-    except KeyError as e:
-        raise TTT3RError(f"{path}: no {e.args[0]!r} array (needs 'pose' and 'intrinsics')") from None
-    except Exception as e:  # noqa: BLE001
-        raise TTT3RError(f"{path}: cannot read .npz ({type(e).__name__}: {_one_line(e)})") from None
-    if pose.shape != (4, 4) or not np.all(np.isfinite(pose)):
-        raise TTT3RError(f"{path}: 'pose' must be a finite 4x4 matrix, got shape {pose.shape}")
-    if K.shape != (3, 3) or not np.all(np.isfinite(K)) or K[0, 0] <= 0 or K[1, 1] <= 0:
-        raise TTT3RError(f"{path}: 'intrinsics' must be a 3x3 pinhole matrix with fx, fy > 0")
-    return pose, K
 
 
 def _load_color(path: Path, shape: tuple[int, int]) -> np.ndarray:
@@ -130,14 +95,14 @@ def read_frame(run_dir: str | Path, index: int) -> FrameResult:
     """Read frame ``index`` of a run directory as a :class:`FrameResult`.
 
     ``pts3d_cam`` is the depth map unprojected with the intrinsics
-    (:func:`unproject_depth`); ``pose`` is camera-to-world, so
+    (:func:`ttt3r.geometry.unproject`, as float32); ``pose`` is camera-to-world, so
     ``result.points_world()`` are the world-frame points. ``name`` is the
     zero-padded frame number.
 
     Raises:
         TTT3RError: a file of the frame is missing, unreadable or inconsistent.
     """
-    p = demo_paths(run_dir, index)  # the writers' layout, one source of truth
+    p = DEMO_LAYOUT.paths(run_dir, index)  # the writers' layout, one source of truth
     depth = _load_npy(p["depth"])
     hw = (int(depth.shape[0]), int(depth.shape[1]))
     if p["conf"].parent.is_dir():
@@ -148,11 +113,11 @@ def read_frame(run_dir: str | Path, index: int) -> FrameResult:
         rgb = _load_color(p["color"], hw)
     else:
         rgb = np.full(hw + (3,), 160, dtype=np.uint8)
-    pose, K = _load_camera(p["camera"])
+    pose, K = load_camera(p["camera"])
     return FrameResult(
         index=index,
         name=p["depth"].stem,
-        pts3d_cam=unproject_depth(depth, K),
+        pts3d_cam=unproject(depth, K).astype(np.float32),
         conf=conf,
         pose=pose,
         intrinsics=K,

@@ -21,13 +21,13 @@ import struct
 from pathlib import Path
 
 import numpy as np
-from scipy.spatial.transform import Rotation
 
+from ..geometry import quaternion_to_rotation, rotation_to_quaternion
 from ..io.atomic import atomic_open, atomic_write_bytes, atomic_write_text
+from ..io.layout import png_bytes
 from ..results import FrameResult
 from .base import pose_is_valid, warn_invalid_pose
 from .fusion import VoxelFusion
-from .layout import png_bytes
 
 __all__ = ["ColmapWriter", "world_to_camera"]
 
@@ -35,13 +35,9 @@ __all__ = ["ColmapWriter", "world_to_camera"]
 def world_to_camera(pose: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(4, 4) camera-to-world -> (COLMAP quaternion (qw, qx, qy, qz), (3,) translation) of world-to-camera."""
     pose = np.asarray(pose, np.float64)
-    rot = Rotation.from_matrix(pose[:3, :3]).inv()
-    x, y, z, w = rot.as_quat()
-    q = np.array([w, x, y, z])
-    if q[0] < 0:
-        q = -q
-    t = -rot.apply(pose[:3, 3])
-    return q, t
+    x, y, z, w = rotation_to_quaternion(pose[:3, :3].T)  # qw >= 0
+    t = -(quaternion_to_rotation(np.array([x, y, z, w])) @ pose[:3, 3])
+    return np.array([w, x, y, z]), t
 
 
 class ColmapWriter:

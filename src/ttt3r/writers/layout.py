@@ -9,63 +9,36 @@
                         intrinsics: (3, 3) float64 pinhole matrix in pixels of color/
 
 Numbers are ``FrameResult.index`` (``%06d``). Every file is written atomically.
+File names and formats are :data:`ttt3r.io.layout.DEMO_LAYOUT`'s.
 """
 
 from __future__ import annotations
 
-import io
 import os
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
-from ..io.atomic import atomic_open, atomic_write_bytes
+from ..io.layout import DEMO_LAYOUT, read_frame_files
 from ..results import FrameResult
 
-__all__ = ["DemoLayoutWriter", "demo_paths", "png_bytes", "read_demo_frame", "write_demo_frame"]
+__all__ = ["DemoLayoutWriter", "demo_paths", "read_demo_frame", "write_demo_frame"]
 
 
 def demo_paths(out_dir: str | os.PathLike, index: int) -> dict[str, Path]:
     """The four files of frame ``index``: keys ``depth``, ``conf``, ``color``, ``camera``."""
-    d = Path(out_dir)
-    return {
-        "depth": d / "depth" / f"{index:06d}.npy",
-        "conf": d / "conf" / f"{index:06d}.npy",
-        "color": d / "color" / f"{index:06d}.png",
-        "camera": d / "camera" / f"{index:06d}.npz",
-    }
-
-
-def png_bytes(rgb: np.ndarray) -> bytes:
-    """Encode an (H, W, 3) uint8 image as PNG."""
-    buf = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(rgb, dtype=np.uint8)).save(buf, format="PNG", compress_level=1)
-    return buf.getvalue()
+    return DEMO_LAYOUT.paths(out_dir, index)
 
 
 def write_demo_frame(out_dir: str | os.PathLike, frame: FrameResult) -> dict[str, Path]:
-    """Write one frame in the demo layout (atomically, file by file); returns the paths."""
-    p = demo_paths(out_dir, frame.index)
-    with atomic_open(p["depth"]) as f:
-        np.save(f, np.ascontiguousarray(frame.depth, dtype=np.float32))
-    with atomic_open(p["conf"]) as f:
-        np.save(f, np.ascontiguousarray(frame.conf, dtype=np.float32))
-    atomic_write_bytes(p["color"], png_bytes(frame.rgb))
-    with atomic_open(p["camera"]) as f:
-        np.savez(f, pose=np.asarray(frame.pose, np.float64), intrinsics=np.asarray(frame.intrinsics, np.float64))
-    return p
+    """Write one frame in the demo layout (atomically, file by file, camera last); returns the paths."""
+    return DEMO_LAYOUT.write(out_dir, frame.index, frame.rgb, frame.depth, frame.pose, frame.intrinsics,
+                             conf=frame.conf)
 
 
 def read_demo_frame(out_dir: str | os.PathLike, index: int) -> dict[str, np.ndarray]:
     """Read frame ``index`` back: ``depth``, ``conf``, ``color`` (uint8 RGB), ``pose``, ``intrinsics``."""
-    p = demo_paths(out_dir, index)
-    with np.load(p["camera"]) as cam:
-        pose, K = cam["pose"], cam["intrinsics"]
-    with Image.open(p["color"]) as im:
-        color = np.asarray(im.convert("RGB"))
-    return {"depth": np.load(p["depth"]), "conf": np.load(p["conf"]), "color": color, "pose": pose,
-            "intrinsics": K}
+    return read_frame_files(DEMO_LAYOUT, out_dir, index)
 
 
 class DemoLayoutWriter:

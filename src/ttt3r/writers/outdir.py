@@ -7,8 +7,9 @@ Rules:
   ``overwrite=True``.
 * With ``overwrite=True`` the files of a previous ttt3r run are removed: those
   whose relative paths match both the patterns recorded in that run's manifest
-  (``.ttt3r-manifest.json``) and ttt3r's own list of output patterns
-  (:data:`KNOWN_PATTERNS`). Nothing else is ever deleted. If a file that this
+  (``.ttt3r-manifest.json``) and ttt3r's own output patterns (:func:`known_patterns`:
+  the ``files`` of every registered export, :mod:`ttt3r.writers.exports`, and
+  ``run.json``). Nothing else is ever deleted. If a file that this
   run would write exists but was not written by ttt3r, the run is refused
   rather than replacing it.
 
@@ -28,45 +29,32 @@ from pathlib import Path
 
 from ..errors import TTT3RError
 from ..io.atomic import atomic_write_text
+from .exports import available_exports, get_export
 
-__all__ = ["KNOWN_PATTERNS", "MANIFEST_NAME", "OutputDir", "patterns_for"]
+__all__ = ["MANIFEST_NAME", "RUN_FILES", "OutputDir", "known_patterns", "patterns_for"]
 
 MANIFEST_NAME = ".ttt3r-manifest.json"
 
-_TMP = r"(?:/\.[^/]+\.tmp)?"  # leftovers of interrupted atomic writes: dir/.name.XXXX.tmp
+#: Files every run writes, whatever its exports (regular expressions of relative paths).
+RUN_FILES: tuple[str, ...] = (r"run\.json",)
 
-#: Every relative path ttt3r may write, per export, as regular expressions.
-KNOWN_PATTERNS: dict[str, tuple[str, ...]] = {
-    "demo": (r"depth/\d{6,}\.npy", r"conf/\d{6,}\.npy", r"color/\d{6,}\.png", r"camera/\d{6,}\.npz"),
-    "trajectory": (r"trajectory\.txt",),
-    "ply": (r"points\.ply",),
-    "colmap": (
-        r"colmap/images/\d{6,}\.png",
-        r"colmap/sparse/0/cameras\.txt",
-        r"colmap/sparse/0/images\.txt",
-        r"colmap/sparse/0/points3D\.txt",
-        r"colmap/sparse/0/cameras\.bin",
-        r"colmap/sparse/0/images\.bin",
-        r"colmap/sparse/0/points3D\.bin",
-    ),
-    "glb": (r"scene\.glb",),
-    "preview": (r"preview\.png",),
-    "run": (r"run\.json",),
-}
 
-#: Sub-folders ttt3r creates, deepest first (removed on overwrite only when empty).
-_OWN_DIRS = ("depth", "conf", "color", "camera", "colmap/images", "colmap/sparse/0", "colmap/sparse", "colmap")
+def known_patterns() -> dict[str, tuple[str, ...]]:
+    """Every relative path ttt3r may write, as regular expressions: per registered export, and ``run``."""
+    return {e: get_export(e).files for e in available_exports()} | {"run": RUN_FILES}
 
-_ALL_PATTERNS = tuple(p for ps in KNOWN_PATTERNS.values() for p in ps)
+
+def _own_folders() -> list[str]:
+    """The sub-folders registered exports create, deepest first (removed on overwrite only when empty)."""
+    folders = dict.fromkeys(d for e in available_exports() for d in get_export(e).folders())
+    return sorted(folders, key=lambda d: -d.count("/"))
 
 
 def patterns_for(exports: Iterable[str]) -> list[str]:
-    """The path patterns owned by a run with these exports (``run`` is always included)."""
+    """The path patterns owned by a run with these exports (``run.json``'s is always included)."""
     out: list[str] = []
-    for e in [*exports, "run"]:
-        if e not in KNOWN_PATTERNS:
-            raise TTT3RError(f"unknown export {e!r} (known: {', '.join(k for k in KNOWN_PATTERNS if k != 'run')})")
-        out.extend(p for p in KNOWN_PATTERNS[e] if p not in out)
+    for pats in [*(get_export(e).files for e in exports), RUN_FILES]:
+        out.extend(p for p in pats if p not in out)
     return out
 
 
@@ -90,7 +78,7 @@ class OutputDir:
 
     Args:
         path: the output folder (created if missing).
-        exports: names of the exports this run writes (keys of :data:`KNOWN_PATTERNS`).
+        exports: names of the registered exports this run writes.
         overwrite: allow writing into a non-empty folder, removing only files
             of an earlier ttt3r run (see module doc).
 
@@ -114,7 +102,7 @@ class OutputDir:
         Only these can match ttt3r's patterns; other sub-folders are not walked.
         """
         out = sorted(c.name + ("/" if c.is_dir() else "") for c in self.path.iterdir())
-        for d in _OWN_DIRS:
+        for d in _own_folders():
             sub = self.path / d
             if sub.is_dir() and not sub.is_symlink():
                 for c in sorted(sub.iterdir()):
@@ -132,7 +120,8 @@ class OutputDir:
         except (OSError, ValueError, AttributeError):
             return []
         # only patterns that ttt3r itself knows: a tampered manifest cannot widen deletion
-        return [p for p in pats if p in _ALL_PATTERNS]
+        known = {p for ps in known_patterns().values() for p in ps}
+        return [p for p in pats if p in known]
 
     def check(self) -> list[str]:
         """Validate the folder without changing anything; return the files ``prepare`` would remove.
@@ -179,7 +168,7 @@ class OutputDir:
         self._write_manifest()
 
     def _remove_empty_dirs(self) -> None:
-        for d in _OWN_DIRS:  # deepest first; rmdir only succeeds on empty folders
+        for d in _own_folders():  # deepest first; rmdir only succeeds on empty folders
             with contextlib.suppress(OSError):
                 os.rmdir(self.path / d)
 

@@ -1,14 +1,9 @@
 """:class:`RunWriter`: every output of ``ttt3r reconstruct`` behind one ``add`` / ``close``.
 
-Output folder layout (by export name)::
-
-    demo        depth/%06d.npy conf/%06d.npy color/%06d.png camera/%06d.npz
-    trajectory  trajectory.txt            (TUM, camera-to-world)
-    ply         points.ply                (fused cloud, binary PLY)
-    colmap      colmap/images/, colmap/sparse/0/{cameras,images,points3D}.txt
-    glb         scene.glb                 (cloud + cameras, needs trimesh)
-    preview     preview.png
-    (always)    run.json, .ttt3r-manifest.json
+Which files each export writes, and the writer that writes them, is declared in
+:mod:`ttt3r.writers.exports` (one registered class per export); ``run.json``
+(:class:`~ttt3r.writers.runinfo.RunInfoWriter`) and ``.ttt3r-manifest.json``
+(:class:`~ttt3r.writers.outdir.OutputDir`) are always written.
 """
 
 from __future__ import annotations
@@ -21,20 +16,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import TTT3RError
 from ..results import FrameResult
 from .base import Writer
+from .exports import ExportContext, available_exports, default_exports, get_export
 from .fusion import VoxelFusion
 from .outdir import OutputDir
 
-__all__ = ["DEFAULT_EXPORTS", "EXPORTS", "RunWriter", "WriterOptions"]
-
-#: Every export name, in the order writers are called.
-EXPORTS: tuple[str, ...] = ("demo", "trajectory", "ply", "colmap", "glb", "preview")
-#: What ``ttt3r reconstruct`` writes unless told otherwise.
-DEFAULT_EXPORTS: tuple[str, ...] = ("demo", "trajectory", "ply", "preview")
-
-_NEEDS_FUSION = {"ply", "colmap", "glb", "preview"}
+__all__ = ["RunWriter", "WriterOptions"]
 
 
 @dataclass
@@ -75,7 +63,8 @@ class RunWriter:
     Args:
         out_dir: the output folder (checked by :class:`OutputDir`: a non-empty
             folder needs ``overwrite=True``; foreign files are never touched).
-        exports: names from :data:`EXPORTS`.
+        exports: registered export names (:func:`~ttt3r.writers.exports.available_exports`);
+            ``None``: the defaults. Writers are called in registration order.
         fps: frames per second of the processed sequence (for TUM timestamps),
             or ``None``.
         overwrite: replace the files of an earlier ttt3r run in ``out_dir``.
@@ -93,55 +82,28 @@ class RunWriter:
     and ``run.json`` says ``"interrupted": true``.
     """
 
-    def __init__(self, out_dir: str | os.PathLike, exports: Iterable[str] = DEFAULT_EXPORTS, *,
+    def __init__(self, out_dir: str | os.PathLike, exports: Iterable[str] | None = None, *,
                  fps: float | None = None, overwrite: bool = False, options: WriterOptions | None = None,
                  info: dict[str, Any] | None = None, background: bool = False, queue_size: int = 4) -> None:
-        exports = list(dict.fromkeys(exports))
-        unknown = [e for e in exports if e not in EXPORTS]
-        if unknown:
-            raise TTT3RError(f"unknown export {unknown[0]!r} (known: {', '.join(EXPORTS)})")
-        self.exports = [e for e in EXPORTS if e in exports]
+        wanted = list(dict.fromkeys(default_exports() if exports is None else exports))
+        for e in wanted:
+            get_export(e)  # an unknown name: one error listing the known ones
+        specs = [get_export(e) for e in available_exports() if e in wanted]
+        self.exports = [s.name for s in specs]
         self.options = opt = options or WriterOptions()
-        if "glb" in self.exports:
-            from .glb import _trimesh
-
-            _trimesh()  # before touching the folder
+        for s in specs:
+            s.check_available()  # before touching the folder
         self.out_dir = Path(out_dir)
         self.guard = OutputDir(self.out_dir, self.exports, overwrite=overwrite)
         self.guard.prepare()
 
         d = self.out_dir
         self.fusion: VoxelFusion | None = None
-        if _NEEDS_FUSION & set(self.exports):
+        if any(s.needs_fusion for s in specs):
             self.fusion = VoxelFusion(voxel_size=opt.voxel_size, max_points=opt.max_points,
                                       conf_threshold=opt.conf_threshold, pixel_stride=opt.fusion_pixel_stride)
-        self.writers: dict[str, Writer] = {}
-        for e in self.exports:
-            if e == "demo":
-                from .layout import DemoLayoutWriter
-
-                self.writers[e] = DemoLayoutWriter(d)
-            elif e == "trajectory":
-                from .trajectory import TrajectoryWriter
-
-                self.writers[e] = TrajectoryWriter(d / "trajectory.txt", fps=fps, every=opt.trajectory_every)
-            elif e == "ply":
-                from .ply import PlyWriter
-
-                self.writers[e] = PlyWriter(d / "points.ply", fusion=self.fusion, every=opt.flush_every)
-            elif e == "colmap":
-                from .colmap import ColmapWriter
-
-                self.writers[e] = ColmapWriter(d / "colmap", fusion=self.fusion, max_points=opt.colmap_max_points,
-                                               every=opt.flush_every)
-            elif e == "glb":
-                from .glb import GlbWriter
-
-                self.writers[e] = GlbWriter(d / "scene.glb", fusion=self.fusion, max_points=opt.glb_max_points)
-            elif e == "preview":
-                from .preview import PreviewWriter
-
-                self.writers[e] = PreviewWriter(d / "preview.png", fusion=self.fusion, n_strip=opt.preview_frames)
+        ctx = ExportContext(out_dir=d, options=opt, fps=fps, fusion=self.fusion)
+        self.writers: dict[str, Writer] = {s.name: s.create(ctx) for s in specs}
         from .runinfo import RunInfoWriter
 
         info = dict(info or {})
@@ -162,11 +124,9 @@ class RunWriter:
 
     @property
     def paths(self) -> dict[str, Path]:
-        """Main output path of each export (folders for ``demo`` and ``colmap``)."""
+        """Main output path of each export (the output folder for ``demo``), and ``run``: run.json."""
         d = self.out_dir
-        p = {"demo": d, "trajectory": d / "trajectory.txt", "ply": d / "points.ply", "colmap": d / "colmap",
-             "glb": d / "scene.glb", "preview": d / "preview.png"}
-        return {e: p[e] for e in self.exports} | {"run": d / "run.json"}
+        return {e: d / get_export(e).path for e in self.exports} | {"run": d / "run.json"}
 
     def add(self, frame: FrameResult) -> None:
         """Write / accumulate one frame (frames arrive in index order)."""

@@ -1,4 +1,4 @@
-"""Camera trajectory in TUM format: ``timestamp tx ty tz qx qy qz qw`` per line.
+"""The run's camera trajectory, written as it grows, in TUM format (:mod:`ttt3r.io.trajectory`).
 
 Poses are camera-to-world (OpenCV camera axes); the quaternion is the rotation
 of the pose, Hamilton convention, scalar last (as TUM and scipy). Timestamps are
@@ -11,43 +11,18 @@ import os
 from pathlib import Path
 
 import numpy as np
-from scipy.spatial.transform import Rotation
 
 from ..io.atomic import atomic_write_text
+from ..io.trajectory import pose_to_tum, tum_line, tum_to_pose
 from ..results import FrameResult
 from .base import pose_is_valid, warn_invalid_pose
 
-__all__ = ["TrajectoryWriter", "format_tum", "pose_to_tum", "tum_to_pose"]
-# (reading trajectories, with errors that name the file and line: ttt3r.eval.trajectory.read_tum)
+__all__ = ["TrajectoryWriter"]
+# (the format and its readers, with errors that name the file and line: ttt3r.io.trajectory)
 
 TUM_HEADER = "# timestamp tx ty tz qx qy qz qw (camera-to-world, OpenCV camera axes)"
-
-
-def pose_to_tum(pose: np.ndarray) -> np.ndarray:
-    """(4, 4) camera-to-world -> (7,) ``tx ty tz qx qy qz qw`` (rotation projected onto SO(3))."""
-    pose = np.asarray(pose, np.float64)
-    q = Rotation.from_matrix(pose[:3, :3]).as_quat()  # x, y, z, w
-    if q[3] < 0:
-        q = -q
-    return np.concatenate([pose[:3, 3], q])
-
-
-def tum_to_pose(row: np.ndarray) -> np.ndarray:
-    """(7,) ``tx ty tz qx qy qz qw`` -> (4, 4) camera-to-world."""
-    row = np.asarray(row, np.float64)
-    T = np.eye(4)
-    T[:3, :3] = Rotation.from_quat(row[3:7]).as_matrix()
-    T[:3, 3] = row[:3]
-    return T
-
-
-def _tum_line(t: float, row: np.ndarray) -> str:
-    return f"{float(t):.6f} " + " ".join(f"{float(v):.9g}" for v in row)
-
-
-def format_tum(timestamps: np.ndarray, rows: np.ndarray) -> str:
-    """Text of a TUM file: header line then one ``t tx ty tz qx qy qz qw`` line per pose."""
-    return "\n".join([TUM_HEADER, *(_tum_line(t, r) for t, r in zip(timestamps, rows))]) + "\n"
+#: decimals of the timestamp, significant digits of the pose values
+DIGITS = (6, 9)
 
 
 class TrajectoryWriter:
@@ -84,7 +59,7 @@ class TrajectoryWriter:
             return
         row = pose_to_tum(frame.pose)
         self._rows.append(row)
-        self._lines.append(_tum_line(self.timestamp(frame), row))
+        self._lines.append(tum_line(self.timestamp(frame), row, DIGITS))
         if len(self._rows) % self.every == 0:
             self.flush()
 

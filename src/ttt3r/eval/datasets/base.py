@@ -25,7 +25,7 @@ from typing import ClassVar
 import numpy as np
 
 from ...errors import TTT3RError
-from ..trajectory import Trajectory
+from ...io.trajectory import Trajectory
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
 

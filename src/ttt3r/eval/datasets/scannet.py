@@ -19,7 +19,7 @@ import os
 import numpy as np
 
 from ...errors import TTT3RError
-from ..trajectory import read_pose_matrices
+from ...io.trajectory import read_pose_matrices
 from .base import DatasetLoader, Sequence, list_images, read_png_depth
 
 SCANNET_LONG_FRAMES = (50, 90, 100, *range(150, 1001, 50))

@@ -21,12 +21,12 @@ There is no depth cap or clip (scenes are enclosed rooms of a few metres).
 from __future__ import annotations
 
 import os
-import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from ...errors import TTT3RError
+from ...io.layout import load_camera
 from .base import DatasetLoader, Sequence
 
 
@@ -41,20 +41,6 @@ def read_npy_depth(path: Path) -> np.ndarray:
     if d.ndim != 2 or d.dtype.kind != "f":
         raise TTT3RError(f"{path}: expected an (H, W) float depth map, got {d.dtype} {d.shape}")
     return d.astype(np.float32, copy=False)
-
-
-def _read_camera(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            pose = np.asarray(z["pose"], dtype=np.float64)
-            K = np.asarray(z["intrinsics"], dtype=np.float64)
-    except FileNotFoundError:
-        raise TTT3RError(f"{path}: camera file not found") from None
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as e:
-        raise TTT3RError(f"{path}: cannot read camera ({e})") from None
-    if pose.shape != (4, 4) or K.shape != (3, 3):
-        raise TTT3RError(f"{path}: expected pose (4, 4) and intrinsics (3, 3), got {pose.shape} and {K.shape}")
-    return pose, K
 
 
 class SynthDataset(DatasetLoader):
@@ -77,17 +63,17 @@ class SynthDataset(DatasetLoader):
 
     def load(self, name: str) -> Sequence:
         from ...synth.dataset import load_sequence
-        from ...synth.render import frame_paths
+        from ...synth.render import SYNTH_LAYOUT
 
         folder = self._folders.get(name)
         if folder is None:
             raise TTT3RError(f"{self.name}: no sequence {name!r} in {self.root}")
         synth = load_sequence(folder)  # checks meta.json, completeness, trajectory.txt
         n = len(synth)
-        paths = [frame_paths(folder, i) for i in range(n)]
-        images = [self._file(p[0], "image") for p in paths]
-        depths = [self._file(p[1], "depth map") for p in paths]
-        cams = [_read_camera(self._file(p[2], "camera file")) for p in paths]
+        paths = [SYNTH_LAYOUT.paths(folder, i) for i in range(n)]
+        images = [self._file(p["color"], "image") for p in paths]
+        depths = [self._file(p["depth"], "depth map") for p in paths]
+        cams = [load_camera(self._file(p["camera"], "camera file")) for p in paths]
         return self._sequence(
             name,
             images,

@@ -26,7 +26,7 @@ import os
 
 import numpy as np
 
-from ..trajectory import read_tum
+from ...io.trajectory import read_tum
 from .base import DatasetLoader, Sequence, list_images, pinhole, read_png_depth
 
 # Published pinhole calibrations (fx, fy, cx, cy) in pixels of the 640x480 images.

@@ -1,4 +1,4 @@
-"""Trajectory files: round trips, agreement with evo's readers, malformed input errors."""
+"""Trajectory files (ttt3r.io.trajectory): round trips, agreement with evo's readers, malformed input errors."""
 
 from __future__ import annotations
 
@@ -9,10 +9,8 @@ import pytest
 from scipy.spatial.transform import Rotation
 
 from ttt3r.errors import TTT3RError
-from ttt3r.eval.trajectory import (
+from ttt3r.io.trajectory import (
     Trajectory,
-    associate,
-    matching_time_indices,
     read_euroc,
     read_kitti,
     read_trajectory,
@@ -109,7 +107,7 @@ def test_malformed_files_name_file_and_line(tmp_path, fmt, text, pattern):
 
 
 def test_pose_matrix_rows_must_not_change_width(tmp_path):
-    from ttt3r.eval.trajectory import read_pose_matrices
+    from ttt3r.io.trajectory import read_pose_matrices
 
     p = tmp_path / "poses.txt"
     p.write_text("1 0 0 0 0 1 0 0 0 0 1 0\n1 0 0 0 0 1 0 0 0 0 1 0 0 0 0 1\n")
@@ -135,29 +133,19 @@ def test_write_is_atomic_and_leaves_no_temp(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["t.txt"]
 
 
-def test_matching_indices_match_evo():
-    sync = pytest.importorskip("evo.core.sync")
-    rng = np.random.default_rng(4)
-    s1 = np.sort(rng.uniform(0, 10, 60))
-    s2 = np.sort(rng.uniform(-1, 11, 200))
-    for max_diff in (0.01, 0.05, 0.2):
-        for offset in (0.0, 0.03):
-            a, b = matching_time_indices(s1, s2, max_diff, offset)
-            ea, eb = sync.matching_time_indices(s1, s2, max_diff, offset)
-            assert a.tolist() == ea and b.tolist() == eb
-    # unsorted second list uses the exhaustive search
-    s3 = rng.permutation(s2)
-    a, b = matching_time_indices(s1, s3, 0.05)
-    ea, eb = sync.matching_time_indices(s1, s3, 0.05)
-    assert a.tolist() == ea and b.tolist() == eb
+def test_tum_line_digits_and_header(tmp_path):
+    from ttt3r.io.trajectory import format_tum, pose_to_tum, tum_line, tum_to_pose, write_tum
 
-
-def test_associate_hand_case_and_no_match():
-    eye = np.tile(np.eye(4), (3, 1, 1))
-    a = Trajectory([0.0, 1.0, 2.0], eye)
-    b = Trajectory([0.005, 1.5, 2.009, 3.0], np.tile(np.eye(4), (4, 1, 1)))
-    a2, b2 = associate(a, b)
-    assert a2.timestamps.tolist() == [0.0, 2.0]
-    assert b2.timestamps.tolist() == [0.005, 2.009]
-    with pytest.raises(TTT3RError, match="no matching timestamps"):
-        associate(a, Trajectory([50.0], np.eye(4)[None]))
+    h = np.sqrt(0.5)
+    pose = np.eye(4)
+    pose[:3, :3] = [[0, -1, 0], [1, 0, 0], [0, 0, 1]]  # 90 degrees about z
+    pose[:3, 3] = [1.0, 2.0, 1.0 / 3.0]
+    row = pose_to_tum(pose)
+    np.testing.assert_allclose(row, [1.0, 2.0, 1.0 / 3.0, 0.0, 0.0, h, h], atol=1e-15)
+    np.testing.assert_allclose(tum_to_pose(row), pose, atol=1e-15)
+    assert tum_line(0.5, row, (6, 9)).split()[:4] == ["0.500000", "1", "2", "0.333333333"]
+    assert tum_line(0.5, row).split()[3] == repr(1.0 / 3.0)  # shortest round trip
+    text = format_tum(Trajectory([0.5], pose[None]), header="# mine", digits=(9, 12))
+    assert text.splitlines()[0] == "# mine" and text.splitlines()[1].startswith("0.500000000 1 2 0.333333333333 ")
+    with pytest.raises(ValueError, match="header"):
+        write_tum(tmp_path / "t.txt", Trajectory([0.5], pose[None]), header="no comment")
