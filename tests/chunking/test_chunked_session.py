@@ -152,3 +152,29 @@ def test_folder_job_records_chunks(model, tmp_path):
     traj = np.loadtxt(out / "trajectory.txt")
     np.testing.assert_allclose(traj[:, 1:4], np.stack([r.pose[:3, 3] for r in ref]), atol=1e-6)
     assert (out / "preview.png").stat().st_size > 0
+
+
+def test_sim3_falls_back_to_the_chain_when_the_overlap_disagrees():
+    """A chunk whose overlap points are garbage: the fit explains them worse than the pose chain."""
+    from ttt3r.chunking import ChunkAligner
+    from ttt3r.results import FrameResult
+
+    rng = np.random.default_rng(0)
+    h, w = 12, 16
+
+    def frame(i, pts, x):
+        pose = np.eye(4)
+        pose[0, 3] = x
+        return FrameResult(i, f"f{i}", pts.astype(np.float32), np.full((h, w), 2.0, np.float32), pose,
+                           np.eye(3), np.zeros((h, w, 3), np.uint8))
+
+    scene = rng.uniform(1, 3, (h, w, 3))
+    al = ChunkAligner(ChunkSettings(2, 1, "sim3"))
+    al.open_chunk(0)
+    for i in range(2):
+        al.emit(frame(i, scene, 0.1 * i))
+    al.open_chunk(2)
+    al.add_overlap(frame(1, scene * rng.uniform(0.2, 5, (h, w, 1)), 0.0))  # its points disagree wildly
+    rec = al.records[-1]
+    assert rec.mode == "se3-fallback" and rec.scale == 1.0
+    np.testing.assert_array_equal(rec.matrix, frame(1, scene, 0.1).pose)  # the chain through frame 1

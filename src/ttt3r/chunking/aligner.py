@@ -49,7 +49,8 @@ class ChunkAlignment:
         first_frame: index of the chunk's first new frame.
         overlap: ``[start, stop)`` indices of its re-fed overlap frames (empty for chunk 0).
         mode: ``sim3``, ``se3``, ``world`` (chunk 0), or ``se3-fallback`` when
-            the Sim(3) fit was impossible (degenerate overlap).
+            the Sim(3) fit was impossible (degenerate overlap) or explained the
+            overlap worse (lower ``confidence``) than the SE(3) chain.
         matrix: (4, 4) ``[[s R, t], [0, 1]]`` chunk frame -> world.
         scale: ``s``.
         residual: weighted RMS distance of the overlap inliers after ``T``, world units
@@ -191,20 +192,23 @@ class ChunkAligner:
         src, dst, w, dist = src[ok], dst[ok], w[ok], dist[ok]
         mode = self.settings.align
         first = self._overlap[0].index
+        # the chain through the first overlap frame, exactly as the original (no scale)
+        chain_base = prev[first].pose.copy()
+        # its residuals in the chunk frame's coordinates: T maps them as chain_base does
+        chain = (fit_residuals(Sim3(chain_base[:3, :3], chain_base[:3, 3], 1.0), src, dst, w, ref_dist=dist)
+                 if len(src) >= 3 else None)
+        fit = chain
         if mode == "sim3":
             try:
                 fit = robust_sim3(src, dst, w, ref_dist=dist)
             except TTT3RError:
-                mode = "se3-fallback"
-        if mode != "sim3":  # the chain through the first overlap frame, exactly as the original
-            base = prev[first].pose.copy()
-            R, t = base[:3, :3], base[:3, 3]
-            # residuals in the chunk frame's coordinates: T maps them as base does
-            fit = fit_residuals(Sim3(R, t, 1.0), src, dst, w, ref_dist=dist) if len(src) >= 3 else None
-            scale = 1.0
+                mode, fit = "se3-fallback", chain
+            if mode == "sim3" and chain is not None and chain.confidence > fit.confidence:
+                mode, fit = "se3-fallback", chain  # the overlap agrees better with the chain than with the fit
+        if mode != "sim3":
+            base, scale = chain_base, 1.0
         else:
-            R, t, scale = fit.sim.R, fit.sim.t, float(fit.sim.s)
-            base = fit.sim.matrix
+            base, scale = fit.sim.matrix, float(fit.sim.s)
         self._base, self._scale = base, scale
         self.records.append(ChunkAlignment(
             chunk=len(self.records), first_frame=self._first, overlap=(first, self._overlap[-1].index + 1),
