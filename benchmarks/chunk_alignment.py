@@ -15,26 +15,31 @@ ground truth. Time per frame is wall time of the stream (prediction, re-feeds,
 fits); peak memory is tracemalloc's peak of Python/numpy allocations during
 the stream (torch's CPU allocator is not traced), outputs not kept.
 
-    PYTHONPATH=src python benchmarks/chunk_alignment.py            # ~15 min on 2 busy cores
+    PYTHONPATH=src python benchmarks/chunk_alignment.py            # ~15 min on 2 busy cores (one thread)
     PYTHONPATH=src python benchmarks/chunk_alignment.py --parts network   # rerun one part, keep the other
     -> benchmarks/results/chunk_alignment.json, docs/figures/chunk_alignment.png
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
-import platform
-import time
-import tracemalloc
-from pathlib import Path
 
-import numpy as np
+# one BLAS / OpenMP thread: on a shared 2-core machine more threads make every step several times slower
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
 
-from ttt3r.chunking import ChunkedSession, ChunkSettings
-from ttt3r.chunking.oracle import DriftOracle, DriftSpec
-from ttt3r.eval.metrics_pose import absolute_trajectory_error
+import argparse  # noqa: E402
+import json  # noqa: E402
+import platform  # noqa: E402
+import time  # noqa: E402
+import tracemalloc  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+from ttt3r.chunking import ChunkedSession, ChunkSettings  # noqa: E402
+from ttt3r.chunking.oracle import DriftOracle, DriftSpec  # noqa: E402
+from ttt3r.eval.metrics_pose import absolute_trajectory_error  # noqa: E402
 
 MOTIONS = ("loop", "walk", "forward")
 ROOT = Path(__file__).resolve().parents[1]
