@@ -68,6 +68,9 @@ class Session:
         self._base = np.eye(4)
         self._pending: tuple[Preprocessed, torch.Tensor | None] | None = None
         self.frames_done = 0
+        #: False: frames read the state without changing it (state and pose memory;
+        #: the later passes of ``--no-revisit-update``)
+        self.update_state = True
 
     # ------------------------------------------------------------------
     def reset(self) -> None:
@@ -92,7 +95,7 @@ class Session:
         if m.device.type == "cuda":  # CUDA kernels run asynchronously: wait for them to finish
             torch.cuda.synchronize(m.device)
         seconds = time.perf_counter() - t0
-        if img is not None:
+        if img is not None and self.update_state:
             self.state = new_state
         # a ray-map-only frame queries the state without updating it (as the original:
         # its update mask is its image mask)
