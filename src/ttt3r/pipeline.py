@@ -50,6 +50,9 @@ class ReconstructOptions:
     view: bool = False
     view_port: int = 8080
     quiet: bool = False
+    intrinsics: str | None = None  # known cameras (ttt3r.known): "fx,fy,cx,cy", a 3x3 file, COLMAP cameras.txt
+    poses: str | None = None  # camera-to-world pose file (TUM, KITTI, EuRoC, COLMAP images.txt)
+    poses_format: str = "auto"
 
 
 def choose_weights(weights: str | None, quiet: bool = False,
@@ -86,8 +89,16 @@ def _session(opts: ReconstructOptions, model=None):
     return sess, weights
 
 
-def _step(sess, frame) -> FrameResult:
-    result = sess.step(frame.image, frame.name)
+def _step(sess, frame, given=None) -> FrameResult:
+    """One frame through ``sess``; with ``given`` (:class:`ttt3r.known.GivenCameras`) its ray
+    map is fed with the image and the result is put in the user's frame."""
+    if given is None:
+        result = sess.step(frame.image, frame.name)
+    else:
+        h, w = frame.image.shape[:2]
+        rays = given.rays(frame.source_index, (w, h), first=sess.frames_done == 0)
+        result = sess.step(frame.image, frame.name, rays=rays)
+        given.apply(result, frame.source_index)
     if frame.timestamp is not None:  # the video's presentation time (variable frame rates)
         result.extras["timestamp"] = frame.timestamp
     return result
@@ -133,8 +144,11 @@ def reconstruct(input_path: str | os.PathLike, out_dir: str | os.PathLike,
     opts = opts or ReconstructOptions()
     exports = tuple(opts.exports or DEFAULT_EXPORTS)
     source = open_frames(input_path, opts.frame_interval, opts.max_frames, opts.skip_bad)
+    given = _given_cameras(source, opts)
     OutputDir(out_dir, exports, overwrite=opts.overwrite).check()
     sess, weights = _session(opts, model)
+    if given is not None:
+        given.at_size(sess.size)
     info = {
         "input": os.fspath(input_path),
         "weights": weights,
@@ -161,7 +175,7 @@ def reconstruct(input_path: str | os.PathLike, out_dir: str | os.PathLike,
                        options=wopts, info=info, background=True) as writer:
             try:
                 for frame in source:
-                    result = _step(sess, frame)
+                    result = _step(sess, frame, given)
                     writer.add(result)
                     if viewer is not None:
                         viewer.add(result)
@@ -175,6 +189,19 @@ def reconstruct(input_path: str | os.PathLike, out_dir: str | os.PathLike,
         if viewer is not None and interrupted:
             viewer.close()
     return ReconstructSummary(n, time.perf_counter() - t0, Path(out_dir), viewer)
+
+
+def _given_cameras(source, opts: ReconstructOptions):
+    """The known cameras of ``opts`` checked against ``source`` (:func:`ttt3r.known.given_cameras`)."""
+    if opts.intrinsics is None and opts.poses is None:
+        return None
+    from .errors import TTT3RError
+    from .known import given_cameras
+
+    if opts.poses is not None and opts.reset_every:
+        raise TTT3RError("--poses with --reset-every is not supported (each chunk would need its own "
+                         "reference camera); drop --reset-every")
+    return given_cameras(source, opts.intrinsics, opts.poses, opts.poses_format)
 
 
 def _progress(total: int | None, quiet: bool):
