@@ -40,12 +40,12 @@ def write_tum(path, poses: np.ndarray) -> None:
     path.write_text("# t tx ty tz qx qy qz qw\n" + "\n".join(rows) + "\n")
 
 
-def run_known_cli(tmp_path, ckpt, preset: str, rule: str, poses_file=None) -> tuple:
+def run_known_cli(tmp_path, ckpt, preset: str, rule: str, poses_file=None, extra=()) -> tuple:
     d, meta = PARITY / preset, parity_meta(preset)
     out = tmp_path / "run"
     rc = main(["reconstruct", str(d / "frames"), "--out", str(out), "--weights", str(ckpt),
                "--intrinsics", str(d / "K_source.txt"), "--poses", str(poses_file or d / "poses_tum.txt"),
-               "--size", str(meta["size"]), "--update", rule, "--device", "cpu", "--quiet"])
+               "--size", str(meta["size"]), "--update", rule, "--device", "cpu", "--quiet", *extra])
     assert rc == 0
     return out, meta
 
@@ -90,14 +90,22 @@ def test_known_cameras_in_the_users_world_frame(tmp_path, released_ckpt):
     n = parity_meta(preset)["runs"][f"known_{rule}"]["frames_saved"]
     given = G @ np.load(PARITY / preset / "poses_c2w.npy")[:n]
     write_tum(tmp_path / "poses.txt", given)
-    out, meta = run_known_cli(tmp_path, released_ckpt(preset), preset, rule, tmp_path / "poses.txt")
+    # every pixel fused (conf >= 1 > 0) into its own voxel, so the cloud holds each point
+    out, meta = run_known_cli(tmp_path, released_ckpt(preset), preset, rule, tmp_path / "poses.txt",
+                              ["--conf-threshold", "0", "--voxel-size", "1e-4"])
     check_against_original(out, meta, preset, rule, given, G)
     from plyfile import PlyData
+    from scipy.spatial import cKDTree
 
-    xyz = PlyData.read(str(out / "points.ply"))["vertex"]
-    centres = given[:, :3, 3]
-    mean = np.array([np.mean(xyz[c]) for c in "xyz"])  # the fused cloud sits near the cameras in G's frame
-    assert np.linalg.norm(mean - centres.mean(0)) < 5 * np.linalg.norm(centres.mean(0) - G[:3, 3]) + 5
+    v = PlyData.read(str(out / "points.ply"))["vertex"]
+    ply = np.stack([v["x"], v["y"], v["z"]], axis=1).astype(np.float64)
+    exp = np.load(PARITY / preset / f"expected_known_{rule}.npz")
+    for i in range(n):  # the fixture's pixels (every 4th; fusion takes every 2nd) in G's frame
+        pts = exp[f"raw/{i:03d}/pts3d_in_self_view"][0].reshape(-1, 3).astype(np.float64)
+        want = pts @ given[i, :3, :3].T + given[i, :3, 3]
+        dist, _ = cKDTree(ply).query(want)
+        tol = 3e-3 * (pts.max() - pts.min()) + 2e-4  # + a voxel diagonal
+        assert dist.max() <= tol, f"frame {i}: fused points {dist.max():.3g} from the given-frame points"
 
 
 @pytest.mark.slow
@@ -107,3 +115,63 @@ def test_reconstruct_with_known_cameras_tiny512(tmp_path, released_ckpt, rule):
     out, meta = run_known_cli(tmp_path, released_ckpt(preset), preset, rule)
     given = np.load(PARITY / preset / "poses_c2w.npy")[: meta["runs"][f"known_{rule}"]["frames_saved"]]
     check_against_original(out, meta, preset, rule, given, np.eye(4))
+
+
+# ---------------------------------------------------------------- bad input: one line, exit 2, no folder
+
+
+def _bad_run(tmp_path, capsys, intrinsics=None, poses=None, frames=None) -> str:
+    d = PARITY / "known_tiny224"
+    out = tmp_path / "never"
+    argv = ["reconstruct", str(frames or d / "frames"), "--out", str(out), "--weights", str(tmp_path / "no.pth"),
+            "--intrinsics", str(intrinsics or d / "K_source.txt"), "--quiet"]
+    if poses is not False:
+        argv += ["--poses", str(poses or d / "poses_tum.txt")]
+    assert main(argv) == 2
+    assert not out.exists()
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "Traceback" not in err
+    return err
+
+
+def test_bad_intrinsics_are_one_line_naming_the_file(tmp_path, capsys):
+    k = tmp_path / "K.txt"
+    k.write_text("-108 0 61\n0 108 43.5\n0 0 1\n")
+    assert str(k) in (e := _bad_run(tmp_path, capsys, intrinsics=k)) and "focal" in e
+    k.write_text("108 0 130\n0 108 43.5\n0 0 1\n")  # the frames are 120x90
+    assert str(k) in (e := _bad_run(tmp_path, capsys, intrinsics=k)) and "principal point" in e
+    assert "120x90" in e
+    assert "principal point" in _bad_run(tmp_path, capsys, intrinsics="108,108,61,95", poses=False)
+
+
+def test_bad_poses_are_one_line_naming_the_file_and_line(tmp_path, capsys):
+    lines = (PARITY / "known_tiny224" / "poses_tum.txt").read_text().splitlines()
+    p = tmp_path / "poses.txt"
+    p.write_text("\n".join(lines[:4]) + "\n")  # 4 poses for 6 frames (timestamps 0..3 match 0..3)
+    e = _bad_run(tmp_path, capsys, poses=p)
+    assert str(p) in e and "t=4.000000" in e
+    p.write_text("\n".join(str(int(x.split()[0]) + 100) + x[1:] for x in lines[:4]) + "\n")  # no time matches
+    e = _bad_run(tmp_path, capsys, poses=p)
+    assert str(p) in e and "holds 4 poses but the input has 6 frames" in e
+    bad = lines[:2] + ["2 0 0 0 0.5 0 0 0.5"] + lines[3:]  # |q| = 0.707: not a rotation
+    p.write_text("\n".join(bad) + "\n")
+    assert f"{p}:3:" in (e := _bad_run(tmp_path, capsys, poses=p)) and "not a rotation" in e
+    kitti = tmp_path / "poses_kitti.txt"
+    rows = ["1 0 0 0 0 1 0 0 0 0 1 0"] * 6
+    rows[4] = "1 0 0 0 0 1 0 0 0 0 -1 0"  # a reflection
+    kitti.write_text("# kitti\n" + "\n".join(rows) + "\n")
+    assert f"{kitti}:6:" in (e := _bad_run(tmp_path, capsys, poses=kitti)) and "determinant" in e
+    rows[4] = rows[0]
+    kitti.write_text("\n".join(rows[:5]) + "\n")  # KITTI has no timestamps: by order, one short
+    assert "holds 5 poses but the input has 6 frames" in _bad_run(tmp_path, capsys, poses=kitti)
+
+
+def test_poses_need_intrinsics_and_no_reset(tmp_path, capsys):
+    d = PARITY / "known_tiny224"
+    base = ["reconstruct", str(d / "frames"), "--out", str(tmp_path / "o"), "--weights", "x", "--quiet"]
+    assert main(base + ["--poses", str(d / "poses_tum.txt")]) == 2
+    assert "--poses needs --intrinsics" in capsys.readouterr().err
+    assert main(base + ["--poses", str(d / "poses_tum.txt"), "--intrinsics", str(d / "K_source.txt"),
+                        "--reset-every", "3"]) == 2
+    assert "--reset-every" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
