@@ -82,17 +82,26 @@ def test_reconstruct_with_known_cameras_equals_the_original(tmp_path, released_c
     check_against_original(out, meta, preset, rule, given, np.eye(4))
 
 
-def test_known_cameras_in_the_users_world_frame(tmp_path, released_ckpt):
+@pytest.fixture(scope="module")
+def user_frame_run(tmp_path_factory, released_ckpt):
+    """known_tiny224, rule cut3r, poses in another world frame G (every pixel fused)."""
+    preset, rule = "known_tiny224", "cut3r"
+    tmp_path = tmp_path_factory.mktemp("user_frame")
+    G = _user_frame()
+    n = parity_meta(preset)["runs"][f"known_{rule}"]["frames_saved"]
+    c2w = np.load(PARITY / preset / "poses_c2w.npy")
+    write_tum(tmp_path / "poses.txt", G @ c2w[:n])
+    out, meta = run_known_cli(tmp_path, released_ckpt(preset), preset, rule, tmp_path / "poses.txt",
+                              ["--conf-threshold", "0", "--voxel-size", "1e-4"])
+    return out, meta, G, G @ c2w, n
+
+
+def test_known_cameras_in_the_users_world_frame(user_frame_run):
     """Poses in another world frame G: the network sees the same relative cameras (same depth),
     every output is in G's frame, pose_pred = G @ the original's pose."""
     preset, rule = "known_tiny224", "cut3r"
-    G = _user_frame()
-    n = parity_meta(preset)["runs"][f"known_{rule}"]["frames_saved"]
-    given = G @ np.load(PARITY / preset / "poses_c2w.npy")[:n]
-    write_tum(tmp_path / "poses.txt", given)
-    # every pixel fused (conf >= 1 > 0) into its own voxel, so the cloud holds each point
-    out, meta = run_known_cli(tmp_path, released_ckpt(preset), preset, rule, tmp_path / "poses.txt",
-                              ["--conf-threshold", "0", "--voxel-size", "1e-4"])
+    out, meta, G, all_given, n = user_frame_run
+    given = all_given[:n]
     check_against_original(out, meta, preset, rule, given, G)
     from plyfile import PlyData
     from scipy.spatial import cKDTree
@@ -106,6 +115,33 @@ def test_known_cameras_in_the_users_world_frame(tmp_path, released_ckpt):
         dist, _ = cKDTree(ply).query(want)
         tol = 3e-3 * (pts.max() - pts.min()) + 2e-4  # + a voxel diagonal
         assert dist.max() <= tol, f"frame {i}: fused points {dist.max():.3g} from the given-frame points"
+
+
+def test_render_view_equals_the_originals_query(user_frame_run, tmp_path, capsys):
+    """ttt3r render-view on the run, asking for the fixture's extra camera (in G's frame):
+    the original's ray-only query view (raw/N), no state update."""
+    preset, rule = "known_tiny224", "cut3r"
+    out, meta, G, all_given, n = user_frame_run
+    write_tum(tmp_path / "query.txt", all_given[n:])
+    rc = main(["render-view", str(out), "--poses", str(tmp_path / "query.txt"),
+               "--intrinsics", str(PARITY / preset / "K_source.txt"), "--out", str(tmp_path / "views")])
+    assert rc == 0
+    exp = np.load(PARITY / preset / f"expected_known_{rule}.npz")
+    s, q = meta["pixel_stride"], meta["runs"][f"known_{rule}"]["query_view"]
+    view = dict(np.load(DEMO_LAYOUT.paths(tmp_path / "views", 0)["camera"]))
+    assert not DEMO_LAYOUT.paths(tmp_path / "views", 1)["camera"].exists()
+    np.testing.assert_allclose(view["pose"], all_given[n], rtol=0, atol=1e-9)
+    np.testing.assert_allclose(view["intrinsics"], np.array(meta["K_net"]), rtol=0, atol=1e-9)
+    raw_pose = exp[f"raw/{q:03d}/camera_pose"][0]  # the pose encoding: t, then quaternion (qw, qx, qy, qz)
+    np.testing.assert_allclose(view["pose_pred"][:3, 3], (G @ np.append(raw_pose[:3], 1))[:3], atol=1e-4)
+    depth = np.load(DEMO_LAYOUT.paths(tmp_path / "views", 0)["depth"])
+    ok, err, tol = close_pixels(depth[None, ::s, ::s], exp[f"raw/{q:03d}/pts3d_in_self_view"][..., 2])
+    assert ok, f"query depth: max err {err:.3g} > tol {tol:.3g}"
+    from PIL import Image
+
+    rgb = np.asarray(Image.open(DEMO_LAYOUT.paths(tmp_path / "views", 0)["color"]), np.float64)
+    want = (exp[f"raw/{q:03d}/rgb"][0] + 1) * 127.5  # the RGB head's [-1, 1], written as uint8
+    assert np.abs(rgb[::s, ::s] - want).max() <= 1.0 + 1e-3 * 255
 
 
 @pytest.mark.slow

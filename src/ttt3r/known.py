@@ -297,6 +297,31 @@ class GivenCameras:
             return ray_map(np.eye(4), self.K_net, *self.hw) if first else None
         return ray_map(self.relative(self.poses[source_index]), self.K_net, *self.hw)
 
+    def step(self, sess, frame):
+        """Feed a :class:`ttt3r.io.frames.Frame` to ``sess`` (a :class:`ttt3r.Session`) with its
+        ray map; returns its :class:`ttt3r.FrameResult` in the user's frame."""
+        h, w = frame.image.shape[:2]
+        rays = self.rays(frame.source_index, (w, h), first=sess.frames_done == 0)
+        result = sess.step(frame.image, frame.name, rays=rays)
+        self.apply(result, frame.source_index)
+        return result
+
+    def query(self, sess, c2w: np.ndarray, K_source: np.ndarray, name: str | None = None):
+        """What the network sees from a camera no frame shows (:meth:`ttt3r.Session.query`).
+
+        ``c2w`` (4, 4) in the user's world frame (the run's output frame), ``K_source``
+        (3, 3) in source-image pixels. Returns the :class:`ttt3r.FrameResult` with ``pose``
+        = ``c2w``, ``pose_pred`` = the network's pose (user frame), ``intrinsics`` = K at
+        the network's resolution, ``rgb`` = the network's RGB prediction.
+        """
+        K = intrinsics_to_network(K_source, self.source_wh, sess.size)
+        h, w = network_hw(self.source_wh, sess.size)
+        result = sess.query(ray_map(self.relative(c2w), K, h, w), name)
+        result.pose_pred = self.to_user(result.pose)
+        result.pose = np.asarray(c2w, np.float64).copy()
+        result.intrinsics = K
+        return result
+
     def apply(self, result, source_index: int) -> None:
         """Put a :class:`ttt3r.FrameResult` in the user's frame, in place.
 

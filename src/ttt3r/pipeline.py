@@ -92,13 +92,7 @@ def _session(opts: ReconstructOptions, model=None):
 def _step(sess, frame, given=None) -> FrameResult:
     """One frame through ``sess``; with ``given`` (:class:`ttt3r.known.GivenCameras`) its ray
     map is fed with the image and the result is put in the user's frame."""
-    if given is None:
-        result = sess.step(frame.image, frame.name)
-    else:
-        h, w = frame.image.shape[:2]
-        rays = given.rays(frame.source_index, (w, h), first=sess.frames_done == 0)
-        result = sess.step(frame.image, frame.name, rays=rays)
-        given.apply(result, frame.source_index)
+    result = sess.step(frame.image, frame.name) if given is None else given.step(sess, frame)
     if frame.timestamp is not None:  # the video's presentation time (variable frame rates)
         result.extras["timestamp"] = frame.timestamp
     return result
