@@ -5,7 +5,7 @@
                [--size 512|224] [--device auto] [--dtype fp32] --out DIR
                [--shard i/n] [--ray ADDRESS|auto|local] [--seqs a,b]
                [--depth-align metric,scale_l1,scale_shift] [--depth-resize original|crop]
-               [--no-plots] [--oracle]
+               [--no-plots] [--oracle] [--known intrinsics|poses]
     ttt3r eval merge DIR
 
 Every update rule runs on every sequence; results are cached per sequence
@@ -47,6 +47,9 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--depth-resize", choices=["original", "crop"], default="original",
                    help="original: prediction resized to the full GT size (the paper); crop: GT mapped onto the crop")
     p.add_argument("--no-plots", action="store_true", help="skip trajectory and length plots")
+    p.add_argument("--known", choices=["intrinsics", "poses"], default=None,
+                   help="feed the ground-truth cameras as ray maps: intrinsics (first frame conditioned) or poses "
+                        "(every frame; the evaluated poses are then the given ones); the paper uses neither")
     p.add_argument("--oracle", action="store_true", help="use the ground truth as the prediction (pipeline check)")
     p.add_argument("--merge", action="store_true", help="only build tables from the cache in --out (no evaluation)")
 
@@ -139,7 +142,7 @@ def main(argv: list[str]) -> int:
         if bad:
             raise TTT3RError(f"--update: unknown rule {bad[0]!r} (known: {', '.join(known)})")
     opts = PredictorOptions(weights=args.weights, device=args.device, dtype=args.dtype, size=args.size,
-                            reset_every=args.reset_every)
+                            reset_every=args.reset_every, known=args.known)
     predictor = create_predictor("oracle" if args.oracle else "session", opts)
     if args.reset_every < 0:
         raise TTT3RError("--reset-every must be >= 0")
