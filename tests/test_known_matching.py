@@ -65,8 +65,13 @@ def test_match_by_timestamp_with_a_frame_interval():
     assert match_poses(_tum(6), keys, 6) == [0, 2, 4]
     keys = [FrameKey(i, f"{10 * i:06d}.png", 10.0 * i) for i in range(3)]  # names are times, not indices
     assert match_poses(_tum(30), keys, 3) == [0, 10, 20]
-    with pytest.raises(TTT3RError, match=r"poses.txt: no pose at t=30.000000 s \(frame 000030.png"):
+    # one frame without a pose at its time: by order, and then the counts disagree
+    with pytest.raises(TTT3RError, match=r"poses.txt: holds 30 poses but the input has 4 frames \(matched by "
+                                         r"order: 3 of the 4 frames' timestamps match"):
         match_poses(_tum(30), keys + [FrameKey(3, "000030.png", 30.0)], 4)
+    # names 0..5, TUM times in seconds at 30 fps: only frame 0 matches, so by order
+    keys = [FrameKey(i, f"{i:06d}.png", float(i)) for i in range(6)]
+    assert match_poses(_tum(6, dt=1 / 30), keys, 6) == list(range(6))
 
 
 def test_match_by_order_when_no_time_matches():

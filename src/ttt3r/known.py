@@ -8,8 +8,8 @@ cameras a user knows (the ray maps themselves: :mod:`ttt3r.cameras`):
   and line.
 * :func:`match_poses` gives each frame its pose: by name for COLMAP, by
   timestamp where the frames have timestamps (a video's presentation time, a
-  numeric file stem such as ``000012.png`` or ``1305031102.175304.png``) and the
-  first frame's timestamp is one of the file's, otherwise by order.
+  numeric file stem such as ``000012.png`` or ``1305031102.175304.png``) and
+  every frame's timestamp is one of the file's, otherwise by order.
 * :class:`GivenCameras` makes each frame's ray map (poses re-expressed relative to
   the first frame's given pose, the network's world frame) and turns the
   network's result into the user's world frame (:meth:`GivenCameras.apply`).
@@ -198,9 +198,8 @@ def match_poses(poses: PoseFile, frames: list[FrameKey], n_input: int | None) ->
     """The index into ``poses`` of each frame in ``frames``.
 
     * COLMAP poses: by image name (the frame's name, or its base name).
-    * By timestamp when every frame has one and the first frame's is within
-      :data:`TIMESTAMP_TOL` of one of the file's: every frame must then find its
-      pose within that tolerance.
+    * By timestamp when every frame has one within :data:`TIMESTAMP_TOL` of one of
+      the file's.
     * Otherwise by order: frame ``source_index`` takes pose ``source_index``; the
       file must hold ``n_input`` poses (the input's number of frames, when known)
       and at least one per frame.
@@ -217,24 +216,21 @@ def match_poses(poses: PoseFile, frames: list[FrameKey], n_input: int | None) ->
             out.append(i)
         return out
     times = [f.timestamp for f in frames]
+    matched = 0
     if poses.timestamps is not None and frames and all(t is not None for t in times):
         ts = poses.timestamps
-        first = np.abs(ts - times[0]).min()
-        if first <= TIMESTAMP_TOL:
-            out = []
-            for f in frames:
-                i = int(np.argmin(np.abs(ts - f.timestamp)))
-                if abs(ts[i] - f.timestamp) > TIMESTAMP_TOL:
-                    raise TTT3RError(f"{poses.path}: no pose at t={f.timestamp:.6f} s (frame {f.name}; poses are "
-                                     f"matched by timestamp within {TIMESTAMP_TOL * 1e3:g} ms)")
-                out.append(i)
-            return out
+        nearest = [int(np.argmin(np.abs(ts - t))) for t in times]
+        hit = [abs(ts[i] - t) <= TIMESTAMP_TOL for i, t in zip(nearest, times)]
+        if all(hit):
+            return nearest
+        matched = sum(hit)
     n = len(poses.c2w)
     need = max((f.source_index for f in frames), default=-1) + 1
     if n < need or (n_input is not None and n != n_input):
         what = f"the input has {n_input} frames" if n_input is not None else f"frame {need - 1} needs one"
-        raise TTT3RError(f"{poses.path}: holds {n} poses but {what} (poses are matched to frames by order, "
-                         f"the frames' timestamps matching none of the file's)")
+        why = (f"{matched} of the {len(frames)} frames' timestamps match one of the file's"
+               if poses.timestamps is not None and all(t is not None for t in times) else "no timestamps to match")
+        raise TTT3RError(f"{poses.path}: holds {n} poses but {what} (matched by order: {why})")
     return [f.source_index for f in frames]
 
 
