@@ -24,6 +24,7 @@ __version__ = "0.1.0"
 _LAZY = {
     "load_model": "api",
     "reconstruct": "pipeline",
+    "render_views": "render_view",
     "ReconstructOptions": "pipeline",
     "ModelConfig": "config",
     "TTT3RError": "errors",
@@ -32,7 +33,7 @@ _LAZY = {
 }
 
 __all__ = ["FrameResult", "ModelConfig", "ReconstructOptions", "Session", "TTT3RError", "__version__", "load_model",
-           "reconstruct"]
+           "reconstruct", "render_views"]
 
 
 def __getattr__(name: str) -> Any:
@@ -52,5 +53,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from .config import ModelConfig
     from .errors import TTT3RError
     from .pipeline import ReconstructOptions, reconstruct
+    from .render_view import render_views
     from .results import FrameResult
     from .session import Session

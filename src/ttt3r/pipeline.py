@@ -60,6 +60,9 @@ class ReconstructOptions:
     #: feed the sequence ``revisit`` times, outputs from the last pass (see :mod:`ttt3r.revisit`)
     revisit: int = 1
     revisit_update: bool = True
+    intrinsics: str | None = None  # known cameras (ttt3r.known): "fx,fy,cx,cy", a 3x3 file, COLMAP cameras.txt
+    poses: str | None = None  # camera-to-world pose file (TUM, KITTI, EuRoC, COLMAP images.txt)
+    poses_format: str = "auto"
 
 
 def choose_weights(weights: str | None, quiet: bool = False,
@@ -119,10 +122,12 @@ def _revisit(sess, input_path, opts: ReconstructOptions) -> None:
             opts.revisit, opts.revisit_update, lambda s, frame: s.step(frame.image, frame.name))
 
 
-def _step(sess, frame, source) -> FrameResult:
+def _step(sess, frame, source, given=None) -> FrameResult:
+    """One frame through ``sess``; with ``given`` (:class:`ttt3r.known.GivenCameras`) its ray
+    map is fed with the image and the result is put in the user's frame."""
     from .results import SourceRef
 
-    result = sess.step(frame.image, frame.name)
+    result = sess.step(frame.image, frame.name) if given is None else given.step(sess, frame)
     if frame.timestamp is not None:  # the video's presentation time (variable frame rates)
         result.extras["timestamp"] = frame.timestamp
     h0, w0 = frame.image.shape[:2]
@@ -185,11 +190,14 @@ def _reconstruct(input_path, out_dir, opts: ReconstructOptions, model, writers: 
 
     exports = tuple(opts.exports or DEFAULT_EXPORTS)
     source = open_frames(input_path, opts.frame_interval, opts.max_frames, opts.skip_bad)
+    given = _given_cameras(source, opts)
     OutputDir(out_dir, exports, overwrite=opts.overwrite).check()
     sess, weights = _session(opts, model)
     from .device import dtype_name
     from .hub import checkpoint_sha256
 
+    if given is not None:
+        given.at_size(sess.size)
     info = {
         "input": os.fspath(input_path),
         "weights": weights,
@@ -220,7 +228,7 @@ def _reconstruct(input_path, out_dir, opts: ReconstructOptions, model, writers: 
             try:
                 _revisit(sess, input_path, opts)
                 for frame in source:
-                    result = _step(sess, frame, source)
+                    result = _step(sess, frame, source, given)
                     writer.add(result)
                     if viewer is not None:
                         viewer.add(result)
@@ -234,6 +242,23 @@ def _reconstruct(input_path, out_dir, opts: ReconstructOptions, model, writers: 
         if viewer is not None and interrupted:
             viewer.close()
     return ReconstructSummary(n, time.perf_counter() - t0, Path(out_dir), viewer)
+
+
+def _given_cameras(source, opts: ReconstructOptions):
+    """The known cameras of ``opts`` checked against ``source`` (:func:`ttt3r.known.given_cameras`)."""
+    if opts.intrinsics is None and opts.poses is None:
+        return None
+    from .errors import TTT3RError
+    from .known import given_cameras
+
+    if opts.poses is not None and opts.reset_every:
+        raise TTT3RError("--poses with --reset-every is not supported (each chunk would need its own "
+                         "reference camera); drop --reset-every")
+    if opts.chunk or opts.revisit > 1:
+        flag = "--chunk" if opts.chunk else "--revisit"
+        raise TTT3RError(f"--intrinsics/--poses with {flag} is not supported yet (known cameras are fed to a "
+                         f"single session); drop {flag}")
+    return given_cameras(source, opts.intrinsics, opts.poses, opts.poses_format)
 
 
 def _progress(total: int | None, quiet: bool):

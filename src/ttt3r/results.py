@@ -58,6 +58,9 @@ class FrameResult:
         pts3d_world: optional (H, W, 3) float32 world-frame pointmap predicted
             directly by the network's second head (only when requested).
         rgb_pred: optional (H, W, 3) float32 RGB head output in [0, 1].
+        pose_pred: optional (4, 4) float64 camera-to-world: the network's own pose
+            estimate when ``pose`` holds a given camera (``--poses``, in the same
+            world frame; see :mod:`ttt3r.known`); None otherwise.
         time_s: seconds of this frame's network step alone (no preprocessing, no
             re-feed of a reset frame, no post-processing).
         total_s: seconds of the whole :meth:`Session.step` for this frame:
@@ -77,6 +80,7 @@ class FrameResult:
     rgb: np.ndarray
     pts3d_world: np.ndarray | None = None
     rgb_pred: np.ndarray | None = None
+    pose_pred: np.ndarray | None = None
     time_s: float = 0.0
     total_s: float = 0.0
     extras: dict = field(default_factory=dict)

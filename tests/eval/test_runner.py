@@ -428,3 +428,63 @@ def test_missing_files_are_one_line_errors(synth_root, tmp_path, capsys):
     rc = main(["eval", "merge", str(tmp_path / "empty")])
     err = capsys.readouterr().err.strip()
     assert rc == 2 and len(err.splitlines()) == 1 and "no result cache" in err
+
+
+# ---------------------------------------------------------------- --known: the ground-truth cameras fed
+
+
+def _record_rays(monkeypatch) -> list:
+    """Every ray map a Session is stepped with (None for an image alone)."""
+    from ttt3r.session import Session
+
+    seen, step = [], Session.step
+
+    def spy(self, image, name=None, rays=None):
+        seen.append(None if rays is None else np.array(rays))
+        return step(self, image, name, rays=rays)
+
+    monkeypatch.setattr(Session, "step", spy)
+    return seen
+
+
+def test_known_poses_feeds_every_camera_and_gives_zero_ate(synth_root, tmp_path, released_ckpt, monkeypatch):
+    from ttt3r.cameras import intrinsics_to_network, ray_map, relative_poses
+    from ttt3r.cli import main
+
+    seen = _record_rays(monkeypatch)
+    rc = main(["eval", "pose", "--dataset", "synth", "--root", str(synth_root), "--seqs", "seq_a",
+               "--weights", str(released_ckpt("tiny224")), "--update", "ttt3r", "--frames", "3",
+               "--device", "cpu", "--known", "poses", "--no-plots", "--out", str(tmp_path / "o")])
+    assert rc == 0
+    rec = next(iter_records(tmp_path / "o"))
+    assert rec["result"]["metrics"]["ate"]["rmse"] < 1e-6 and rec["result"]["metrics"]["num_poses"] == 3
+    K_net = intrinsics_to_network(K, (W, H), 224)
+    rel = relative_poses(gt_poses(0)[:3])
+    assert len(seen) == 3
+    for i, r in enumerate(seen):  # the network got each frame's ground-truth camera
+        np.testing.assert_allclose(r, ray_map(rel[i], K_net, 224, 224), atol=1e-6)
+
+
+def test_known_intrinsics_conditions_only_the_first_frame(synth_root, released_ckpt, monkeypatch):
+    from ttt3r import Session, load_model
+    from ttt3r.cameras import intrinsics_to_network, ray_map
+    from ttt3r.eval.predictors import SessionPredictor
+
+    from ttt3r.eval.runner import truncate
+
+    seq = truncate(get_dataset("synth", root=synth_root).load("seq_a"), 3)
+    model = load_model(released_ckpt("tiny224"), device="cpu")
+    seen = _record_rays(monkeypatch)
+    known = SessionPredictor("tiny224", device="cpu", model=model, known="intrinsics").predict(seq, "ttt3r", "pose")
+    K_net = intrinsics_to_network(K, (W, H), 224)
+    rays0 = ray_map(np.eye(4), K_net, 224, 224)
+    assert len(seen) == len(seq) and all(r is None for r in seen[1:])
+    np.testing.assert_allclose(seen[0], rays0, atol=1e-6)
+    np.testing.assert_allclose(known.intrinsics, np.broadcast_to(K_net, known.intrinsics.shape), atol=1e-9)
+    # otherwise the plain pipeline: the poses are the network's, as a Session fed the same inputs gives
+    sess = Session(model, update="ttt3r", size=224)
+    manual = [sess.step(p, p.name, rays=rays0 if i == 0 else None).pose for i, p in enumerate(seq.image_paths)]
+    np.testing.assert_array_equal(known.poses, np.stack(manual))
+    plain = SessionPredictor("tiny224", device="cpu", model=model).predict(seq, "ttt3r", "pose")
+    assert np.abs(plain.poses - known.poses).max() > 1e-4  # the conditioning reached the network
+    assert plain.view == known.view and plain.depth.shape == known.depth.shape

@@ -5,7 +5,7 @@
                [--size 512|224] [--device auto] [--dtype fp32] --out DIR
                [--shard i/n] [--ray ADDRESS|auto|local] [--seqs a,b]
                [--depth-align metric,scale_l1,scale_shift] [--depth-resize original|crop]
-               [--chunk N [--overlap K] [--chunk-align sim3|se3]]
+               [--chunk N [--overlap K] [--chunk-align sim3|se3]] [--known intrinsics|poses]
                [--no-plots] [--oracle | --oracle-drift SPEC]
     ttt3r eval merge DIR
 
@@ -56,6 +56,9 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--depth-resize", choices=["original", "crop"], default="original",
                    help="original: prediction resized to the full GT size (the paper); crop: GT mapped onto the crop")
     p.add_argument("--no-plots", action="store_true", help="skip trajectory and length plots")
+    p.add_argument("--known", choices=["intrinsics", "poses"], default=None,
+                   help="feed the ground-truth cameras as ray maps: intrinsics (first frame conditioned) or poses "
+                        "(every frame; the evaluated poses are then the given ones); the paper uses neither")
     p.add_argument("--oracle", action="store_true", help="use the ground truth as the prediction (pipeline check)")
     p.add_argument("--oracle-drift", default=None, metavar="SPEC",
                    help="the ground truth drifted as a chunked network's, e.g. scale=2,rot=0.05,noise=0.01,seed=0 "
@@ -158,7 +161,7 @@ def main(argv: list[str]) -> int:
         raise TTT3RError("--chunk must be >= 0")
     opts = PredictorOptions(weights=args.weights, device=args.device, dtype=args.dtype, size=args.size,
                             reset_every=args.reset_every, chunk=args.chunk, overlap=args.overlap,
-                            chunk_align=args.chunk_align, oracle_drift=args.oracle_drift)
+                            chunk_align=args.chunk_align, oracle_drift=args.oracle_drift, known=args.known)
     name = "oracle_drift" if args.oracle_drift is not None else "oracle" if args.oracle else "session"
     predictor = create_predictor(name, opts)
     if args.reset_every < 0:

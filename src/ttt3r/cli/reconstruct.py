@@ -64,6 +64,15 @@ def build_parser() -> argparse.ArgumentParser:
                     help="preprocessing size (default: the checkpoint's)")
     ap.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
     ap.add_argument("--dtype", choices=["fp32", "bf16", "fp16"], default="fp32", help="compute precision")
+    ap.add_argument("--intrinsics", default=None, metavar="SPEC",
+                    help="known intrinsics of the source frames: 'fx,fy,cx,cy' (pixels, pixel centres at "
+                         "integers), a file with a 3x3 matrix, or a COLMAP cameras.txt (docs/known_cameras.md)")
+    ap.add_argument("--poses", default=None, metavar="FILE",
+                    help="known camera-to-world poses (TUM, KITTI, EuRoC .csv, COLMAP images.txt), matched to "
+                         "frames by timestamp or name, else by order; needs --intrinsics. Outputs are in this "
+                         "file's world frame; camera/*.npz pose_pred keeps the network's own pose")
+    ap.add_argument("--poses-format", default="auto", choices=["auto", "tum", "kitti", "euroc", "colmap"],
+                    help="format of --poses (default: from the file)")
     ap.add_argument("--conf-threshold", type=float, default=1.5,
                     help="keep fused points with confidence above this (default 1.5)")
     ap.add_argument("--export", default=None, metavar="NAMES",
@@ -121,6 +130,7 @@ def main(argv: list[str]) -> int:
         want=("world",) if args.world_points else (), view=args.view, view_port=args.port, quiet=args.quiet,
         chunk=args.chunk, overlap=args.overlap, chunk_align=args.chunk_align, revisit=args.revisit,
         revisit_update=args.revisit_update,
+        intrinsics=args.intrinsics, poses=args.poses, poses_format=args.poses_format,
     )
     from ..interrupts import Interrupted
 

@@ -68,7 +68,11 @@ class PredictorOptions:
 
         check_chunk_options(self.chunk, self.overlap, self.chunk_align, self.reset_every)
         return chunk_settings(self.chunk, self.overlap, self.chunk_align)
+    known: str | None = None  # "intrinsics" or "poses": feed the ground-truth cameras (see SessionPredictor)
 
+
+#: what ``--known`` may name: the ground-truth cameras fed to the network
+KNOWN_CAMERAS = ("intrinsics", "poses")
 
 _PREDICTORS: dict[str, Callable[[PredictorOptions], Predictor]] = {}
 
@@ -123,6 +127,15 @@ class SessionPredictor:
         reset_every: reset the state every N frames (0: never).
         model: an already loaded network (then ``weights`` only labels it).
         chunks: overlapping chunks (:class:`ttt3r.chunking.ChunkSettings`), or None.
+        known: feed the ground-truth cameras as ray maps (:mod:`ttt3r.cameras`; the
+            paper evaluates without them): ``"poses"``: every frame its image and the
+            ray map of its ground-truth camera (intrinsics and pose, relative to the
+            first); the predicted poses are then those given poses and the intrinsics
+            the given K at network resolution (the network's pose-head poses are not
+            evaluated). ``"intrinsics"``: the first frame also gets its ray map (its
+            pose is the world frame, the identity), later frames their image alone,
+            as ``ttt3r reconstruct --intrinsics`` does; the predicted intrinsics are
+            the given K at network resolution; poses and depth stay the network's.
 
     The depth is the self-view pointmap's z on the preprocessed crop, the poses
     camera-to-world relative to the first frame, the intrinsics the Weiszfeld
@@ -132,7 +145,16 @@ class SessionPredictor:
     """
 
     def __init__(self, weights: str | os.PathLike, device: str = "auto", dtype: str = "fp32",
-                 size: int | None = None, reset_every: int = 0, model: Any = None, chunks=None) -> None:
+                 size: int | None = None, reset_every: int = 0, model: Any = None, chunks=None,
+                 known: str | None = None) -> None:
+        if known is not None and known not in KNOWN_CAMERAS:
+            raise TTT3RError(f"--known: {known!r} is not one of {', '.join(KNOWN_CAMERAS)}")
+        if known == "poses" and reset_every:
+            raise TTT3RError("--known poses with --reset-every is not supported (each chunk would need its own "
+                             "reference camera)")
+        if known is not None and chunks is not None:
+            raise TTT3RError("--known with --chunk is not supported (each chunk would need its own reference camera)")
+        self.known = known
         self.weights = str(weights)
         self.chunks = chunks
         self.device = device
@@ -165,9 +187,13 @@ class SessionPredictor:
     def describe(self) -> dict:
         w = Path(self.weights)
         ident = {"name": w.name, "bytes": w.stat().st_size, "mtime": int(w.stat().st_mtime)} if w.is_file() else self.weights
-        d = {"predictor": "session", "weights": ident, "size": self.size, "dtype": self.dtype,
-             "reset_every": self.reset_every}
-        return d | ({"chunks": self.chunks.to_json()} if self.chunks is not None else {})
+        out = {"predictor": "session", "weights": ident, "size": self.size, "dtype": self.dtype,
+               "reset_every": self.reset_every}
+        if self.chunks is not None:
+            out["chunks"] = self.chunks.to_json()
+        if self.known is not None:  # absent otherwise, so earlier caches stay valid
+            out["known"] = self.known
+        return out
 
     def predict(self, seq: Sequence, rule: str, task: str) -> Prediction:
         from ..preprocess import preprocess
@@ -185,13 +211,22 @@ class SessionPredictor:
         depth, poses, Ks, world = [], [], [], []
         src_hw = None
         t0 = time.perf_counter()
-        for path in seq.image_paths:
+        for i, path in enumerate(seq.image_paths):
             pre = preprocess(path, session.size, path.name)
             if src_hw is None:
                 src_hw = pre.source_hw
             elif pre.source_hw != src_hw:
                 raise TTT3RError(f"{path}: image size {pre.source_hw} differs from the sequence's first frame {src_hw}")
-            r = session.step(pre, path.name)
+            rays = None
+            if self.known is not None:
+                if i == 0:
+                    cams = _known_cameras(seq, pre.source_hw, session.size, self.known)
+                K_net, rays = cams(i)
+            r = session.step(pre, path.name, rays=rays)
+            if self.known is not None:
+                r.intrinsics = K_net
+                if self.known == "poses":
+                    r.pose = _gt_relative(seq)[i]
             depth.append(r.depth.astype(np.float32))
             poses.append(r.pose)
             Ks.append(r.intrinsics)
@@ -208,12 +243,40 @@ class SessionPredictor:
         )
 
 
+def _gt_relative(seq: Sequence) -> np.ndarray:
+    """(N, 4, 4) ground-truth camera-to-world relative to the first camera (all must be known)."""
+    from ..cameras import relative_poses
+
+    if seq.poses is None or not np.isfinite(seq.poses).all():
+        raise TTT3RError(f"{seq.dataset}/{seq.name}: --known poses needs every frame's ground-truth pose")
+    return relative_poses(seq.poses, f"{seq.dataset}/{seq.name}")
+
+
+def _known_cameras(seq: Sequence, source_hw: tuple[int, int], size: int, known: str):
+    """frame index -> (K_net (3, 3), ray map (h, w, 6) or None) from ``seq``'s ground truth."""
+    from ..cameras import intrinsics_to_network, network_hw, ray_map
+
+    if seq.intrinsics is None:
+        raise TTT3RError(f"{seq.dataset}/{seq.name}: --known {known} needs the dataset's intrinsics")
+    wh = (source_hw[1], source_hw[0])
+    h, w = network_hw(wh, size)
+    rel = _gt_relative(seq) if known == "poses" else None
+
+    def cams(i: int):
+        K_net = intrinsics_to_network(seq.intrinsics[i], wh, size)
+        if rel is not None:
+            return K_net, ray_map(rel[i], K_net, h, w)
+        return K_net, (ray_map(np.eye(4), K_net, h, w) if i == 0 else None)
+
+    return cams
+
+
 @register_predictor("session")
 def _session(opts: PredictorOptions) -> Predictor:
     if opts.weights is None:
         raise TTT3RError("--weights is required (a checkpoint path or known name), or --oracle")
     return SessionPredictor(opts.weights, device=opts.device, dtype=opts.dtype, size=opts.size,
-                            reset_every=opts.reset_every, chunks=opts.chunks())
+                            reset_every=opts.reset_every, chunks=opts.chunks(), known=opts.known)
 
 
 # ---------------------------------------------------------------------------

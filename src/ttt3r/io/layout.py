@@ -8,6 +8,8 @@ scripts written for it keep working)::
     DIR/color/000000.png    (H, W, 3) uint8 RGB
     DIR/camera/000000.npz   pose: (4, 4) float64 camera-to-world (OpenCV axes),
                             intrinsics: (3, 3) float64 pinhole matrix in pixels of color/
+                            pose_pred: (4, 4) float64, only when pose is a given camera:
+                            the network's own pose estimate, same world frame
 
 The synthetic ground truth (``ttt3r.synth``) is the same layout with the image
 folder named ``rgb/`` and no ``conf/``. Every file is written atomically; the
@@ -47,10 +49,13 @@ def save_map(path: str | os.PathLike, arr: np.ndarray) -> None:
         np.save(f, np.ascontiguousarray(arr, dtype=np.float32))
 
 
-def save_camera(path: str | os.PathLike, pose: np.ndarray, K: np.ndarray) -> None:
-    """Write ``pose`` (4, 4) camera-to-world and ``intrinsics`` (3, 3) as float64 in an ``.npz``, atomically."""
+def save_camera(path: str | os.PathLike, pose: np.ndarray, K: np.ndarray,
+                pose_pred: np.ndarray | None = None) -> None:
+    """Write ``pose`` (4, 4) camera-to-world and ``intrinsics`` (3, 3) as float64 in an ``.npz``,
+    atomically; with ``pose_pred`` (4, 4) also that array (the network's pose beside a given one)."""
+    extra = {} if pose_pred is None else {"pose_pred": np.asarray(pose_pred, np.float64)}
     with atomic_open(path) as f:
-        np.savez(f, pose=np.asarray(pose, np.float64), intrinsics=np.asarray(K, np.float64))
+        np.savez(f, pose=np.asarray(pose, np.float64), intrinsics=np.asarray(K, np.float64), **extra)
 
 
 def load_camera(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
@@ -114,6 +119,7 @@ class FrameLayout:
         pose: np.ndarray,
         K: np.ndarray,
         conf: np.ndarray | None = None,
+        pose_pred: np.ndarray | None = None,
     ) -> dict[str, Path]:
         """Write one frame, file by file (camera last); returns its paths.
 
@@ -123,6 +129,7 @@ class FrameLayout:
             pose: (4, 4) camera-to-world, OpenCV axes.
             K: (3, 3) intrinsics in pixels of the image.
             conf: (H, W) confidence; required when the layout has ``conf``, else ignored.
+            pose_pred: (4, 4) the network's pose when ``pose`` is a given camera, or None.
         """
         p = self.paths(out_dir, index)
         if "conf" in p and conf is None:
@@ -131,7 +138,7 @@ class FrameLayout:
         save_map(p["depth"], depth)
         if "conf" in p:
             save_map(p["conf"], conf)
-        save_camera(p["camera"], pose, K)
+        save_camera(p["camera"], pose, K, pose_pred)
         return p
 
 

@@ -7,6 +7,7 @@
     color/000000.png    (H, W, 3) the preprocessed RGB image the network saw
     camera/000000.npz   pose: (4, 4) float64 camera-to-world (OpenCV axes),
                         intrinsics: (3, 3) float64 pinhole matrix in pixels of color/
+                        pose_pred: (4, 4), only with given poses: the network's own pose
 
 Numbers are ``FrameResult.index`` (``%06d``). Every file is written atomically.
 File names and formats are :data:`ttt3r.io.layout.DEMO_LAYOUT`'s.
@@ -33,7 +34,7 @@ def demo_paths(out_dir: str | os.PathLike, index: int) -> dict[str, Path]:
 def write_demo_frame(out_dir: str | os.PathLike, frame: FrameResult) -> dict[str, Path]:
     """Write one frame in the demo layout (atomically, file by file, camera last); returns the paths."""
     return DEMO_LAYOUT.write(out_dir, frame.index, frame.rgb, frame.depth, frame.pose, frame.intrinsics,
-                             conf=frame.conf)
+                             conf=frame.conf, pose_pred=frame.pose_pred)
 
 
 def read_demo_frame(out_dir: str | os.PathLike, index: int) -> dict[str, np.ndarray]:
