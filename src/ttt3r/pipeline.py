@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .errors import DownloadError
+from .errors import DownloadError, TTT3RError
 from .results import FrameResult
 
 #: Where the bundled small model lives inside the package (if it is shipped).
@@ -50,6 +50,48 @@ class ReconstructOptions:
     view: bool = False
     view_port: int = 8080
     quiet: bool = False
+
+    def validate(self, cli: bool = False) -> None:
+        """Check every setting before anything is read or written.
+
+        Raises :class:`TTT3RError` with one line naming the setting (its
+        command-line flag, e.g. ``--max-frames``, when ``cli``) and the rule it breaks.
+        """
+        from .checks import check_choice, check_int, check_number
+        from .device import resolve_device, resolve_dtype
+        from .update import available_rules
+
+        def name(field_name: str) -> str:
+            return option_flag(field_name) if cli else field_name
+
+        check_int(name("reset_every"), self.reset_every, minimum=0)
+        check_int(name("frame_interval"), self.frame_interval, minimum=1)
+        check_int(name("max_frames"), self.max_frames, minimum=1, optional=True)
+        check_choice(name("size"), self.size, (512, 224), optional=True)
+        check_number(name("conf_threshold"), self.conf_threshold)
+        check_number(name("voxel_size"), self.voxel_size, positive=True, optional=True)
+        check_int(name("max_points"), self.max_points, minimum=1)
+        check_int(name("view_port"), self.view_port, minimum=1, maximum=65535)
+        check_choice(name("update"), self.update, available_rules())
+        for field_name, resolve in (("device", resolve_device), ("dtype", resolve_dtype)):
+            try:
+                resolve(getattr(self, field_name))
+            except TTT3RError as e:
+                raise TTT3RError(f"{name(field_name)}: {e}") from None
+        if self.exports is not None:
+            from .writers.exports import available_exports
+
+            for e in self.exports:
+                check_choice(name("exports"), e, available_exports())
+
+
+#: Command-line flags of the options whose flag is not ``--`` + the field name with dashes.
+_FLAGS = {"view_port": "--port", "exports": "--export", "want": "--world-points"}
+
+
+def option_flag(field_name: str) -> str:
+    """The ``ttt3r reconstruct`` flag of a :class:`ReconstructOptions` field (``max_frames`` -> ``--max-frames``)."""
+    return _FLAGS.get(field_name, "--" + field_name.replace("_", "-"))
 
 
 def choose_weights(weights: str | None, quiet: bool = False,
@@ -131,6 +173,7 @@ def reconstruct(input_path: str | os.PathLike, out_dir: str | os.PathLike,
     from .writers.outdir import OutputDir
 
     opts = opts or ReconstructOptions()
+    opts.validate()
     exports = tuple(opts.exports or DEFAULT_EXPORTS)
     source = open_frames(input_path, opts.frame_interval, opts.max_frames, opts.skip_bad)
     OutputDir(out_dir, exports, overwrite=opts.overwrite).check()

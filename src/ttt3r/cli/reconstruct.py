@@ -30,8 +30,9 @@ def build_parser() -> argparse.ArgumentParser:
     """The parser; the ``--update`` rules and the exports are read from their registries when it is built."""
     from ..update import available_rules
     from ..writers.exports import default_exports
+    from .parser import ArgumentParser
 
-    ap = argparse.ArgumentParser(
+    ap = ArgumentParser(
         prog="ttt3r reconstruct", description=textwrap.fill(_DESCRIPTION, 79), epilog=exports_epilog(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -86,12 +87,8 @@ def parse_exports(text: str | None) -> tuple[str, ...] | None:
 
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
-    from ..errors import TTT3RError
     from ..pipeline import ReconstructOptions, reconstruct
 
-    for name in ("reset_every", "max_points"):
-        if getattr(args, name) is not None and getattr(args, name) < 0:
-            raise TTT3RError(f"--{name.replace('_', '-')} must be >= 0")
     opts = ReconstructOptions(
         weights=args.weights, update=args.update, reset_every=args.reset_every,
         frame_interval=args.frame_interval, max_frames=args.max_frames, size=args.size, device=args.device,
@@ -99,6 +96,7 @@ def main(argv: list[str]) -> int:
         overwrite=args.overwrite, skip_bad=args.skip_bad, voxel_size=args.voxel_size, max_points=args.max_points,
         want=("world",) if args.world_points else (), view=args.view, view_port=args.port, quiet=args.quiet,
     )
+    opts.validate(cli=True)  # every option, named as typed, before any file is read or folder made
     try:
         summary = reconstruct(args.input, args.out, opts)
     except KeyboardInterrupt:
