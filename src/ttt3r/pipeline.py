@@ -13,6 +13,7 @@ through a :class:`ttt3r.Session`.
 
 from __future__ import annotations
 
+import itertools
 import os
 import sys
 import time
@@ -71,7 +72,7 @@ class ReconstructOptions:
         check_number(name("conf_threshold"), self.conf_threshold)
         check_number(name("voxel_size"), self.voxel_size, positive=True, optional=True)
         check_int(name("max_points"), self.max_points, minimum=1)
-        check_int(name("view_port"), self.view_port, minimum=1, maximum=65535)
+        check_int(name("view_port"), self.view_port, minimum=0, maximum=65535)  # 0: any free port
         check_choice(name("update"), self.update, available_rules())
         for field_name, resolve in (("device", resolve_device), ("dtype", resolve_dtype)):
             try:
@@ -176,6 +177,8 @@ def reconstruct(input_path: str | os.PathLike, out_dir: str | os.PathLike,
     opts.validate()
     exports = tuple(opts.exports or DEFAULT_EXPORTS)
     source = open_frames(input_path, opts.frame_interval, opts.max_frames, opts.skip_bad)
+    frames = iter(source)
+    first = next(frames, None)  # the first frame is read (and checked) before any folder is made
     OutputDir(out_dir, exports, overwrite=opts.overwrite).check()
     sess, weights = _session(opts, model)
     info = {
@@ -184,6 +187,7 @@ def reconstruct(input_path: str | os.PathLike, out_dir: str | os.PathLike,
         "settings": {k: v for k, v in asdict(opts).items() if k not in ("quiet", "view_port")}
         | {"size": sess.size, "device": str(sess.model.device), "dtype": str(sess.model.dtype)},
         "frames_total": source.total,
+        **source.counts(),  # frames_expected / frames_read / frames_skipped, updated when reading ends
     }
     wopts = WriterOptions(conf_threshold=opts.conf_threshold, voxel_size=opts.voxel_size, max_points=opts.max_points)
     viewer = None
@@ -203,7 +207,7 @@ def reconstruct(input_path: str | os.PathLike, out_dir: str | os.PathLike,
         with RunWriter(out_dir, exports, fps=source.sequence_fps, overwrite=opts.overwrite,
                        options=wopts, info=info, background=True) as writer:
             try:
-                for frame in source:
+                for frame in itertools.chain([first] if first is not None else [], frames):
                     result = _step(sess, frame)
                     writer.add(result)
                     if viewer is not None:
@@ -213,6 +217,8 @@ def reconstruct(input_path: str | os.PathLike, out_dir: str | os.PathLike,
             except KeyboardInterrupt:
                 interrupted = True
                 raise
+            finally:
+                writer.info.update(source.counts())
     finally:
         bar.close()
         if viewer is not None and interrupted:

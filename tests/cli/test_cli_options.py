@@ -78,6 +78,7 @@ def _run_bad(user: Path, capsys, *args: str) -> str:
     (("--max-frames=abc",), "--max-frames"),
     (("--size=300",), "--size"),
     (("--port=70000",), "--port"),
+    (("--port=-1",), "--port"),
     (("--dtype=fp8",), "--dtype"),
 ])
 def test_bad_option_is_one_line_naming_the_flag(user, capsys, args, flag):
@@ -111,7 +112,7 @@ _BAD_VALUES = {
     "--max-frames": st.one_of(_ints_below(1), _NON_INT),
     "--reset-every": st.one_of(_ints_below(0), _NON_INT),
     "--max-points": st.one_of(_ints_below(1), _NON_INT),
-    "--port": st.one_of(_ints_below(1), st.integers(65536, 10**9).map(str), _NON_INT),
+    "--port": st.one_of(_ints_below(0), st.integers(65536, 10**9).map(str), _NON_INT),
     "--size": st.one_of(st.integers(-10**6, 10**6).filter(lambda v: v not in (224, 512)).map(str), _NON_INT),
     "--conf-threshold": st.one_of(_NOT_A_NUMBER, _NON_FINITE),
     "--voxel-size": st.one_of(_NOT_A_NUMBER, _NON_FINITE,

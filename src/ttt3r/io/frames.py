@@ -112,8 +112,31 @@ def natural_key(name: str) -> tuple:
 
 
 def _one_line(e: BaseException) -> str:
+    """An exception's message as one line; PyAV/FFmpeg errors in plain words (no errno, no path)."""
+    reason = _av_reason(e)
+    if reason is not None:
+        return reason
     msg = " ".join(str(e).split()) or type(e).__name__
     return msg
+
+
+def _av_reason(e: BaseException) -> str | None:
+    """A PyAV error (``[Errno 1094995529] Invalid data found when processing input: 'x.mp4'``) in plain
+    words, with FFmpeg's last log line when it has one (``moov atom not found``); ``None`` for other errors."""
+    try:
+        from av.error import FFmpegError, InvalidDataError
+    except ImportError:  # pragma: no cover - PyAV is a core dependency
+        return None
+    if not isinstance(e, FFmpegError):
+        return None
+    if isinstance(e, InvalidDataError):
+        text = "invalid data: a damaged file, or not a video"
+    else:
+        text = " ".join(str(getattr(e, "strerror", None) or "").split()) or type(e).__name__
+        text = text[0].lower() + text[1:]
+    log = getattr(e, "log", None)
+    detail = " ".join(str(log[-1]).split()) if isinstance(log, tuple) and log and log[-1] else ""
+    return f"{text}: {detail}" if detail else text
 
 
 def pil_to_rgb8(img: Image.Image) -> np.ndarray:
@@ -170,6 +193,10 @@ def _warn_skip(message: str) -> None:
     warnings.warn(f"skipping bad frame: {message}", BadFrameWarning, stacklevel=3)
 
 
+def _warn(message: str) -> None:
+    warnings.warn(message, BadFrameWarning, stacklevel=3)
+
+
 class FrameSource:
     """An iterable of :class:`Frame`; iterate it once or many times.
 
@@ -183,6 +210,12 @@ class FrameSource:
         skip_bad: skip unreadable frames with a warning instead of raising.
         total: number of frames iteration will yield when known (before any
             bad frame is skipped), else ``None``.
+        expected: number of frames the input declares (the files listed, the
+            video container's frame count or duration), after ``frame_interval``
+            and ``max_frames``; ``None`` when unknown. Less than ``total`` only
+            for a truncated video read with ``skip_bad``.
+        n_read, n_skipped: frames delivered and frames skipped by the current
+            (or last) iteration (see :meth:`counts`).
 
     ``len(source)`` is ``total``; it raises ``TypeError`` when the total is
     unknown (as for any unsized iterable, so ``tqdm`` shows a plain counter).
@@ -197,6 +230,15 @@ class FrameSource:
         self.skip_bad = skip_bad
         self.fps: float | None = None
         self.total: int | None = None
+        self.expected: int | None = None
+        self.n_read = 0
+        self.n_skipped = 0
+
+    def counts(self) -> dict[str, int | None]:
+        """What ``run.json`` records about reading: frames the input declares (after
+        ``frame_interval`` and ``max_frames``; ``None``: unknown), frames read so far
+        (delivered by the last iteration) and frames skipped as unreadable."""
+        return {"frames_expected": self.expected, "frames_read": self.n_read, "frames_skipped": self.n_skipped}
 
     @property
     def sequence_fps(self) -> float | None:
@@ -228,11 +270,12 @@ class ImageFilesSource(FrameSource):
         self.kind = kind
         self.files = files
         self.names = names if names is not None else [f.name for f in files]
-        self.total = self._cap(len(files))
+        self.total = self.expected = self._cap(len(files))
 
     def __iter__(self) -> Iterator[Frame]:
         n_out = 0
         skipped = 0
+        self.n_read = self.n_skipped = 0
         for src_i in range(0, len(self.files), self.frame_interval):
             if self.max_frames is not None and n_out >= self.max_frames:
                 return
@@ -243,10 +286,12 @@ class ImageFilesSource(FrameSource):
                 if not self.skip_bad:
                     raise
                 skipped += 1
+                self.n_skipped = skipped
                 _warn_skip(str(e))
                 continue
-            yield Frame(index=n_out, name=self.names[src_i], image=img, source_index=src_i)
             n_out += 1
+            self.n_read = n_out
+            yield Frame(index=n_out - 1, name=self.names[src_i], image=img, source_index=src_i)
         if n_out == 0:
             raise InputError(f"{self.path}: no readable images ({skipped} skipped as unreadable)")
 
@@ -263,18 +308,39 @@ class VideoSource(FrameSource):
             stream = container.streams.video[0]
             rate = stream.average_rate or stream.guessed_rate or stream.base_rate
             self.fps = float(rate) if rate else None
-            n = int(stream.frames or 0)
-            self.total = self._cap(n) if n > 0 else None
             cc = stream.codec_context
             w, h = int(cc.width or 0), int(cc.height or 0)
             if 0 < w < MIN_SIZE or 0 < h < MIN_SIZE:
                 raise InputError(f"{path}: video is {w}x{h} px, smaller than the {MIN_SIZE}x{MIN_SIZE} px minimum")
+            declared, exact, end_s = self._declared(container, stream)
+            ends_s, damaged = self._scan(container, stream)
         finally:
             container.close()
+        missing = 0
+        if declared is not None and ends_s is not None and self.fps:
+            missing = max(0, int(round((end_s - ends_s) * self.fps)))
+        in_file = declared - missing if declared is not None else None
+        self.expected = self._cap(declared) if declared else None
+        self.total = self._cap(in_file) if in_file else self.expected
+        slack = 0 if exact else max(2, (declared or 0) // 50)
+        short = in_file is not None and missing > slack and self._needs(in_file)
+        if short or damaged is not None:
+            what = (f"the container declares {declared} frames, the file ends after about {in_file}" if short
+                    else f"packet {damaged} is cut short")
+            msg = f"{path}: truncated or damaged video: {what}"
+            if not skip_bad:
+                raise InputError(f"{msg} (use --skip-bad to read the frames that are there)")
+            _warn(f"{msg}; reading the frames that are there")
 
     def _open(self):
         import av
 
+        try:
+            size = self.path.stat().st_size
+        except OSError as e:
+            raise InputError(f"{self.path}: cannot open video ({e.strerror or e})") from e
+        if size == 0:
+            raise InputError(f"{self.path}: cannot open video (empty file, 0 bytes)")
         try:
             container = av.open(str(self.path), mode="r")
         except Exception as e:
@@ -283,6 +349,66 @@ class VideoSource(FrameSource):
             container.close()
             raise InputError(f"{self.path}: no video stream in file")
         return container
+
+    def _declared(self, container, stream) -> tuple[int | None, bool, float | None]:
+        """What the container declares about the whole stream: (frames, exact, end time in seconds).
+
+        Frames: the stored frame count (mp4, mov, avi: ``exact``), else the duration
+        times the frame rate (mkv, webm: approximate), else ``None``. The end time is
+        the start time plus the longer of the stored duration and ``frames / fps``.
+        """
+        seconds = None
+        start = 0.0
+        if stream.duration is not None and stream.time_base is not None:
+            seconds = float(stream.duration * stream.time_base)
+            start = float((stream.start_time or 0) * stream.time_base)
+        elif container.duration is not None:  # microseconds (AV_TIME_BASE), every stream together
+            seconds = container.duration / 1e6
+            start = (container.start_time or 0) / 1e6
+        n = int(stream.frames or 0)
+        if n > 0:
+            return n, True, start + max(seconds or 0.0, n / self.fps if self.fps else 0.0)
+        if seconds and self.fps and seconds > 0:
+            return max(1, int(round(seconds * self.fps))), False, start + seconds
+        return None, False, None
+
+    def _needs(self, frames: int) -> bool:
+        """Whether a stream of ``frames`` frames is shorter than what this source reads."""
+        return self.max_frames is None or frames < self.max_frames * self.frame_interval
+
+    def _scan(self, container, stream) -> tuple[float | None, int | None]:
+        """Demux (no decoding) to find where the packets end and whether one is cut short.
+
+        Returns (end time in seconds of the last packet, or ``None``; number of the
+        first packet the demuxer flags corrupt, or ``None``). Stops once the packets
+        ``max_frames`` needs were seen. A file cut short ends early, its last packet
+        flagged corrupt; the demux reads the file once, which is fast next to the network.
+        """
+        import av
+
+        need = None if self.max_frames is None else self.max_frames * self.frame_interval
+        n = 0
+        end = None
+        damaged = None
+        tb = stream.time_base
+        step = 1.0 / self.fps if self.fps else 0.0
+        try:
+            for packet in container.demux(stream):
+                if packet.size == 0:  # the demuxer's final flush packet
+                    continue
+                if packet.is_corrupt and damaged is None:
+                    damaged = n
+                if packet.pts is not None and tb is not None:
+                    t = float(packet.pts * tb) + (float(packet.duration * tb) if packet.duration else step)
+                    end = t if end is None else max(end, t)
+                n += 1
+                if need is not None and n >= need:
+                    return None, damaged  # enough for max_frames: the rest of the file does not matter
+        except av.error.FFmpegError as e:
+            if not self.skip_bad:
+                raise InputError(f"{self.path}#{n}: cannot read video ({_one_line(e)})") from e
+            _warn(f"{self.path}#{n}: cannot read video ({_one_line(e)}); reading the {n} frames before")
+        return end, damaged
 
     def __iter__(self) -> Iterator[Frame]:
         import av
@@ -294,6 +420,7 @@ class VideoSource(FrameSource):
         n_dec = 0  # decoded frames (original numbering)
         n_out = 0
         skipped = 0
+        self.n_read = self.n_skipped = 0
         resync = False
         start_s = float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
         try:
@@ -304,6 +431,7 @@ class VideoSource(FrameSource):
                     if not self.skip_bad:
                         raise InputError(f"{self.path}#{n_dec}: cannot decode video frame ({_one_line(e)})") from e
                     skipped += 1
+                    self.n_skipped = skipped
                     _warn_skip(f"{self.path}#{n_dec}: cannot decode video packet ({_one_line(e)})")
                     n_dec += 1  # at least one frame lost; resynchronised from the next timestamp
                     resync = True
@@ -327,11 +455,13 @@ class VideoSource(FrameSource):
                         if not self.skip_bad:
                             raise InputError(f"{self.path}#{i}: cannot convert video frame ({_one_line(e)})") from e
                         skipped += 1
+                        self.n_skipped = skipped
                         _warn_skip(f"{self.path}#{i}: cannot convert video frame ({_one_line(e)})")
                         continue
                     t = float(vf.time) - start_s if vf.time is not None else (i / self.fps if self.fps else None)
-                    yield Frame(index=n_out, name=f"{name}#{i}", image=img, source_index=i, timestamp=t)
                     n_out += 1
+                    self.n_read = n_out
+                    yield Frame(index=n_out - 1, name=f"{name}#{i}", image=img, source_index=i, timestamp=t)
                     if self.max_frames is not None and n_out >= self.max_frames:
                         return
         except av.error.FFmpegError as e:
