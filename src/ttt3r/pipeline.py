@@ -131,8 +131,8 @@ def _session(opts: ReconstructOptions, model=None):
 
 def _step(sess, frame) -> FrameResult:
     result = sess.step(frame.image, frame.name)
-    if frame.timestamp is not None:  # the video's presentation time (variable frame rates)
-        result.extras["timestamp"] = frame.timestamp
+    result.timestamp = frame.timestamp  # a video's presentation time, a numeric file name's number
+    result.source_index = frame.source_index
     return result
 
 

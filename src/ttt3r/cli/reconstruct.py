@@ -22,7 +22,7 @@ def exports_epilog() -> str:
         needs = f" (needs ttt3r[{e.extra}])" if e.extra else ""
         head = f"  {name:<{width}} {'*' if e.default else ' '} "
         lines.append(textwrap.fill(e.help + needs, 79, initial_indent=head, subsequent_indent=" " * len(head)))
-    lines.append("  (always: run.json, .ttt3r-manifest.json)")
+    lines.append("  (always: run.json, frames.csv, .ttt3r-manifest.json)")
     return "\n".join(lines)
 
 

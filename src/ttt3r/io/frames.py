@@ -45,6 +45,8 @@ __all__ = [
     "Frame",
     "FrameSource",
     "load_image",
+    "name_timestamp",
+    "name_timestamps",
     "natural_key",
     "open_frames",
 ]
@@ -94,8 +96,12 @@ class Frame:
         image: (H, W, 3) uint8 RGB.
         source_index: position in the original sequence (file number in the
             sorted folder/list, or decoded frame number in the video).
-        timestamp: seconds from the start of the video (presentation time), or
-            ``None`` for images.
+        timestamp: seconds from the start of the video (presentation time); for
+            images, the number the file name spells when every name in the
+            sequence is a number (:func:`name_timestamp`: TUM's
+            ``1305031102.175304.png`` -> 1305031102.175304 s, ``000123.png`` ->
+            123, a frame number), or the timestamp column of a TUM-style list;
+            else ``None`` (the writers then use the index).
     """
 
     index: int
@@ -109,6 +115,30 @@ def natural_key(name: str) -> tuple:
     """Sort key ordering digit runs by value: ``frame2`` before ``frame10``."""
     parts = re.split(r"(\d+)", name)
     return tuple((0, int(p), p) if p.isdigit() else (1, p.casefold(), p) for p in parts if p != "")
+
+
+_NUMBER_NAME = re.compile(r"\d+(?:\.\d+)?")
+
+
+def name_timestamp(name: str) -> float | None:
+    """The timestamp a numeric file name spells, or ``None``.
+
+    The name without folder and extension must be a non-negative decimal number:
+    ``1305031102.175304.png`` (TUM RGB-D, seconds) -> 1305031102.175304,
+    ``000123.png`` -> 123.0 (an integer name is taken as a frame number; its unit is
+    whatever the names count). ``frame_01.png`` or ``1e5.png`` -> ``None``.
+    """
+    stem = Path(name).name
+    stem = stem[: -len(Path(stem).suffix)] if Path(stem).suffix else stem
+    return float(stem) if _NUMBER_NAME.fullmatch(stem) else None
+
+
+def name_timestamps(names: list[str]) -> list[float] | None:
+    """Each name's :func:`name_timestamp` when every name has one and no two are equal, else ``None``."""
+    stamps = [name_timestamp(n) for n in names]
+    if not stamps or any(t is None for t in stamps) or len(set(stamps)) != len(stamps):
+        return None
+    return stamps  # type: ignore[return-value]
 
 
 def _one_line(e: BaseException) -> str:
@@ -265,11 +295,14 @@ class ImageFilesSource(FrameSource):
     """Frames read from a list of image files (a folder, a text list, or one image)."""
 
     def __init__(self, path: Path, files: list[Path], kind: str, frame_interval: int,
-                 max_frames: int | None, skip_bad: bool, names: list[str] | None = None) -> None:
+                 max_frames: int | None, skip_bad: bool, names: list[str] | None = None,
+                 timestamps: list[float] | None = None) -> None:
         super().__init__(path, frame_interval, max_frames, skip_bad)
         self.kind = kind
         self.files = files
         self.names = names if names is not None else [f.name for f in files]
+        #: per file: the list's timestamp column, else the numeric names' numbers, else None
+        self.timestamps = timestamps if timestamps is not None else name_timestamps(self.names)
         self.total = self.expected = self._cap(len(files))
 
     def __iter__(self) -> Iterator[Frame]:
@@ -291,7 +324,8 @@ class ImageFilesSource(FrameSource):
                 continue
             n_out += 1
             self.n_read = n_out
-            yield Frame(index=n_out - 1, name=self.names[src_i], image=img, source_index=src_i)
+            ts = None if self.timestamps is None else self.timestamps[src_i]
+            yield Frame(index=n_out - 1, name=self.names[src_i], image=img, source_index=src_i, timestamp=ts)
         if n_out == 0:
             raise InputError(f"{self.path}: no readable images ({skipped} skipped as unreadable)")
 
@@ -484,20 +518,28 @@ def _check_options(frame_interval: int, max_frames: int | None) -> None:
         raise TTT3RError(f"max_frames must be an integer >= 1 or None, got {max_frames!r}")
 
 
-def _read_list(path: Path, skip_bad: bool) -> tuple[list[Path], list[str]]:
+def _read_list(path: Path, skip_bad: bool) -> tuple[list[Path], list[str], list[float] | None]:
+    """Files, names as written, and timestamps of a list file.
+
+    A line is a path, or (TUM's ``rgb.txt``) a timestamp and a path separated by
+    white space; the timestamps are used when every line has one.
+    """
     try:
         text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as e:
         raise InputError(f"{path}: cannot read list file ({_one_line(e)})") from e
     files: list[Path] = []
     names: list[str] = []
+    stamps: list[float | None] = []
     for lineno, line in enumerate(text.splitlines(), 1):
         entry = line.strip()
         if not entry or entry.startswith("#"):
             continue
-        p = Path(entry).expanduser()
-        if not p.is_absolute():
-            p = path.parent / p
+        stamp = None
+        head, _, rest = entry.partition(" ") if " " in entry else entry.partition("\t")
+        if rest.strip() and _NUMBER_NAME.fullmatch(head) and not _resolve(path, entry).is_file():
+            stamp, entry = float(head), rest.strip()
+        p = _resolve(path, entry)
         if not p.is_file():
             msg = f"{path}:{lineno}: {p}: no such image file"
             if not skip_bad:
@@ -506,9 +548,17 @@ def _read_list(path: Path, skip_bad: bool) -> tuple[list[Path], list[str]]:
             continue
         files.append(p)
         names.append(entry)
+        stamps.append(stamp)
     if not files:
         raise InputError(f"{path}: list file names no images")
-    return files, names
+    listed = None if any(t is None for t in stamps) else [float(t) for t in stamps]  # type: ignore[arg-type]
+    return files, names, listed
+
+
+def _resolve(list_path: Path, entry: str) -> Path:
+    """A list entry as a path: ``~`` expanded, relative to the list file's folder."""
+    p = Path(entry).expanduser()
+    return p if p.is_absolute() else list_path.parent / p
 
 
 def open_frames(path: str | Path, frame_interval: int = 1, max_frames: int | None = None,
@@ -517,10 +567,11 @@ def open_frames(path: str | Path, frame_interval: int = 1, max_frames: int | Non
 
     Args:
         path: a folder (images with extensions :data:`IMAGE_EXTENSIONS`, sorted
-            naturally, other files ignored), a video (:data:`VIDEO_EXTENSIONS`,
-            decoded with PyAV), a ``.txt`` file with one image path per line
-            (relative to the text file's folder; blank lines and ``#`` comments
-            skipped), or one image file.
+            naturally, or by value when every name is a number, other files
+            ignored), a video (:data:`VIDEO_EXTENSIONS`, decoded with PyAV), a
+            ``.txt`` file with one image path per line, or a timestamp and a path
+            as TUM's ``rgb.txt`` (paths relative to the text file's folder; blank
+            lines and ``#`` comments skipped), or one image file.
         frame_interval: keep every ``frame_interval``-th frame (1: all).
         max_frames: stop after this many kept frames (``None``: all).
         skip_bad: skip unreadable frames (and missing files in a list) with a
@@ -547,14 +598,19 @@ def open_frames(path: str | Path, frame_interval: int = 1, max_frames: int | Non
                 raise InputError(f"{p}: only HEIC/HEIF images found (e.g. {heif[0].name}); pip install pillow-heif")
             what = "empty folder" if not entries else "no images in folder"
             raise InputError(f"{p}: {what} (looked for {', '.join(IMAGE_EXTENSIONS)})")
-        files.sort(key=lambda c: natural_key(c.name))
+        stamps = name_timestamps([c.name for c in files])
+        if stamps is not None:  # numeric names in time order (natural order puts 1.2 after 1.175304)
+            order = sorted(range(len(files)), key=stamps.__getitem__)
+            files = [files[i] for i in order]
+        else:
+            files.sort(key=lambda c: natural_key(c.name))
         return ImageFilesSource(p, files, "images", frame_interval, max_frames, skip_bad)
     suffix = p.suffix.lower()
     if suffix in VIDEO_EXTENSIONS:
         return VideoSource(p, frame_interval, max_frames, skip_bad)
     if suffix in LIST_EXTENSIONS:
-        files, names = _read_list(p, skip_bad)
-        return ImageFilesSource(p, files, "list", frame_interval, max_frames, skip_bad, names)
+        files, names, stamps = _read_list(p, skip_bad)
+        return ImageFilesSource(p, files, "list", frame_interval, max_frames, skip_bad, names, stamps)
     if suffix in IMAGE_EXTENSIONS:
         return ImageFilesSource(p, [p], "images", frame_interval, max_frames, skip_bad)
     if suffix in _HEIF_EXTENSIONS:

@@ -30,7 +30,7 @@ output folder)::
     colmap      colmap/images/, colmap/sparse/0/{cameras,images,points3D}.txt
     glb         scene.glb                 (cloud + cameras, needs ttt3r[glb])
     preview     preview.png
-    (always)    run.json, .ttt3r-manifest.json
+    (always)    run.json, frames.csv, .ttt3r-manifest.json
 
 This module imports only the standard library; each writer's module is
 imported by its :meth:`Export.create`, so that ``--help`` stays instant.

@@ -36,7 +36,7 @@ __all__ = ["MANIFEST_NAME", "RUN_FILES", "OutputDir", "known_patterns", "pattern
 MANIFEST_NAME = ".ttt3r-manifest.json"
 
 #: Files every run writes, whatever its exports (regular expressions of relative paths).
-RUN_FILES: tuple[str, ...] = (r"run\.json",)
+RUN_FILES: tuple[str, ...] = (r"run\.json", r"frames\.csv")
 
 
 def known_patterns() -> dict[str, tuple[str, ...]]:
