@@ -205,18 +205,38 @@ def load_image(path: str | Path) -> np.ndarray:
     if not path.exists():
         raise InputError(f"{path}: no such file")
     try:
-        with Image.open(path) as im:
-            im.load()
-            im = ImageOps.exif_transpose(im)
-            arr = pil_to_rgb8(im)
+        if path.stat().st_size == 0:
+            raise InputError(f"{path}: cannot read image (empty file, 0 bytes)")
+        with warnings.catch_warnings():  # PIL's warnings (odd EXIF, large images) are not the user's business
+            warnings.simplefilter("ignore")
+            with Image.open(path) as im:
+                im.load()
+                im = ImageOps.exif_transpose(im)
+                arr = pil_to_rgb8(im)
     except InputError:
         raise
     except Exception as e:  # PIL raises many types (OSError, SyntaxError, ValueError, ...)
-        raise InputError(f"{path}: cannot read image ({_one_line(e)})") from e
+        raise InputError(f"{path}: cannot read image ({_pil_reason(e, path)})") from e
     h, w = arr.shape[:2]
     if h < MIN_SIZE or w < MIN_SIZE:
         raise InputError(f"{path}: image is {w}x{h} px, smaller than the {MIN_SIZE}x{MIN_SIZE} px minimum")
     return arr
+
+
+def _pil_reason(e: BaseException, path: Path) -> str:
+    """A PIL error in plain words, without the file name PIL repeats."""
+    if isinstance(e, Image.DecompressionBombError):
+        pixels = re.search(r"\((\d+) pixels\)", str(e))
+        claimed = f"{int(pixels.group(1)):,} pixels" if pixels else "too many pixels"
+        return f"its header claims {claimed}, more than the {2 * Image.MAX_IMAGE_PIXELS:,}-pixel limit"
+    if isinstance(e, Image.UnidentifiedImageError):
+        return "not an image, or a damaged one: no known image format recognised"
+    if isinstance(e, MemoryError):
+        return "too large to decode in memory"
+    msg = _one_line(e).replace(f"'{path}'", "").replace(str(path), "").strip(" :")
+    if msg.startswith("image file is truncated"):
+        return "truncated image file" + msg[len("image file is truncated"):]
+    return msg or type(e).__name__
 
 
 def _warn_skip(message: str) -> None:
