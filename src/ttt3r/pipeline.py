@@ -65,6 +65,8 @@ class ReconstructOptions:
         def name(field_name: str) -> str:
             return option_flag(field_name) if cli else field_name
 
+        if self.weights is not None and not str(self.weights).strip():
+            raise TTT3RError(f"{name('weights')}: must name a checkpoint (file, folder or known name), got ''")
         check_int(name("reset_every"), self.reset_every, minimum=0)
         check_int(name("frame_interval"), self.frame_interval, minimum=1)
         check_int(name("max_frames"), self.max_frames, minimum=1, optional=True)
@@ -175,6 +177,8 @@ def reconstruct(input_path: str | os.PathLike, out_dir: str | os.PathLike,
 
     opts = opts or ReconstructOptions()
     opts.validate()
+    if not os.fspath(out_dir).strip():
+        raise TTT3RError("out_dir: must name a folder, got ''")
     exports = tuple(opts.exports or DEFAULT_EXPORTS)
     source = open_frames(input_path, opts.frame_interval, opts.max_frames, opts.skip_bad)
     frames = iter(source)

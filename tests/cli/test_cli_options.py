@@ -88,6 +88,14 @@ def test_bad_option_is_one_line_naming_the_flag(user, capsys, args, flag):
     assert "_" not in field or field not in line  # the flag as typed, never the field name
 
 
+def test_empty_paths_are_refused(user, capsys):
+    assert "--out" in _run_bad(user, capsys, "--out=")  # not the current folder
+    assert "--weights" in _run_bad(user, capsys, "--weights=")  # not the default checkpoint
+    before = _snapshot(user)
+    assert run_cli(["reconstruct", "", "--out", str(user / "out")]) == 2
+    assert "INPUT" in capsys.readouterr().err and not (user / "out").exists() and _snapshot(user) == before
+
+
 def test_missing_out_is_one_line(tmp_path, capsys):
     rc = run_cli(["reconstruct", str(tmp_path)])
     err = capsys.readouterr().err

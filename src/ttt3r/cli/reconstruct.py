@@ -87,7 +87,12 @@ def parse_exports(text: str | None) -> tuple[str, ...] | None:
 
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
+    from ..errors import TTT3RError
     from ..pipeline import ReconstructOptions, reconstruct
+
+    for what, value in (("INPUT", args.input), ("--out", args.out)):
+        if not value.strip():  # an empty path would mean the current folder
+            raise TTT3RError(f"{what}: must name a {'file or folder' if what == 'INPUT' else 'folder'}, got ''")
 
     opts = ReconstructOptions(
         weights=args.weights, update=args.update, reset_every=args.reset_every,

@@ -606,6 +606,8 @@ def open_frames(path: str | Path, frame_interval: int = 1, max_frames: int | Non
             ``skip_bad``) or no readable frame at all.
     """
     _check_options(frame_interval, max_frames)
+    if not str(path).strip():  # Path("") is the current folder
+        raise InputError("input path is empty (name a video, an image folder, a .txt list or an image)")
     p = Path(path).expanduser()
     if not p.exists():
         raise InputError(f"{p}: no such file or folder")
