@@ -9,7 +9,6 @@ and the exit status stays argparse's 2, as for every other user error.
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import NoReturn
 
 __all__ = ["ArgumentParser"]
