@@ -36,10 +36,8 @@ def _reason(e: BaseException) -> str:
 def _av_reason(e: BaseException) -> str | None:
     """A PyAV error (``[Errno 1094995529] Invalid data found when processing input: 'x.mp4'``) in plain
     words, with FFmpeg's last log line when it has one (``moov atom not found``); ``None`` for other errors."""
-    try:
-        from av.error import FFmpegError, InvalidDataError
-    except ImportError:  # pragma: no cover - PyAV is a core dependency
-        return None
+    from av.error import FFmpegError, InvalidDataError
+
     if not isinstance(e, FFmpegError):
         return None
     if isinstance(e, InvalidDataError):
@@ -50,7 +48,6 @@ def _av_reason(e: BaseException) -> str | None:
     log = getattr(e, "log", None)
     detail = " ".join(str(log[-1]).split()) if isinstance(log, tuple) and log and log[-1] else ""
     return f"{text}: {detail}" if detail else text
-
 
 
 class VideoSource(FrameSource):
