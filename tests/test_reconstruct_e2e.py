@@ -223,8 +223,8 @@ def test_registered_rule_and_export_reach_the_command(inputs, ckpt, tmp_path, mo
     assert (out / "names.txt").read_text().split() == ["frame0.png", "frame2.png", "frame10.png", "frame11.png",
                                                        "frame100.png"]
     assert len(np.loadtxt(out / "trajectory.txt", ndmin=2)) == N
-    assert json.loads((out / ".ttt3r-manifest.json").read_text())["patterns"] == [r"trajectory\.txt",
-                                                                                 r"names\.txt", r"run\.json"]
+    assert json.loads((out / ".ttt3r-manifest.json").read_text())["patterns"] == [
+        r"trajectory\.txt", r"names\.txt", r"run\.json", r"frames\.csv"]
 
 
 def test_interrupt_leaves_valid_outputs(inputs, ckpt, tmp_path, monkeypatch, capsys):

@@ -66,6 +66,15 @@ class ModelConfig:
     # ignored by this implementation but kept so that configs round-trip
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
+    def check_supported(self) -> None:
+        """Raise :class:`CheckpointError` unless this implementation builds the network
+        (a pose head and ``output_mode='pts3d+pose'``, as every released CUT3R checkpoint)."""
+        if not self.pose_head:
+            raise CheckpointError("model config: pose_head: must be true (ttt3r builds networks with a pose head)")
+        if self.output_mode != "pts3d+pose":
+            raise CheckpointError(f"model config: output_mode: must be 'pts3d+pose' (the network ttt3r builds), "
+                                  f"got {_show(self.output_mode)}")
+
     @property
     def rope_base(self) -> float:
         if not self.pos_embed.startswith("RoPE"):
@@ -87,21 +96,34 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ModelConfig:
+        """A config from :meth:`to_dict`'s form (JSON); unknown keys go to ``extra``.
+
+        Every value is checked (:func:`check_config`; :meth:`from_json` and
+        :meth:`from_constructor`, the two ways a checkpoint's config is read, come
+        here): :class:`CheckpointError` names the key and the rule its value breaks.
+        """
+        if not isinstance(d, dict):
+            raise CheckpointError(f"model config: must be an object of keys and values, got {_show(d)}")
         names = {f.name for f in dataclasses.fields(cls)}
         kw: dict[str, Any] = {}
-        extra: dict[str, Any] = dict(d.get("extra", {}))
+        extra = d.get("extra", {})
+        if not isinstance(extra, dict):
+            raise CheckpointError(f"model config: extra: must be an object, got {_show(extra)}")
+        extra = dict(extra)
         for k, v in d.items():
             if k == "extra":
                 continue
             if k not in names:
                 extra[k] = v
                 continue
-            if k in ("depth_mode", "conf_mode", "pose_mode"):
-                v = (str(v[0]), _dec_float(v[1]), _dec_float(v[2]))
+            if k in _MODE_KINDS and isinstance(v, (list, tuple)) and len(v) == 3:
+                v = (v[0], _dec_float(v[1]), _dec_float(v[2]))
             elif k == "img_size":
-                v = (int(v[0]), int(v[1])) if isinstance(v, (list, tuple)) else (int(v), int(v))
+                v = tuple(v) if isinstance(v, (list, tuple)) else (v, v)
             kw[k] = v
-        return cls(extra=extra, **kw)
+        cfg = cls(extra=extra, **kw)
+        check_config(cfg)
+        return cfg
 
     def to_json(self) -> str:
         return dumps(self.to_dict(), indent=1)
@@ -129,8 +151,95 @@ def _enc_float(x: float) -> float | str:
     return x
 
 
-def _dec_float(x: Any) -> float:
-    return float(x)  # float("inf") / float("-inf") parse the strings
+def _dec_float(x: Any) -> Any:
+    """A JSON mode bound (a number, or ``"inf"`` / ``"-inf"``) as a float; anything else as it is."""
+    if isinstance(x, str) and x.strip().lower() in ("inf", "+inf", "-inf", "infinity", "-infinity"):
+        return float(x)
+    if isinstance(x, (int, float)) and not isinstance(x, bool):
+        return float(x)
+    return x  # reported by check_config
+
+
+# -- the rules every config obeys -----------------------------------------------------------------------------------
+
+#: Integer fields and their smallest value.
+_INT_FIELDS = {"patch_size": 1, "enc_embed_dim": 1, "enc_depth": 1, "enc_num_heads": 1, "ray_enc_depth": 0,
+               "ray_enc_num_heads": 1, "dec_embed_dim": 1, "dec_depth": 1, "dec_num_heads": 1,
+               "state_dec_num_heads": 1, "state_size": 1, "local_mem_size": 1}
+_BOOL_FIELDS = ("norm_im2_in_dec", "rgb_head", "pose_head")
+_CHOICES = {"state_pe": ("2d", "1d", "none"), "head_type": ("linear", "dpt")}
+#: Mode fields and the kinds the heads implement (:mod:`ttt3r.model.heads`).
+_MODE_KINDS = {"depth_mode": ("exp", "linear", "square"), "conf_mode": ("exp", "sigmoid"),
+               "pose_mode": ("exp", "linear", "square")}
+#: (heads, width): the attention heads must divide the token width.
+_DIVIDES = (("enc_num_heads", "enc_embed_dim"), ("ray_enc_num_heads", "enc_embed_dim"),
+            ("dec_num_heads", "dec_embed_dim"), ("state_dec_num_heads", "dec_embed_dim"))
+
+
+def _show(v: Any) -> str:
+    """A value as the config file would spell it (JSON: ``null``, ``"12"``), else its repr."""
+    try:
+        return json.dumps(v, allow_nan=False)
+    except (TypeError, ValueError):
+        return repr(v)
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _bad(key: str, rule: str, value: Any) -> CheckpointError:
+    return CheckpointError(f"model config: {key}: {rule}, got {_show(value)}")
+
+
+def check_config(cfg: ModelConfig) -> None:
+    """Check the type and range of every field, and that heads divide widths.
+
+    Raises :class:`CheckpointError` with one line naming the key and the rule it breaks.
+    """
+    for key, low in _INT_FIELDS.items():
+        v = getattr(cfg, key)
+        if not _is_int(v) or v < low:
+            raise _bad(key, f"must be an integer >= {low}", v)
+    for key in _BOOL_FIELDS:
+        if not isinstance(getattr(cfg, key), bool):
+            raise _bad(key, "must be true or false", getattr(cfg, key))
+    for key, choices in _CHOICES.items():
+        if getattr(cfg, key) not in choices or not isinstance(getattr(cfg, key), str):
+            raise _bad(key, f"must be one of {', '.join(choices)}", getattr(cfg, key))
+    r = cfg.mlp_ratio
+    if not (_is_int(r) or isinstance(r, float)) or not math.isfinite(r) or r <= 0:
+        raise _bad("mlp_ratio", "must be a finite number > 0", r)
+    if not isinstance(cfg.output_mode, str):
+        raise _bad("output_mode", "must be a string", cfg.output_mode)
+    if not isinstance(cfg.pos_embed, str) or not cfg.pos_embed.startswith("RoPE") or not _is_rope_base(cfg.pos_embed):
+        raise _bad("pos_embed", "must be RoPE<base> with a number base > 0 (e.g. RoPE100)", cfg.pos_embed)
+    size = cfg.img_size
+    if (not isinstance(size, tuple) or len(size) != 2 or not all(_is_int(x) and x > 0 for x in size)):
+        raise _bad("img_size", "must be two integers > 0 (height, width) or one", size)
+    if any(x % cfg.patch_size for x in size):
+        raise _bad("img_size", f"must be multiples of patch_size ({cfg.patch_size})", list(size))
+    for key, kinds in _MODE_KINDS.items():
+        m = getattr(cfg, key)
+        ok = (isinstance(m, tuple) and len(m) == 3 and m[0] in kinds and isinstance(m[0], str)
+              and all(isinstance(b, float) and not math.isnan(b) for b in m[1:]) and m[1] <= m[2])
+        if not ok:
+            raise _bad(key, f"must be [kind, min, max] with kind one of {', '.join(kinds)} and min <= max",
+                       list(m) if isinstance(m, tuple) else m)
+    for heads, width in _DIVIDES:
+        h, w = getattr(cfg, heads), getattr(cfg, width)
+        if w % h:
+            raise CheckpointError(f"model config: {heads}: must divide {width} ({w}), got {h}")
+    if not isinstance(cfg.extra, dict):
+        raise _bad("extra", "must be an object", cfg.extra)
+
+
+def _is_rope_base(text: str) -> bool:
+    try:
+        base = float(text[len("RoPE"):])
+    except ValueError:
+        return False
+    return math.isfinite(base) and base > 0
 
 
 def _py_repr(v: Any) -> str:

@@ -21,8 +21,9 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     """The torch device for a name: ``"auto"`` (CUDA when available, else CPU), ``"cpu"``,
     ``"cuda"``, ``"cuda:N"``, or a :class:`torch.device` (checked the same way).
 
-    Raises :class:`TTT3RError` for an unknown name, a CUDA device without CUDA, or a
-    CUDA index this machine does not have.
+    Raises :class:`TTT3RError` for an unknown name, a device type other than CPU and
+    CUDA (``mps``, ``meta``, ...: the network is not tested there), a CUDA device
+    without CUDA, or a CUDA index this machine does not have.
     """
     if str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -30,6 +31,8 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
         dev = torch.device(device)
     except (RuntimeError, TypeError):
         raise TTT3RError(f"unknown device {str(device)!r} (use auto, cpu, cuda or cuda:N)") from None
+    if dev.type not in ("cpu", "cuda"):
+        raise TTT3RError(f"device {str(device)!r} is not supported (ttt3r runs on auto, cpu, cuda or cuda:N)")
     if dev.type == "cuda":
         if not torch.cuda.is_available():
             raise TTT3RError(f"device {str(device)!r} was asked for but CUDA is not available (use cpu or auto)")

@@ -13,6 +13,7 @@ through a :class:`ttt3r.Session`.
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import sys
@@ -21,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .errors import DownloadError
+from .errors import DownloadError, TTT3RError
 from .results import FrameResult
 
 #: Where the bundled small model lives inside the package (if it is shipped).
@@ -63,6 +64,54 @@ class ReconstructOptions:
     intrinsics: str | None = None  # known cameras (ttt3r.known): "fx,fy,cx,cy", a 3x3 file, COLMAP cameras.txt
     poses: str | None = None  # camera-to-world pose file (TUM, KITTI, EuRoC, COLMAP images.txt)
     poses_format: str = "auto"
+
+    def validate(self, cli: bool = False) -> None:
+        """Check every setting before anything is read or written.
+
+        Raises :class:`TTT3RError` with one line naming the setting (its
+        command-line flag, e.g. ``--max-frames``, when ``cli``) and the rule it breaks.
+        """
+        from .checks import check_choice, check_int, check_number
+        from .device import resolve_device, resolve_dtype
+        from .update import available_rules
+
+        def name(field_name: str) -> str:
+            return option_flag(field_name) if cli else field_name
+
+        if self.weights is not None and not str(self.weights).strip():
+            raise TTT3RError(f"{name('weights')}: must name a checkpoint (file, folder or known name), got ''")
+        check_int(name("reset_every"), self.reset_every, minimum=0)
+        check_int(name("frame_interval"), self.frame_interval, minimum=1)
+        check_int(name("max_frames"), self.max_frames, minimum=1, optional=True)
+        check_choice(name("size"), self.size, (512, 224), optional=True)
+        check_number(name("conf_threshold"), self.conf_threshold)
+        check_number(name("voxel_size"), self.voxel_size, positive=True, optional=True)
+        check_int(name("max_points"), self.max_points, minimum=1)
+        check_int(name("view_port"), self.view_port, minimum=0, maximum=65535)  # 0: any free port
+        check_int(name("chunk"), self.chunk, minimum=0)
+        from .chunking import check_chunk_options
+
+        check_chunk_options(self.chunk, self.overlap, self.chunk_align, self.reset_every, self.revisit)
+        check_choice(name("update"), self.update, available_rules())
+        for field_name, resolve in (("device", resolve_device), ("dtype", resolve_dtype)):
+            try:
+                resolve(getattr(self, field_name))
+            except TTT3RError as e:
+                raise TTT3RError(f"{name(field_name)}: {e}") from None
+        if self.exports is not None:
+            from .writers.exports import available_exports
+
+            for e in self.exports:
+                check_choice(name("exports"), e, available_exports())
+
+
+#: Command-line flags of the options whose flag is not ``--`` + the field name with dashes.
+_FLAGS = {"view_port": "--port", "exports": "--export", "want": "--world-points"}
+
+
+def option_flag(field_name: str) -> str:
+    """The ``ttt3r reconstruct`` flag of a :class:`ReconstructOptions` field (``max_frames`` -> ``--max-frames``)."""
+    return _FLAGS.get(field_name, "--" + field_name.replace("_", "-"))
 
 
 def choose_weights(weights: str | None, quiet: bool = False,
@@ -128,8 +177,8 @@ def _step(sess, frame, source, given=None) -> FrameResult:
     from .results import SourceRef
 
     result = sess.step(frame.image, frame.name) if given is None else given.step(sess, frame)
-    if frame.timestamp is not None:  # the video's presentation time (variable frame rates)
-        result.extras["timestamp"] = frame.timestamp
+    result.timestamp = frame.timestamp  # a video's presentation time, a numeric file name's number
+    result.source_index = frame.source_index
     h0, w0 = frame.image.shape[:2]
     result.source = SourceRef(os.fspath(source.source_path(frame)), (int(h0), int(w0)),
                               frame.source_index if source.kind == "video" else None, sess.size)
@@ -188,9 +237,15 @@ def _reconstruct(input_path, out_dir, opts: ReconstructOptions, model, writers: 
     from .writers import DEFAULT_EXPORTS, RunWriter, WriterOptions
     from .writers.outdir import OutputDir
 
+    opts = opts or ReconstructOptions()
+    opts.validate()
+    if not os.fspath(out_dir).strip():
+        raise TTT3RError("out_dir: must name a folder, got ''")
     exports = tuple(opts.exports or DEFAULT_EXPORTS)
     source = open_frames(input_path, opts.frame_interval, opts.max_frames, opts.skip_bad)
     given = _given_cameras(source, opts)
+    frames = iter(source)
+    first = next(frames, None)  # the first frame is read (and checked) before any folder is made
     OutputDir(out_dir, exports, overwrite=opts.overwrite).check()
     sess, weights = _session(opts, model)
     from .device import dtype_name
@@ -205,6 +260,7 @@ def _reconstruct(input_path, out_dir, opts: ReconstructOptions, model, writers: 
         "settings": {k: v for k, v in asdict(opts).items() if k not in ("quiet", "view_port")}
         | {"size": sess.size, "device": str(sess.model.device), "dtype": dtype_name(sess.model.dtype)},
         "frames_total": source.total,
+        **source.counts(),  # frames_expected / frames_read / frames_skipped, updated when reading ends
     }
     wopts = WriterOptions(conf_threshold=opts.conf_threshold, voxel_size=opts.voxel_size, max_points=opts.max_points,
                           colmap_res=opts.colmap_res)
@@ -227,7 +283,7 @@ def _reconstruct(input_path, out_dir, opts: ReconstructOptions, model, writers: 
             writers.append(writer)
             try:
                 _revisit(sess, input_path, opts)
-                for frame in source:
+                for frame in itertools.chain([first] if first is not None else [], frames):
                     result = _step(sess, frame, source, given)
                     writer.add(result)
                     if viewer is not None:
@@ -237,6 +293,8 @@ def _reconstruct(input_path, out_dir, opts: ReconstructOptions, model, writers: 
             except KeyboardInterrupt:
                 interrupted = True
                 raise
+            finally:
+                writer.info.update(source.counts())
     finally:
         bar.close()
         if viewer is not None and interrupted:

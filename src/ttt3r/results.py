@@ -69,6 +69,11 @@ class FrameResult:
         source: where the source pixels are (a :class:`SourceRef`), when known:
             set by :func:`ttt3r.reconstruct` for files and videos; writers that
             want source resolution (COLMAP) read them from there.
+        timestamp: the input's timestamp (:attr:`ttt3r.io.frames.Frame.timestamp`:
+            a video frame's presentation time in seconds, or the number a numeric
+            file name spells), or ``None``; see :meth:`time`.
+        source_index: the input's position in its source (sorted folder, list, or
+            decoded video frame number), or ``None`` when not read from a source.
     """
 
     index: int
@@ -85,6 +90,17 @@ class FrameResult:
     total_s: float = 0.0
     extras: dict = field(default_factory=dict)
     source: SourceRef | None = None
+    timestamp: float | None = None
+    source_index: int | None = None
+
+    def time(self, fps: float | None = None) -> float:
+        """The frame's timestamp in trajectories and ``frames.csv``: :attr:`timestamp` when
+        set (else ``extras["timestamp"]``), else ``index / fps`` when the frame rate is
+        known, else the index."""
+        ts = self.timestamp if self.timestamp is not None else (self.extras or {}).get("timestamp")
+        if ts is not None:
+            return float(ts)
+        return self.index / fps if fps else float(self.index)
 
     @property
     def depth(self) -> np.ndarray:

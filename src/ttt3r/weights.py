@@ -146,9 +146,21 @@ def _plain(obj: Any) -> Any:
     return obj
 
 
+_ZIP_MAGIC = b"PK\x03\x04"
+
+
 def _torch_load_safe(path: Path) -> Any:
     _RestrictedUnpickler.allowed = _torch_allowed()
     mmap = zipfile.is_zipfile(path)
+    try:
+        with open(path, "rb") as f:
+            head = f.read(len(_ZIP_MAGIC))
+    except OSError as e:
+        raise CheckpointError(f"{path}: cannot read ({e.strerror or e})") from None
+    if not head:
+        raise CheckpointError(f"{path}: empty file (0 bytes), not a checkpoint")
+    if head == _ZIP_MAGIC and not mmap:  # a zip archive without its central directory: cut short
+        raise CheckpointError(_INCOMPLETE.format(path=path))
     try:
         return torch.load(path, map_location="cpu", pickle_module=_SafePickleModule,
                           weights_only=False, mmap=mmap)
@@ -160,8 +172,14 @@ def _torch_load_safe(path: Path) -> Any:
                 "which could run code (only tensors and plain data are allowed)") from None
         raise CheckpointError(f"{path}: not a readable checkpoint ({msg})") from None
     except (RuntimeError, EOFError, OSError, ValueError, KeyError, zipfile.BadZipFile) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        text = " ".join(str(e).split())
+        if isinstance(e, zipfile.BadZipFile) or "zip archive" in text or "miniz" in text:
+            raise CheckpointError(_INCOMPLETE.format(path=path)) from None
+        first = text.split(". ")[0].rstrip(".") if text else type(e).__name__  # torch's first sentence only
         raise CheckpointError(f"{path}: truncated or corrupt checkpoint ({first})") from None
+
+
+_INCOMPLETE = "{path}: not a complete checkpoint (truncated or corrupt zip archive)"
 
 
 # --------------------------------------------------------------------------------------
@@ -203,9 +221,11 @@ def _read_safetensors(path: Path) -> tuple[ModelConfig, dict[str, torch.Tensor]]
         if not p.is_file():
             raise CheckpointError(f"{p}: missing (a converted checkpoint holds {SAFETENSORS_NAME} and {CONFIG_NAME})")
     try:
-        cfg = ModelConfig.from_json(cfg_path.read_text())
-    except (ValueError, TypeError, KeyError) as e:
-        raise CheckpointError(f"{cfg_path}: invalid model config ({e})") from None
+        cfg = ModelConfig.from_json(cfg_path.read_text(encoding="utf-8"))
+    except CheckpointError as e:  # names the key and the rule it breaks
+        raise CheckpointError(f"{cfg_path}: {e}") from None
+    except (OSError, ValueError, TypeError, KeyError) as e:
+        raise CheckpointError(f"{cfg_path}: invalid model config ({' '.join(str(e).split())})") from None
     try:
         sd = load_file(str(weights))
     except (SafetensorError, OSError, ValueError) as e:
@@ -269,11 +289,23 @@ def _few(items: list[str], n: int = 3) -> str:
 
 
 def build_model(cfg: ModelConfig, device: str | torch.device = "cpu") -> torch.nn.Module:
-    """An uninitialised network for ``cfg`` (weights are zeros; use ``meta`` for shapes only)."""
+    """An uninitialised network for ``cfg`` (weights are zeros; use ``meta`` for shapes only).
+
+    Raises :class:`CheckpointError` when ``cfg`` is not a network this implementation builds.
+    """
     from .model.cut3r import CUT3R
 
+    cfg.check_supported()
     with torch.device(device):
         return CUT3R(cfg)
+
+
+def _build_checked(cfg: ModelConfig, path: str | os.PathLike) -> torch.nn.Module:
+    """:func:`build_model` on ``meta`` (shapes only), its refusal naming the checkpoint ``path``."""
+    try:
+        return build_model(cfg, "meta")
+    except CheckpointError as e:
+        raise CheckpointError(f"{path}: {e}") from None
 
 
 def load_weights_file(path: str | os.PathLike, device: str | torch.device = "cpu",
@@ -284,7 +316,7 @@ def load_weights_file(path: str | os.PathLike, device: str | torch.device = "cpu
     second copy; ``dtype`` converts them (floating-point parameters only).
     """
     cfg, sd = read_checkpoint(path)
-    model = build_model(cfg, "meta")
+    model = _build_checked(cfg, path)
     expected = {k: v.shape for k, v in model.state_dict().items()}
     sd = adapt_state_dict(sd, expected, source=str(path))
     sd = convert_state_dict(sd, device, dtype, _PageReleaser(path))
@@ -387,7 +419,7 @@ def save_converted(model_or_sd: Any, cfg: ModelConfig, out_dir: str | os.PathLik
 def convert_checkpoint(src: str | os.PathLike, out_dir: str | os.PathLike) -> Path:
     """Convert a released ``.pth`` to our safetensors + JSON format (checked on the way)."""
     cfg, sd = read_checkpoint(src)
-    expected = {k: v.shape for k, v in build_model(cfg, "meta").state_dict().items()}
+    expected = {k: v.shape for k, v in _build_checked(cfg, src).state_dict().items()}
     sd = adapt_state_dict(sd, expected, source=str(src))
     return save_converted(sd, cfg, out_dir)
 

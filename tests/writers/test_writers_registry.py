@@ -97,10 +97,10 @@ def test_output_dir_owns_a_registered_exports_files(toy, tmp_path: Path) -> None
     _run(out, ["toy"], n=5)
     (out / "toy" / "notes.md").write_bytes(b"mine")
     plan = OutputDir(out, ["trajectory"], overwrite=True).check()
-    assert sorted(plan) == ["run.json", "toy.csv", *(f"toy/{i:06d}.txt" for i in range(5))]
+    assert sorted(plan) == ["frames.csv", "run.json", "toy.csv", *(f"toy/{i:06d}.txt" for i in range(5))]
     _run(out, ["trajectory"], overwrite=True)
     assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*")) == [
-        MANIFEST_NAME, "run.json", "toy", "toy/notes.md", "trajectory.txt"]
+        MANIFEST_NAME, "frames.csv", "run.json", "toy", "toy/notes.md", "trajectory.txt"]
     # without a foreign file the emptied folder goes too
     (out / "toy" / "notes.md").unlink()
     _run(out, ["toy"], overwrite=True)

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 from ..errors import TTT3RError
 
 
 def main(argv: list[str]) -> int:
-    ap = argparse.ArgumentParser(prog="ttt3r convert", description=__doc__)
+    from .parser import ArgumentParser
+
+    ap = ArgumentParser(prog="ttt3r convert", description=__doc__)
     ap.add_argument("src", help="released .pth checkpoint (or a converted folder)")
     ap.add_argument("out_dir", help="folder to write model.safetensors and config.json into")
     ap.add_argument("--overwrite", action="store_true", help="replace an existing converted checkpoint")

@@ -22,7 +22,7 @@ def exports_epilog() -> str:
         needs = f" (needs ttt3r[{e.extra}])" if e.extra else ""
         head = f"  {name:<{width}} {'*' if e.default else ' '} "
         lines.append(textwrap.fill(e.help + needs, 79, initial_indent=head, subsequent_indent=" " * len(head)))
-    lines.append("  (always: run.json, .ttt3r-manifest.json)")
+    lines.append("  (always: run.json, frames.csv, .ttt3r-manifest.json)")
     return "\n".join(lines)
 
 
@@ -30,8 +30,9 @@ def build_parser() -> argparse.ArgumentParser:
     """The parser; the ``--update`` rules and the exports are read from their registries when it is built."""
     from ..update import available_rules
     from ..writers.exports import default_exports
+    from .parser import ArgumentParser
 
-    ap = argparse.ArgumentParser(
+    ap = ArgumentParser(
         prog="ttt3r reconstruct", description=textwrap.fill(_DESCRIPTION, 79), epilog=exports_epilog(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -115,12 +116,10 @@ def main(argv: list[str]) -> int:
     from ..errors import TTT3RError
     from ..pipeline import ReconstructOptions, reconstruct
 
-    from ..chunking import check_chunk_options
+    for what, value in (("INPUT", args.input), ("--out", args.out)):
+        if not value.strip():  # an empty path would mean the current folder
+            raise TTT3RError(f"{what}: must name a {'file or folder' if what == 'INPUT' else 'folder'}, got ''")
 
-    for name in ("reset_every", "max_points", "chunk"):
-        if getattr(args, name) is not None and getattr(args, name) < 0:
-            raise TTT3RError(f"--{name.replace('_', '-')} must be >= 0")
-    check_chunk_options(args.chunk, args.overlap, args.chunk_align, args.reset_every, args.revisit)
     opts = ReconstructOptions(
         weights=args.weights, update=args.update, reset_every=args.reset_every,
         frame_interval=args.frame_interval, max_frames=args.max_frames, size=args.size, device=args.device,
@@ -132,6 +131,7 @@ def main(argv: list[str]) -> int:
         revisit_update=args.revisit_update,
         intrinsics=args.intrinsics, poses=args.poses, poses_format=args.poses_format,
     )
+    opts.validate(cli=True)  # every option, named as typed, before any file is read or folder made
     from ..interrupts import Interrupted
 
     try:

@@ -17,6 +17,8 @@ Image conversions (the same for every source):
   (``v * 255 / 65535`` for 16 bit); float images in [0, 1] are scaled by 255,
   other float images are treated like 16-bit ones.
 
+Videos are read by :class:`ttt3r.io.video.VideoSource`.
+
 Errors are :class:`ttt3r.errors.InputError` with one line naming the file. With
 ``skip_bad=True`` a frame that cannot be read (corrupt image, undecodable video
 packet, image smaller than 16x16 px) is skipped with a :class:`BadFrameWarning`
@@ -45,6 +47,8 @@ __all__ = [
     "Frame",
     "FrameSource",
     "load_image",
+    "name_timestamp",
+    "name_timestamps",
     "natural_key",
     "open_frames",
 ]
@@ -94,8 +98,12 @@ class Frame:
         image: (H, W, 3) uint8 RGB.
         source_index: position in the original sequence (file number in the
             sorted folder/list, or decoded frame number in the video).
-        timestamp: seconds from the start of the video (presentation time), or
-            ``None`` for images.
+        timestamp: seconds from the start of the video (presentation time); for
+            images, the number the file name spells when every name in the
+            sequence is a number (:func:`name_timestamp`: TUM's
+            ``1305031102.175304.png`` -> 1305031102.175304 s, ``000123.png`` ->
+            123, a frame number), or the timestamp column of a TUM-style list;
+            else ``None`` (the writers then use the index).
     """
 
     index: int
@@ -111,9 +119,33 @@ def natural_key(name: str) -> tuple:
     return tuple((0, int(p), p) if p.isdigit() else (1, p.casefold(), p) for p in parts if p != "")
 
 
+_NUMBER_NAME = re.compile(r"\d+(?:\.\d+)?")
+
+
+def name_timestamp(name: str) -> float | None:
+    """The timestamp a numeric file name spells, or ``None``.
+
+    The name without folder and extension must be a non-negative decimal number:
+    ``1305031102.175304.png`` (TUM RGB-D, seconds) -> 1305031102.175304,
+    ``000123.png`` -> 123.0 (an integer name is taken as a frame number; its unit is
+    whatever the names count). ``frame_01.png`` or ``1e5.png`` -> ``None``.
+    """
+    stem = Path(name).name
+    stem = stem[: -len(Path(stem).suffix)] if Path(stem).suffix else stem
+    return float(stem) if _NUMBER_NAME.fullmatch(stem) else None
+
+
+def name_timestamps(names: list[str]) -> list[float] | None:
+    """Each name's :func:`name_timestamp` when every name has one and no two are equal, else ``None``."""
+    stamps = [name_timestamp(n) for n in names]
+    if not stamps or any(t is None for t in stamps) or len(set(stamps)) != len(stamps):
+        return None
+    return stamps  # type: ignore[return-value]
+
+
 def _one_line(e: BaseException) -> str:
-    msg = " ".join(str(e).split()) or type(e).__name__
-    return msg
+    """An exception's message as one line."""
+    return " ".join(str(e).split()) or type(e).__name__
 
 
 def pil_to_rgb8(img: Image.Image) -> np.ndarray:
@@ -152,22 +184,46 @@ def load_image(path: str | Path) -> np.ndarray:
     if not path.exists():
         raise InputError(f"{path}: no such file")
     try:
-        with Image.open(path) as im:
-            im.load()
-            im = ImageOps.exif_transpose(im)
-            arr = pil_to_rgb8(im)
+        if path.stat().st_size == 0:
+            raise InputError(f"{path}: cannot read image (empty file, 0 bytes)")
+        with warnings.catch_warnings():  # PIL's warnings (odd EXIF, large images) are not the user's business
+            warnings.simplefilter("ignore")
+            with Image.open(path) as im:
+                im.load()
+                im = ImageOps.exif_transpose(im)
+                arr = pil_to_rgb8(im)
     except InputError:
         raise
     except Exception as e:  # PIL raises many types (OSError, SyntaxError, ValueError, ...)
-        raise InputError(f"{path}: cannot read image ({_one_line(e)})") from e
+        raise InputError(f"{path}: cannot read image ({_pil_reason(e, path)})") from e
     h, w = arr.shape[:2]
     if h < MIN_SIZE or w < MIN_SIZE:
         raise InputError(f"{path}: image is {w}x{h} px, smaller than the {MIN_SIZE}x{MIN_SIZE} px minimum")
     return arr
 
 
+def _pil_reason(e: BaseException, path: Path) -> str:
+    """A PIL error in plain words, without the file name PIL repeats."""
+    if isinstance(e, Image.DecompressionBombError):
+        pixels = re.search(r"\((\d+) pixels\)", str(e))
+        claimed = f"{int(pixels.group(1)):,} pixels" if pixels else "too many pixels"
+        return f"its header claims {claimed}, more than the {2 * Image.MAX_IMAGE_PIXELS:,}-pixel limit"
+    if isinstance(e, Image.UnidentifiedImageError):
+        return "not an image, or a damaged one: no known image format recognised"
+    if isinstance(e, MemoryError):
+        return "too large to decode in memory"
+    msg = _one_line(e).replace(f"'{path}'", "").replace(str(path), "").strip(" :")
+    if msg.startswith("image file is truncated"):
+        return "truncated image file" + msg[len("image file is truncated"):]
+    return msg or type(e).__name__
+
+
 def _warn_skip(message: str) -> None:
     warnings.warn(f"skipping bad frame: {message}", BadFrameWarning, stacklevel=3)
+
+
+def _warn(message: str) -> None:
+    warnings.warn(message, BadFrameWarning, stacklevel=3)
 
 
 class FrameSource:
@@ -183,6 +239,12 @@ class FrameSource:
         skip_bad: skip unreadable frames with a warning instead of raising.
         total: number of frames iteration will yield when known (before any
             bad frame is skipped), else ``None``.
+        expected: number of frames the input declares (the files listed, the
+            video container's frame count or duration), after ``frame_interval``
+            and ``max_frames``; ``None`` when unknown. Less than ``total`` only
+            for a truncated video read with ``skip_bad``.
+        n_read, n_skipped: frames delivered and frames skipped by the current
+            (or last) iteration (see :meth:`counts`).
 
     ``len(source)`` is ``total``; it raises ``TypeError`` when the total is
     unknown (as for any unsized iterable, so ``tqdm`` shows a plain counter).
@@ -197,6 +259,15 @@ class FrameSource:
         self.skip_bad = skip_bad
         self.fps: float | None = None
         self.total: int | None = None
+        self.expected: int | None = None
+        self.n_read = 0
+        self.n_skipped = 0
+
+    def counts(self) -> dict[str, int | None]:
+        """What ``run.json`` records about reading: frames the input declares (after
+        ``frame_interval`` and ``max_frames``; ``None``: unknown), frames read so far
+        (delivered by the last iteration) and frames skipped as unreadable."""
+        return {"frames_expected": self.expected, "frames_read": self.n_read, "frames_skipped": self.n_skipped}
 
     @property
     def sequence_fps(self) -> float | None:
@@ -227,12 +298,15 @@ class ImageFilesSource(FrameSource):
     """Frames read from a list of image files (a folder, a text list, or one image)."""
 
     def __init__(self, path: Path, files: list[Path], kind: str, frame_interval: int,
-                 max_frames: int | None, skip_bad: bool, names: list[str] | None = None) -> None:
+                 max_frames: int | None, skip_bad: bool, names: list[str] | None = None,
+                 timestamps: list[float] | None = None) -> None:
         super().__init__(path, frame_interval, max_frames, skip_bad)
         self.kind = kind
         self.files = files
         self.names = names if names is not None else [f.name for f in files]
-        self.total = self._cap(len(files))
+        #: per file: the list's timestamp column, else the numeric names' numbers, else None
+        self.timestamps = timestamps if timestamps is not None else name_timestamps(self.names)
+        self.total = self.expected = self._cap(len(files))
 
     def source_path(self, frame: Frame) -> Path:
         return self.files[frame.source_index]
@@ -240,6 +314,7 @@ class ImageFilesSource(FrameSource):
     def __iter__(self) -> Iterator[Frame]:
         n_out = 0
         skipped = 0
+        self.n_read = self.n_skipped = 0
         for src_i in range(0, len(self.files), self.frame_interval):
             if self.max_frames is not None and n_out >= self.max_frames:
                 return
@@ -250,111 +325,15 @@ class ImageFilesSource(FrameSource):
                 if not self.skip_bad:
                     raise
                 skipped += 1
+                self.n_skipped = skipped
                 _warn_skip(str(e))
                 continue
-            yield Frame(index=n_out, name=self.names[src_i], image=img, source_index=src_i)
             n_out += 1
+            self.n_read = n_out
+            ts = None if self.timestamps is None else self.timestamps[src_i]
+            yield Frame(index=n_out - 1, name=self.names[src_i], image=img, source_index=src_i, timestamp=ts)
         if n_out == 0:
             raise InputError(f"{self.path}: no readable images ({skipped} skipped as unreadable)")
-
-
-class VideoSource(FrameSource):
-    """Frames decoded one by one from a video file with PyAV (no temporary files)."""
-
-    kind = "video"
-
-    def __init__(self, path: Path, frame_interval: int, max_frames: int | None, skip_bad: bool) -> None:
-        super().__init__(path, frame_interval, max_frames, skip_bad)
-        container = self._open()
-        try:
-            stream = container.streams.video[0]
-            rate = stream.average_rate or stream.guessed_rate or stream.base_rate
-            self.fps = float(rate) if rate else None
-            n = int(stream.frames or 0)
-            self.total = self._cap(n) if n > 0 else None
-            cc = stream.codec_context
-            w, h = int(cc.width or 0), int(cc.height or 0)
-            if 0 < w < MIN_SIZE or 0 < h < MIN_SIZE:
-                raise InputError(f"{path}: video is {w}x{h} px, smaller than the {MIN_SIZE}x{MIN_SIZE} px minimum")
-        finally:
-            container.close()
-
-    def _open(self):
-        import av
-
-        try:
-            container = av.open(str(self.path), mode="r")
-        except Exception as e:
-            raise InputError(f"{self.path}: cannot open video ({_one_line(e)})") from e
-        if not container.streams.video:
-            container.close()
-            raise InputError(f"{self.path}: no video stream in file")
-        return container
-
-    def source_path(self, frame: Frame) -> Path:
-        return self.path
-
-    def __iter__(self) -> Iterator[Frame]:
-        import av
-
-        container = self._open()
-        stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
-        name = self.path.name
-        n_dec = 0  # decoded frames (original numbering)
-        n_out = 0
-        skipped = 0
-        resync = False
-        start_s = float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
-        try:
-            for packet in container.demux(stream):
-                try:
-                    frames = packet.decode()
-                except av.error.FFmpegError as e:
-                    if not self.skip_bad:
-                        raise InputError(f"{self.path}#{n_dec}: cannot decode video frame ({_one_line(e)})") from e
-                    skipped += 1
-                    _warn_skip(f"{self.path}#{n_dec}: cannot decode video packet ({_one_line(e)})")
-                    n_dec += 1  # at least one frame lost; resynchronised from the next timestamp
-                    resync = True
-                    continue
-                for vf in frames:
-                    if resync and vf.time is not None and self.fps:
-                        n_dec = max(n_dec, int(round((float(vf.time) - start_s) * self.fps)))
-                    resync = False
-                    i = n_dec
-                    n_dec += 1
-                    if i % self.frame_interval:
-                        continue
-                    if self.max_frames is not None and n_out >= self.max_frames:
-                        return
-                    try:
-                        img = vf.to_ndarray(format="rgb24")
-                        rot = int(round((vf.rotation or 0) / 90.0)) % 4
-                        if rot:
-                            img = np.ascontiguousarray(np.rot90(img, rot))
-                    except Exception as e:
-                        if not self.skip_bad:
-                            raise InputError(f"{self.path}#{i}: cannot convert video frame ({_one_line(e)})") from e
-                        skipped += 1
-                        _warn_skip(f"{self.path}#{i}: cannot convert video frame ({_one_line(e)})")
-                        continue
-                    t = float(vf.time) - start_s if vf.time is not None else (i / self.fps if self.fps else None)
-                    yield Frame(index=n_out, name=f"{name}#{i}", image=img, source_index=i, timestamp=t)
-                    n_out += 1
-                    if self.max_frames is not None and n_out >= self.max_frames:
-                        return
-        except av.error.FFmpegError as e:
-            msg = f"{self.path}#{n_dec}: cannot read video ({_one_line(e)})"
-            if not (self.skip_bad and n_out > 0):
-                raise InputError(msg) from e
-            _warn_skip(f"{msg}; stopping after {n_out} frames")  # e.g. a truncated file
-            return
-        finally:
-            container.close()
-        if n_out == 0:
-            extra = f" ({skipped} undecodable packets skipped)" if skipped else ""
-            raise InputError(f"{self.path}: no decodable video frames{extra}")
 
 
 def _check_options(frame_interval: int, max_frames: int | None) -> None:
@@ -364,20 +343,28 @@ def _check_options(frame_interval: int, max_frames: int | None) -> None:
         raise TTT3RError(f"max_frames must be an integer >= 1 or None, got {max_frames!r}")
 
 
-def _read_list(path: Path, skip_bad: bool) -> tuple[list[Path], list[str]]:
+def _read_list(path: Path, skip_bad: bool) -> tuple[list[Path], list[str], list[float] | None]:
+    """Files, names as written, and timestamps of a list file.
+
+    A line is a path, or (TUM's ``rgb.txt``) a timestamp and a path separated by
+    white space; the timestamps are used when every line has one.
+    """
     try:
         text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as e:
         raise InputError(f"{path}: cannot read list file ({_one_line(e)})") from e
     files: list[Path] = []
     names: list[str] = []
+    stamps: list[float | None] = []
     for lineno, line in enumerate(text.splitlines(), 1):
         entry = line.strip()
         if not entry or entry.startswith("#"):
             continue
-        p = Path(entry).expanduser()
-        if not p.is_absolute():
-            p = path.parent / p
+        stamp = None
+        head, _, rest = entry.partition(" ") if " " in entry else entry.partition("\t")
+        if rest.strip() and _NUMBER_NAME.fullmatch(head) and not _resolve(path, entry).is_file():
+            stamp, entry = float(head), rest.strip()
+        p = _resolve(path, entry)
         if not p.is_file():
             msg = f"{path}:{lineno}: {p}: no such image file"
             if not skip_bad:
@@ -386,9 +373,17 @@ def _read_list(path: Path, skip_bad: bool) -> tuple[list[Path], list[str]]:
             continue
         files.append(p)
         names.append(entry)
+        stamps.append(stamp)
     if not files:
         raise InputError(f"{path}: list file names no images")
-    return files, names
+    listed = None if any(t is None for t in stamps) else [float(t) for t in stamps]  # type: ignore[arg-type]
+    return files, names, listed
+
+
+def _resolve(list_path: Path, entry: str) -> Path:
+    """A list entry as a path: ``~`` expanded, relative to the list file's folder."""
+    p = Path(entry).expanduser()
+    return p if p.is_absolute() else list_path.parent / p
 
 
 def open_frames(path: str | Path, frame_interval: int = 1, max_frames: int | None = None,
@@ -397,10 +392,11 @@ def open_frames(path: str | Path, frame_interval: int = 1, max_frames: int | Non
 
     Args:
         path: a folder (images with extensions :data:`IMAGE_EXTENSIONS`, sorted
-            naturally, other files ignored), a video (:data:`VIDEO_EXTENSIONS`,
-            decoded with PyAV), a ``.txt`` file with one image path per line
-            (relative to the text file's folder; blank lines and ``#`` comments
-            skipped), or one image file.
+            naturally, or by value when every name is a number, other files
+            ignored), a video (:data:`VIDEO_EXTENSIONS`, decoded with PyAV), a
+            ``.txt`` file with one image path per line, or a timestamp and a path
+            as TUM's ``rgb.txt`` (paths relative to the text file's folder; blank
+            lines and ``#`` comments skipped), or one image file.
         frame_interval: keep every ``frame_interval``-th frame (1: all).
         max_frames: stop after this many kept frames (``None``: all).
         skip_bad: skip unreadable frames (and missing files in a list) with a
@@ -415,6 +411,8 @@ def open_frames(path: str | Path, frame_interval: int = 1, max_frames: int | Non
             ``skip_bad``) or no readable frame at all.
     """
     _check_options(frame_interval, max_frames)
+    if not str(path).strip():  # Path("") is the current folder
+        raise InputError("input path is empty (name a video, an image folder, a .txt list or an image)")
     p = Path(path).expanduser()
     if not p.exists():
         raise InputError(f"{p}: no such file or folder")
@@ -427,14 +425,21 @@ def open_frames(path: str | Path, frame_interval: int = 1, max_frames: int | Non
                 raise InputError(f"{p}: only HEIC/HEIF images found (e.g. {heif[0].name}); pip install pillow-heif")
             what = "empty folder" if not entries else "no images in folder"
             raise InputError(f"{p}: {what} (looked for {', '.join(IMAGE_EXTENSIONS)})")
-        files.sort(key=lambda c: natural_key(c.name))
+        stamps = name_timestamps([c.name for c in files])
+        if stamps is not None:  # numeric names in time order (natural order puts 1.2 after 1.175304)
+            order = sorted(range(len(files)), key=stamps.__getitem__)
+            files = [files[i] for i in order]
+        else:
+            files.sort(key=lambda c: natural_key(c.name))
         return ImageFilesSource(p, files, "images", frame_interval, max_frames, skip_bad)
     suffix = p.suffix.lower()
     if suffix in VIDEO_EXTENSIONS:
+        from .video import VideoSource
+
         return VideoSource(p, frame_interval, max_frames, skip_bad)
     if suffix in LIST_EXTENSIONS:
-        files, names = _read_list(p, skip_bad)
-        return ImageFilesSource(p, files, "list", frame_interval, max_frames, skip_bad, names)
+        files, names, stamps = _read_list(p, skip_bad)
+        return ImageFilesSource(p, files, "list", frame_interval, max_frames, skip_bad, names, stamps)
     if suffix in IMAGE_EXTENSIONS:
         return ImageFilesSource(p, [p], "images", frame_interval, max_frames, skip_bad)
     if suffix in _HEIF_EXTENSIONS:

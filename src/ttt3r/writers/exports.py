@@ -32,7 +32,7 @@ output folder)::
     glb         scene.glb                 (cloud + cameras, needs ttt3r[glb])
     preview     preview.png
     video       flythrough.mp4            (the cloud growing along the camera path)
-    (always)    run.json, .ttt3r-manifest.json
+    (always)    run.json, frames.csv, .ttt3r-manifest.json
 
 This module imports only the standard library; each writer's module is
 imported by its :meth:`Export.create`, so that ``--help`` stays instant.

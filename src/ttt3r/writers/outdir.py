@@ -56,7 +56,7 @@ STAGING_NAME = ".ttt3r-new"
 _OWN_ENTRIES = (MANIFEST_NAME, LOCK_NAME, STAGING_NAME)
 
 #: Files every run writes, whatever its exports (regular expressions of relative paths).
-RUN_FILES: tuple[str, ...] = (r"run\.json",)
+RUN_FILES: tuple[str, ...] = (r"run\.json", r"frames\.csv")
 
 
 def known_patterns() -> dict[str, tuple[str, ...]]:

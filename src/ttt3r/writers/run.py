@@ -2,7 +2,8 @@
 
 Which files each export writes, and the writer that writes them, is declared in
 :mod:`ttt3r.writers.exports` (one registered class per export); ``run.json``
-(:class:`~ttt3r.writers.runinfo.RunInfoWriter`) and ``.ttt3r-manifest.json``
+(:class:`~ttt3r.writers.runinfo.RunInfoWriter`), ``frames.csv``
+(:class:`~ttt3r.writers.frames_csv.FramesCsvWriter`) and ``.ttt3r-manifest.json``
 (:class:`~ttt3r.writers.outdir.OutputDir`) are always written.
 """
 
@@ -19,6 +20,7 @@ from typing import Any
 from ..results import FrameResult
 from .base import Writer
 from .exports import ExportContext, available_exports, default_exports, get_export
+from .frames_csv import FRAMES_CSV, FramesCsvWriter
 from .fusion import VoxelFusion
 from .outdir import OutputDir
 
@@ -132,6 +134,7 @@ class RunWriter:
                                       track_length=tracks)
         ctx = ExportContext(out_dir=d, options=opt, fps=fps, fusion=self.fusion)
         self.writers: dict[str, Writer] = {s.name: s.create(ctx) for s in specs}
+        self.writers[FRAMES_CSV] = FramesCsvWriter(d / FRAMES_CSV, fps=fps)  # always, like run.json
         from .runinfo import RunInfoWriter
 
         info = dict(info or {})
@@ -152,9 +155,10 @@ class RunWriter:
 
     @property
     def paths(self) -> dict[str, Path]:
-        """Main output path of each export (the output folder for ``demo``), and ``run``: run.json."""
+        """Main output path of each export (the output folder for ``demo``), ``run``: run.json,
+        ``frames``: frames.csv."""
         d = self.out_dir
-        return {e: d / get_export(e).path for e in self.exports} | {"run": d / "run.json"}
+        return {e: d / get_export(e).path for e in self.exports} | {"run": d / "run.json", "frames": d / FRAMES_CSV}
 
     def add(self, frame: FrameResult) -> None:
         """Write / accumulate one frame (frames arrive in index order)."""

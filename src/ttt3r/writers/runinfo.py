@@ -111,6 +111,11 @@ class RunInfoWriter:
     def flush(self) -> None:
         self.write()
 
+    def update(self, fields: dict[str, Any]) -> None:
+        """Add or replace recorded fields, from the next write on (e.g. the input's frame
+        counts, known only once it has been read)."""
+        self.info.update(_jsonable(dict(fields)))
+
     def record(self) -> dict[str, Any]:
         """The JSON object as it would be written now."""
         wall = time.perf_counter() - self._t0

@@ -2,7 +2,9 @@
 
 Poses are camera-to-world (OpenCV camera axes); the quaternion is the rotation
 of the pose, Hamilton convention, scalar last (as TUM and scipy). Timestamps are
-in seconds when the frame rate is known, else frame indices.
+the inputs' (a video's presentation times, TUM-style numeric file names such as
+``1305031102.175304.png``), else seconds when the frame rate is known, else frame
+indices; ``frames.csv`` lists the same timestamps.
 """
 
 from __future__ import annotations
@@ -30,9 +32,10 @@ class TrajectoryWriter:
 
     Args:
         path: the ``trajectory.txt`` to write.
-        fps: frames per second of the processed sequence; timestamps are
-            ``index / fps`` (or ``frame.extras["timestamp"]`` when set, e.g. the
-            video's presentation time); ``None``: the frame index.
+        fps: frames per second of the processed sequence. Timestamps are
+            :meth:`FrameResult.time`: the frame's ``timestamp`` when set (a
+            video's presentation time, a numeric file name's number), else
+            ``index / fps``, else (``fps=None``) the frame index.
         every: rewrite the file every ``every`` frames (and at close).
 
     A frame whose pose is not finite is left out (with a ``RuntimeWarning``);
@@ -48,10 +51,7 @@ class TrajectoryWriter:
         self._written = -1
 
     def timestamp(self, frame: FrameResult) -> float:
-        ts = frame.extras.get("timestamp") if frame.extras else None
-        if ts is not None:
-            return float(ts)
-        return frame.index / self.fps if self.fps else float(frame.index)
+        return frame.time(self.fps)
 
     def add(self, frame: FrameResult) -> None:
         if not pose_is_valid(frame.pose):
