@@ -114,7 +114,7 @@ class RunInfoWriter:
     def update(self, fields: dict[str, Any]) -> None:
         """Add or replace recorded fields, from the next write on (e.g. the input's frame
         counts, known only once it has been read)."""
-        self.info.update(_jsonable(dict(fields)))
+        self.info.update(json_safe(dict(fields)))
 
     def record(self) -> dict[str, Any]:
         """The JSON object as it would be written now."""
