@@ -198,7 +198,7 @@ def read_colmap_cameras(path: str | os.PathLike) -> dict[int, Intrinsics]:
     """
     path = Path(path)
     cams: dict[int, Intrinsics] = {}
-    for lineno, fields in _data_lines(path):
+    for lineno, fields in data_lines(path):
         where = f"{path}:{lineno}"
         if len(fields) < 4:
             raise TTT3RError(f"{where}: expected CAMERA_ID MODEL WIDTH HEIGHT PARAMS..., got {len(fields)} fields")
@@ -284,14 +284,21 @@ def check_rigid(c2w: np.ndarray, where: str = "poses") -> np.ndarray:
             raise TTT3RError(f"{at}: non-finite value")
         if np.abs(T[3] - [0, 0, 0, 1]).max() > 1e-9:
             raise TTT3RError(f"{at}: last row must be 0 0 0 1, got {' '.join(f'{x:g}' for x in T[3])}")
-        R = T[:3, :3]
-        ortho = np.abs(R.T @ R - np.eye(3)).max()
-        if ortho > ROTATION_TOL:
-            raise TTT3RError(f"{at}: rotation is not orthonormal (max |R^T R - I| = {ortho:.3g})")
-        det = np.linalg.det(R)
-        if abs(det - 1) > ROTATION_TOL:
-            raise TTT3RError(f"{at}: rotation has determinant {det:.4g}, expected +1 (a reflection?)")
+        problem = rotation_problem(T[:3, :3])
+        if problem:
+            raise TTT3RError(f"{at}: {problem}")
     return a
+
+
+def rotation_problem(R: np.ndarray) -> str | None:
+    """Why the (3, 3) matrix ``R`` is not a rotation (within :data:`ROTATION_TOL`), or None."""
+    ortho = np.abs(R.T @ R - np.eye(3)).max()
+    if ortho > ROTATION_TOL:
+        return f"rotation is not orthonormal (max |R^T R - I| = {ortho:.3g})"
+    det = np.linalg.det(R)
+    if abs(det - 1) > ROTATION_TOL:
+        return f"rotation has determinant {det:.4g}, expected +1 (a reflection?)"
+    return None
 
 
 def read_poses(path: str | os.PathLike, fmt: str = "tum") -> np.ndarray:
@@ -338,7 +345,7 @@ def _parse_numbers(text: str) -> Intrinsics:
 
 
 def _read_matrix_file(path: Path) -> Intrinsics:
-    lines = [n for n, _ in _data_lines(path)]
+    lines = [n for n, _ in data_lines(path)]
     try:
         K = np.loadtxt(path, dtype=np.float64, ndmin=2)
     except ValueError as e:
@@ -359,7 +366,7 @@ def _looks_colmap(path: Path) -> bool:
     """A COLMAP cameras file: named ``cameras.txt`` or its first data line's 2nd field is a word."""
     if path.name == "cameras.txt":
         return True
-    first = next(iter(_data_lines(path)), None)
+    first = next(iter(data_lines(path)), None)
     if first is None or len(first[1]) < 2:
         return False
     model = first[1][1]
@@ -377,7 +384,7 @@ def _read_text(path: Path) -> str:
         raise TTT3RError(f"{path}: cannot read ({e.strerror})") from None
 
 
-def _data_lines(path: Path) -> list[tuple[int, list[str]]]:
+def data_lines(path: Path) -> list[tuple[int, list[str]]]:
     """(1-based line number, fields) of each line that is neither blank nor a ``#`` comment."""
     out = []
     for n, line in enumerate(_read_text(path).splitlines(), start=1):

@@ -28,7 +28,8 @@ from typing import Literal, get_args
 
 import numpy as np
 
-from .cameras import ROTATION_TOL, Intrinsics, intrinsics_to_network, network_hw, ray_map
+from .cameras import (ROTATION_TOL, Intrinsics, data_lines, intrinsics_to_network, network_hw, ray_map,
+                      rotation_problem)
 from .errors import TTT3RError
 
 PoseFormat = Literal["auto", "tum", "kitti", "euroc", "colmap"]
@@ -76,14 +77,14 @@ def read_pose_file(path: str | os.PathLike, fmt: PoseFormat = "auto") -> PoseFil
         p, fmt = p / "images.txt", "colmap"
     if not p.is_file():
         raise TTT3RError(f"{p}: pose file not found")
-    data = _data_lines(p)
+    data = data_lines(p)
     if fmt == "auto":
         if p.name == "images.txt":
             fmt = "colmap"
         elif p.suffix.lower() == ".csv":
             fmt = "euroc"
         else:
-            fmt = "kitti" if data and len(data[0][1].split()) == 12 else "tum"
+            fmt = "kitti" if data and len(data[0][1]) == 12 else "tum"
     if fmt == "colmap":
         return _read_colmap_images(p)
     from .io.trajectory import read_trajectory
@@ -91,8 +92,8 @@ def read_pose_file(path: str | os.PathLike, fmt: PoseFormat = "auto") -> PoseFil
     traj = read_trajectory(p, fmt)
     lines = [n for n, _ in data]
     if fmt in ("tum", "euroc"):
-        for n, text in data:  # both hold the quaternion in columns 4-7
-            fields = text.replace(",", " ").split()
+        for n, words in data:  # both hold the quaternion in columns 4-7
+            fields = " ".join(words).replace(",", " ").split()
             norm = math.sqrt(sum(float(x) ** 2 for x in fields[4:8]))
             if abs(norm - 1) > ROTATION_TOL:
                 raise TTT3RError(f"{p}:{n}: quaternion has norm {norm:.6g}, not a rotation (expected 1)")
@@ -136,22 +137,9 @@ def _read_colmap_images(p: Path) -> PoseFile:
 
 def _check_rotations(p: Path, c2w: np.ndarray, lines: list[int]) -> None:
     for T, n in zip(c2w, lines):
-        R = T[:3, :3]
-        ortho = np.abs(R.T @ R - np.eye(3)).max()
-        if ortho > ROTATION_TOL:
-            raise TTT3RError(f"{p}:{n}: not a rotation (max |R^T R - I| = {ortho:.3g})")
-        det = np.linalg.det(R)
-        if abs(det - 1) > ROTATION_TOL:
-            raise TTT3RError(f"{p}:{n}: rotation has determinant {det:.4g}, expected +1 (a reflection?)")
-
-
-def _data_lines(p: Path) -> list[tuple[int, str]]:
-    """(1-based line number, text) of each line that is neither blank nor a ``#`` comment."""
-    try:
-        text = p.read_text(encoding="utf-8-sig")
-    except (UnicodeDecodeError, OSError) as e:
-        raise TTT3RError(f"{p}: cannot read the pose file ({type(e).__name__})") from None
-    return [(n, s.strip()) for n, s in enumerate(text.splitlines(), start=1) if s.strip() and not s.startswith("#")]
+        problem = rotation_problem(T[:3, :3])
+        if problem:
+            raise TTT3RError(f"{p}:{n}: {problem}")
 
 
 def _numbers(fields: list[str]) -> bool:
