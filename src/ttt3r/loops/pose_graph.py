@@ -27,9 +27,11 @@ largest ``chi2`` above ``chi2_reject`` is rejected and the graph solved again
 without it, until every remaining loop edge fits. One false loop costs one
 extra solve and leaves the map as if it had never been there. Sequential
 edges are never rejected. (2) A robust polish: one more solve from there with
-``least_squares``' robust ``loss`` (``huber`` by default; it acts on each
-whitened component, in sigmas, with ``f_scale``), which down-weights an edge
-that misfits by less than the rejection threshold.
+``least_squares``' robust ``loss`` (``soft_l1``, a smooth Huber, by default; it
+acts on each whitened component, in sigmas, with ``f_scale``), which
+down-weights an edge that misfits by less than the rejection threshold. (The
+polish is capped at ``polish_nfev`` evaluations: scipy's ``huber`` and
+``cauchy`` can take thousands here, ``soft_l1`` converges in a few.)
 """
 
 from __future__ import annotations
@@ -216,14 +218,16 @@ def optimize_pose_graph(
     initial: np.ndarray,
     edges: list[PoseEdge],
     *,
-    sigma_rot: float = 0.01,
-    sigma_scale: float = 0.01,
-    sigma_trans: float = 0.01,
-    loss: Loss = "huber",
+    sigma_rot: float = 0.05,
+    sigma_scale: float = 0.05,
+    sigma_trans: float = 0.05,
+    loss: Loss = "soft_l1",
     f_scale: float = 3.0,
     chi2_reject: float = 24.3,
     max_rejections: int | None = None,
     max_nfev: int | None = None,
+    length: float | None = None,
+    polish_nfev: int = 100,
 ) -> PoseGraphResult:
     """Optimise the node transforms of a Sim(3) pose graph (see the module doc).
 
@@ -239,9 +243,14 @@ def optimize_pose_graph(
         f_scale: where the loss turns robust, in sigmas.
         chi2_reject: a loop edge whose whitened squared error stays above this
             after a solve is rejected (default: the 99.9% point of a chi-square
-            with 7 degrees of freedom).
+            with 7 degrees of freedom). The sigmas should cover the error of a
+            chunk alignment (drift), or true loops are rejected with the false.
         max_rejections: stop rejecting after this many (default: all loop edges).
         max_nfev: passed to ``least_squares`` (default: its own).
+        polish_nfev: evaluations the robust polish may take at most.
+        length: the unit of ``sigma_trans`` (default: the median translation of
+            the sequential edges, in the destination node's unit: for chunks
+            whose frame is their first camera, the distance a chunk travels).
 
     Returns:
         :class:`PoseGraphResult`.
@@ -276,9 +285,12 @@ def optimize_pose_graph(
         missing = min(set(range(n)) - reach)
         raise TTT3RError(f"pose graph: node {missing} is not connected to node 0 by any edge")
 
-    seq = [e for e in edges if e.kind == "sequential"] or edges
-    lengths = [np.linalg.norm(e.measurement[:3, 3]) / np.cbrt(np.linalg.det(e.measurement[:3, :3])) for e in seq]
-    length = float(np.median(lengths)) if np.median(lengths) > 0 else 1.0
+    if length is None:
+        seq = [e for e in edges if e.kind == "sequential"] or edges
+        lengths = [np.linalg.norm(e.measurement[:3, 3]) / np.cbrt(np.linalg.det(e.measurement[:3, :3])) for e in seq]
+        length = float(np.median(lengths)) if np.median(lengths) > 0 else 1.0
+    elif not length > 0:
+        raise TTT3RError(f"pose graph: length must be > 0, got {length}")
     sig = np.array([sigma_scale, sigma_rot, sigma_rot, sigma_rot, *([sigma_trans * length] * 3)], np.float64)
 
     x0 = _nodes_to_params(nodes0)
@@ -294,7 +306,7 @@ def optimize_pose_graph(
         solves += 1
         return least_squares(prob.residuals, x, jac_sparsity=prob.sparsity(active), method="trf",
                              loss=loss if robust else "linear", f_scale=f_scale, x_scale="jac", args=(active,),
-                             max_nfev=max_nfev)
+                             max_nfev=polish_nfev if robust else max_nfev)
 
     while True:  # least squares, then leave out the worst misfitting loop edge, until every loop fits
         sol = solve(x, ~rejected, robust=False)
@@ -305,9 +317,11 @@ def optimize_pose_graph(
             break
         rejected[bad[np.argmax(chi2[bad])]] = True
     if loss != "linear":  # robust polish: down-weights what misfits below the rejection threshold
-        sol = solve(x, ~rejected, robust=True)
-        x = sol.x
-        chi2 = np.sum((prob.errors(x) * prob.scale) ** 2, axis=1)
+        with np.errstate(all="ignore"):
+            polished = solve(x, ~rejected, robust=True)
+            chi2_p = np.sum((prob.errors(polished.x) * prob.scale) ** 2, axis=1)
+        if np.all(np.isfinite(chi2_p)) and np.all(np.isfinite(polished.x)):  # else keep the least-squares one
+            sol, x, chi2 = polished, polished.x, chi2_p
     s, R, t = _params_to_nodes(np.concatenate([x0[0], x]))
     nodes = np.stack([sim3_matrix(s[k], R[k], t[k]) for k in range(n)])
     nodes[0] = nodes0[0]
