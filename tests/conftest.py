@@ -14,6 +14,7 @@ from helpers import parity_meta, parity_schema, save_released_layout
 
 def pytest_addoption(parser):
     parser.addoption("--runslow", action="store_true", default=False, help="run tests marked slow")
+    parser.addoption("--device", default="cpu", help="device for the parity tests (cpu or cuda; default cpu)")
 
 
 def pytest_collection_modifyitems(config, items):
@@ -24,6 +25,18 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip_gpu)
         if "slow" in item.keywords and not config.getoption("--runslow"):
             item.add_marker(skip_slow)
+
+
+@pytest.fixture(scope="session")
+def device(pytestconfig) -> str:
+    """``--device``; on CUDA, float32 stays float32 (no TF32 matrix products or convolutions)."""
+    dev = pytestconfig.getoption("--device")
+    if torch.device(dev).type == "cuda":
+        if not torch.cuda.is_available():
+            pytest.exit(f"--device {dev}: CUDA is not available", returncode=4)
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+    return dev
 
 
 @pytest.fixture(scope="session")

@@ -210,7 +210,8 @@ def run_config(spec: dict[str, Any]) -> dict[str, Any]:
     if spec.get("compile"):
         _compile(model)
     want = {"world", "rgb"} if spec.get("heads", "self") == "all" else set()
-    sess = Session(model, update=spec.get("update", "ttt3r"), size=max(hw), want=want)
+    sess = Session(model, update=spec.get("update", "ttt3r"), size=max(hw), want=want,
+                   step_graph=spec.get("step_graph", "none"))
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     rec["peak_reset"] = reset_peak_rss()
@@ -361,7 +362,7 @@ def suite_speed(args, out_dir: Path) -> dict[str, Any]:
                 spec = dict(suite="speed", network=args.network, dtype=dtype, update=update, heads=heads,
                             frames=args.frames, warmup=args.warmup, hw=list(_parse_hw(args.size)),
                             images=args.images, device=args.device, threads=args.threads,
-                            compile=args.compile, keep_outputs=keep,
+                            compile=args.compile, step_graph=args.step_graph, keep_outputs=keep,
                             outputs_path=str(tmp / f"{update}_{dtype}_{heads}.npz"))
                 rec = run_subprocess(spec)
                 _print_run(rec)
@@ -566,6 +567,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
     p.add_argument("--compile", action="store_true", help="torch.compile the blocks and DPT (mainly for CUDA)")
+    p.add_argument("--step-graph", choices=("none", "compile", "cudagraph"), default="none",
+                   help="how frames after the first run: eager (none), torch.compile'd step, CUDA graph (CUDA only)")
     p.add_argument("--keep-outputs", type=int, default=3, help="frames whose outputs are kept for the dtype comparison")
     p.add_argument("--checkpoint", default=None, help="startup: existing checkpoint instead of writing one")
     p.add_argument("--keep-checkpoint", action="store_true", help="startup: keep the written checkpoint")

@@ -199,19 +199,23 @@ class Sim3:
         return p
 
 
-def umeyama(src: np.ndarray, dst: np.ndarray, with_scale: bool = True) -> Sim3:
+def umeyama(src: np.ndarray, dst: np.ndarray, with_scale: bool = True,
+            weights: np.ndarray | None = None) -> Sim3:
     """Least-squares :class:`Sim3` (or rigid, if ``with_scale`` is False) mapping ``src`` to ``dst``.
 
     Args:
         src: (N, 3) source points.
         dst: (N, 3) corresponding destination points, any (consistent) unit.
         with_scale: also estimate the scale (Sim(3)); otherwise ``s = 1`` (SE(3)).
+        weights: optional (N,) non-negative weights of the correspondences
+            (weighted means, covariance and variance); None: all equal.
 
     Returns:
         The fit with ``dst ~= s * R @ src + t``.
 
     Raises:
-        ValueError: ``src`` or ``dst`` is not (N, 3), or their shapes differ.
+        ValueError: ``src`` or ``dst`` is not (N, 3), or their shapes differ, or
+            ``weights`` is not (N,) finite, non-negative and not all zero.
         TTT3RError: the points are degenerate (fewer than two independent
             directions, e.g. all identical or collinear): no unique fit.
     """
@@ -222,10 +226,20 @@ def umeyama(src: np.ndarray, dst: np.ndarray, with_scale: bool = True) -> Sim3:
     if x.shape != y.shape:
         raise ValueError(f"src and dst must have the same shape (N, 3), got {x.shape} and {y.shape}")
     n = x.shape[0]
-    mx, my = x.mean(axis=0), y.mean(axis=0)
-    xc, yc = x - mx, y - my
-    var_x = float(np.sum(xc**2)) / n
-    cov = yc.T @ xc / n  # (3, 3) = sum of outer(y_i, x_i) / n
+    if weights is None:
+        mx, my = x.mean(axis=0), y.mean(axis=0)
+        xc, yc = x - mx, y - my
+        var_x = float(np.sum(xc**2)) / n
+        cov = yc.T @ xc / n  # (3, 3) = sum of outer(y_i, x_i) / n
+    else:
+        w = np.asarray(weights, dtype=np.float64)
+        if w.shape != (n,) or not np.isfinite(w).all() or (w < 0).any() or w.sum() <= 0:
+            raise ValueError(f"weights must be ({n},), finite, >= 0 and not all 0; got shape {w.shape}")
+        w = w / w.sum()
+        mx, my = w @ x, w @ y
+        xc, yc = x - mx, y - my
+        var_x = float(w @ np.sum(xc**2, axis=1))
+        cov = (yc * w[:, None]).T @ xc  # (3, 3) weighted sum of outer(y_i, x_i)
     u, d, vt = np.linalg.svd(cov)
     if np.count_nonzero(d > np.finfo(d.dtype).eps) < 2:
         raise TTT3RError(f"cannot align {n} positions: they are degenerate (identical or collinear)")

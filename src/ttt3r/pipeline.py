@@ -50,6 +50,14 @@ class ReconstructOptions:
     view: bool = False
     view_port: int = 8080
     quiet: bool = False
+    #: overlapping chunks (see :mod:`ttt3r.chunking`): reset every ``chunk`` frames (0: no chunks),
+    #: re-feed ``overlap`` frames (None: the default), align by ``chunk_align`` (sim3 | se3)
+    chunk: int = 0
+    overlap: int | None = None
+    chunk_align: str = "sim3"
+    #: feed the sequence ``revisit`` times, outputs from the last pass (see :mod:`ttt3r.revisit`)
+    revisit: int = 1
+    revisit_update: bool = True
 
 
 def choose_weights(weights: str | None, quiet: bool = False,
@@ -74,16 +82,31 @@ def choose_weights(weights: str | None, quiet: bool = False,
 
 
 def _session(opts: ReconstructOptions, model=None):
-    """The :class:`Session` for ``opts`` and a description of its weights (loads them if needed)."""
+    """The :class:`Session` (a :class:`ttt3r.chunking.ChunkedSession` with ``opts.chunk``) for ``opts``
+    and a description of its weights (loads them if needed)."""
     from .api import load_model
+    from .chunking import ChunkedSession, check_chunk_options, chunk_settings
     from .session import Session
 
+    check_chunk_options(opts.chunk, opts.overlap, opts.chunk_align, opts.reset_every, opts.revisit)
     weights = "(given model)"
     if model is None:
         weights = choose_weights(opts.weights, opts.quiet)
         model = load_model(weights, opts.device, opts.dtype, quiet=opts.quiet)
+    chunks = chunk_settings(opts.chunk, opts.overlap, opts.chunk_align)
+    if chunks is not None:
+        return ChunkedSession.for_network(model, chunks, update=opts.update, size=opts.size, want=opts.want), weights
     sess = Session(model, update=opts.update, reset_every=opts.reset_every, size=opts.size, want=opts.want)
     return sess, weights
+
+
+def _revisit(sess, input_path, opts: ReconstructOptions) -> None:
+    """The passes before the last of ``--revisit`` (frames re-read from the source each time)."""
+    from .io.frames import open_frames
+    from .revisit import warm_up
+
+    warm_up(sess, lambda: open_frames(input_path, opts.frame_interval, opts.max_frames, opts.skip_bad),
+            opts.revisit, opts.revisit_update, _step)
 
 
 def _step(sess, frame) -> FrameResult:
@@ -160,6 +183,7 @@ def reconstruct(input_path: str | os.PathLike, out_dir: str | os.PathLike,
         with RunWriter(out_dir, exports, fps=source.sequence_fps, overwrite=opts.overwrite,
                        options=wopts, info=info, background=True) as writer:
             try:
+                _revisit(sess, input_path, opts)
                 for frame in source:
                     result = _step(sess, frame)
                     writer.add(result)

@@ -29,6 +29,7 @@ from .model.cut3r import CUT3R, State, StepOutput
 from .model.pose_encoding import estimate_focal_weiszfeld, pose_encoding_to_matrix
 from .preprocess import Preprocessed, preprocess
 from .results import FrameResult
+from .step_graph import StepGraphMode, make_stepper
 from .update import UpdateRule, get_rule
 
 Image = Any  # path, PIL image or HxWx3 array
@@ -45,11 +46,14 @@ class Session:
         want: extra outputs: ``"world"`` (world-frame pointmap head), ``"rgb"``.
         raw_hook: called with each fed view's raw :class:`StepOutput` (including
             the re-fed reset frames), for debugging and parity checks.
+        step_graph: ``"none"`` (eager, the default), ``"compile"`` (torch.compile) or
+            ``"cudagraph"`` (CUDA only): how non-fresh image frames run (see
+            :mod:`ttt3r.step_graph`).
     """
 
     def __init__(self, model: CUT3R, update: str | UpdateRule = "ttt3r", reset_every: int = 0,
                  size: int | None = None, want: Iterable[str] = (),
-                 raw_hook: Callable[[StepOutput], None] | None = None):
+                 raw_hook: Callable[[StepOutput], None] | None = None, step_graph: StepGraphMode = "none"):
         if reset_every < 0:
             raise ValueError("reset_every must be >= 0")
         self.model = model
@@ -58,10 +62,14 @@ class Session:
         self.size = int(size or model.cfg.default_size)
         self.want = frozenset(want)
         self.raw_hook = raw_hook
+        self._step = make_stepper(model, step_graph)
         self.state: State | None = None
         self._base = np.eye(4)
         self._pending: tuple[Preprocessed, torch.Tensor | None] | None = None
         self.frames_done = 0
+        #: False: frames read the state without changing it (state and pose memory;
+        #: the later passes of ``--no-revisit-update``)
+        self.update_state = True
 
     # ------------------------------------------------------------------
     def reset(self) -> None:
@@ -82,11 +90,11 @@ class Session:
             self.state = m.init_state(1)
         want = self.want if img is not None else self.want | {"rgb"}
         t0 = time.perf_counter()
-        out, new_state = m.step(img, self.state, self.rule, rays=rays, want=want)
+        out, new_state = self._step(img, self.state, self.rule, rays=rays, want=want)
         if m.device.type == "cuda":  # CUDA kernels run asynchronously: wait for them to finish
             torch.cuda.synchronize(m.device)
         seconds = time.perf_counter() - t0
-        if img is not None:
+        if img is not None and self.update_state:
             self.state = new_state
         # a ray-map-only frame queries the state without updating it (as the original:
         # its update mask is its image mask)

@@ -1,5 +1,7 @@
 """The network equals the original CUT3R/TTT3R implementation on the parity fixtures.
 
+``--device cuda`` runs them on the GPU in float32 (TF32 off; see ``tests/conftest.py``).
+
 Formula weights are saved in the released checkpoint layout, loaded through the
 public loader, and run through the public streaming API; raw and post-processed
 outputs are compared with the original's within the fixtures' tolerances.
@@ -38,14 +40,14 @@ def close_pixels(a, b):
 _CACHE: dict = {}
 
 
-def run_preset(ckpt, preset, run, heads=True):
+def run_preset(ckpt, preset, run, heads=True, device="cpu"):
     """Run a fixture sequence; ``heads`` adds the world-frame and RGB heads (``raw/*``)."""
-    key = (str(ckpt), preset, run, heads)
+    key = (str(ckpt), preset, run, heads, device)
     if key in _CACHE:
         return _CACHE[key]
     meta = parity_meta(preset)
     spec = meta["runs"][run]
-    model = ttt3r.load_model(ckpt, device="cpu")
+    model = ttt3r.load_model(ckpt, device=device)
     raws = []
     s = meta["pixel_stride"]
     sess = ttt3r.Session(model, update=spec["update"], reset_every=spec["reset_every"],
@@ -67,8 +69,8 @@ CASES += [pytest.param("tiny512", r, True, id=f"{r}-tiny512-allheads", marks=pyt
 
 
 @pytest.mark.parametrize("preset,run,heads", CASES)
-def test_parity(released_ckpt, preset, run, heads):
-    meta, spec, raws, results, s = run_preset(released_ckpt(preset), preset, run, heads)
+def test_parity(released_ckpt, preset, run, heads, device):
+    meta, spec, raws, results, s = run_preset(released_ckpt(preset), preset, run, heads, device)
     exp = np.load(PARITY / preset / f"expected_{run}.npz")
     assert len(raws) == spec["views"]
     assert len(results) == spec["frames_saved"]
@@ -78,10 +80,10 @@ def test_parity(released_ckpt, preset, run, heads):
             if getattr(out, attr) is None:
                 assert not heads and attr in ("pts3d_world", "conf_world", "rgb")
                 continue
-            got = getattr(out, attr).float().numpy()[:, ::s, ::s]
+            got = getattr(out, attr).float().cpu().numpy()[:, ::s, ::s]
             ok, err, tol = close_pixels(got, exp[f"raw/{i:03d}/{key}"])
             assert ok, f"view {i} {key}: max err {err:.3g} > tol {tol:.3g}"
-        pose_err = np.abs(out.pose.numpy() - exp[f"raw/{i:03d}/camera_pose"]).max()
+        pose_err = np.abs(out.pose.cpu().numpy() - exp[f"raw/{i:03d}/camera_pose"]).max()
         assert pose_err <= 1e-4, f"view {i} camera_pose err {pose_err}"
     depth = np.stack([r.depth[::s, ::s] for r in results])
     conf = np.stack([r.conf[::s, ::s] for r in results])
@@ -95,9 +97,9 @@ def test_parity(released_ckpt, preset, run, heads):
 
 
 @pytest.mark.parametrize("preset", PRESETS)
-def test_update_rules_really_differ(released_ckpt, preset):
+def test_update_rules_really_differ(released_ckpt, preset, device):
     """The fixtures separate the rules: our cut3r output must not pass as ttt3r's."""
-    _, _, _, results, s = run_preset(released_ckpt(preset), preset, "cut3r", preset == "tiny224")
+    _, _, _, results, s = run_preset(released_ckpt(preset), preset, "cut3r", preset == "tiny224", device)
     exp = np.load(PARITY / preset / "expected_ttt3r.npz")
     depth = np.stack([r.depth[::s, ::s] for r in results])
     ok, _, _ = close_pixels(depth[2:], exp["saved/depth"][2:])

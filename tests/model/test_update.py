@@ -52,7 +52,11 @@ def test_ttt3r_rule_formula():
         get_rule("nope")
 
 
-def test_new_rule_is_one_function(tiny):
+def test_new_rule_is_one_function(tiny, monkeypatch):
+    import ttt3r.update as update
+
+    monkeypatch.setattr(update, "_RULES", dict(update._RULES))  # the rule lives for this test only
+
     @register_rule("frozen_after_first")
     def frozen(old, new, ctx):
         return new if ctx.first else old

@@ -5,7 +5,8 @@
                [--size 512|224] [--device auto] [--dtype fp32] --out DIR
                [--shard i/n] [--ray ADDRESS|auto|local] [--seqs a,b]
                [--depth-align metric,scale_l1,scale_shift] [--depth-resize original|crop]
-               [--no-plots] [--oracle]
+               [--chunk N [--overlap K] [--chunk-align sim3|se3]]
+               [--no-plots] [--oracle | --oracle-drift SPEC]
     ttt3r eval merge DIR
 
 Every update rule runs on every sequence; results are cached per sequence
@@ -13,7 +14,9 @@ under ``DIR/cache`` (a rerun resumes), tables go to ``DIR/tables`` (Markdown,
 CSV, JSON), plots to ``DIR/plots`` and the means to ``DIR/summary_<task>.md``. With
 ``--shard i/n`` (i from 0) only every n-th sequence is run and only the cache is
 written: run ``ttt3r eval merge DIR`` when all shards are done. ``--oracle``
-feeds the ground truth as the prediction (a pipeline check: zero errors).
+feeds the ground truth as the prediction (a pipeline check: zero errors);
+``--oracle-drift scale=2,rot=0.05,noise=0.01,seed=0`` feeds it drifted as a
+chunked network's predictions, put together by the chunk aligner (``--chunk``).
 Exit status: 0 when every sequence was evaluated, 1 when some failed.
 """
 
@@ -32,6 +35,12 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weights", "-w", default=None, help="checkpoint path or known name (required unless --oracle)")
     p.add_argument("--update", default="cut3r,ttt3r", help="update rule(s), comma separated (default: cut3r,ttt3r)")
     p.add_argument("--reset-every", type=int, default=0, metavar="N", help="reset the state every N frames (0: never)")
+    p.add_argument("--chunk", type=int, default=0, metavar="N",
+                   help="overlapping chunks: reset every N frames, align chunks on the overlap (0: none)")
+    p.add_argument("--overlap", type=int, default=None, metavar="K",
+                   help="with --chunk: frames re-fed from the previous chunk (1 <= K < N; default min(8, N-1))")
+    p.add_argument("--chunk-align", choices=["sim3", "se3"], default="sim3",
+                   help="with --chunk: robust Sim(3) on the overlap's point maps, or the SE(3) pose chain")
     p.add_argument("--frames", default=None, metavar="N[,N...]",
                    help="evaluate only the first N frames of each sequence; a comma list sweeps lengths")
     p.add_argument("--size", type=int, choices=[512, 224], default=None, help="preprocessing size (default: checkpoint's)")
@@ -48,6 +57,10 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
                    help="original: prediction resized to the full GT size (the paper); crop: GT mapped onto the crop")
     p.add_argument("--no-plots", action="store_true", help="skip trajectory and length plots")
     p.add_argument("--oracle", action="store_true", help="use the ground truth as the prediction (pipeline check)")
+    p.add_argument("--oracle-drift", default=None, metavar="SPEC",
+                   help="the ground truth drifted as a chunked network's, e.g. scale=2,rot=0.05,noise=0.01,seed=0 "
+                        "(per-chunk scale in [1/scale, scale], rot deg/frame drift, noise), put together by the "
+                        "same chunk aligner as the network (with --chunk)")
     p.add_argument("--merge", action="store_true", help="only build tables from the cache in --out (no evaluation)")
 
 
@@ -133,14 +146,21 @@ def main(argv: list[str]) -> int:
     rules = _list(args.update) or ()
     if not rules:
         raise TTT3RError("--update: give at least one rule (cut3r, ttt3r)")
-    if not args.oracle:
+    oracle = args.oracle or args.oracle_drift is not None
+    if args.oracle and args.oracle_drift is not None:
+        raise TTT3RError("--oracle and --oracle-drift exclude each other")
+    if not oracle:
         known = runner.known_rules()
         bad = [r for r in rules if r not in known]
         if bad:
             raise TTT3RError(f"--update: unknown rule {bad[0]!r} (known: {', '.join(known)})")
+    if args.chunk < 0:
+        raise TTT3RError("--chunk must be >= 0")
     opts = PredictorOptions(weights=args.weights, device=args.device, dtype=args.dtype, size=args.size,
-                            reset_every=args.reset_every)
-    predictor = create_predictor("oracle" if args.oracle else "session", opts)
+                            reset_every=args.reset_every, chunk=args.chunk, overlap=args.overlap,
+                            chunk_align=args.chunk_align, oracle_drift=args.oracle_drift)
+    name = "oracle_drift" if args.oracle_drift is not None else "oracle" if args.oracle else "session"
+    predictor = create_predictor(name, opts)
     if args.reset_every < 0:
         raise TTT3RError("--reset-every must be >= 0")
     aligns = _list(args.depth_align) or DEFAULT_DEPTH_ALIGNS

@@ -44,6 +44,20 @@ def build_parser() -> argparse.ArgumentParser:
                     help="state-update rule, registered in ttt3r.update (default ttt3r)")
     ap.add_argument("--reset-every", type=int, default=0, metavar="N",
                     help="reset the state every N frames, chaining chunk poses (0: never)")
+    ap.add_argument("--chunk", type=int, default=0, metavar="N",
+                    help="long sequences: reset the state every N frames and align each chunk to the previous one "
+                         "on re-fed overlap frames (0: no chunks; see docs/long_sequences.md)")
+    ap.add_argument("--overlap", type=int, default=None, metavar="K",
+                    help="with --chunk: re-feed the last K frames of each chunk at the start of the next "
+                         "(1 <= K < N; default min(8, N-1))")
+    ap.add_argument("--chunk-align", choices=["sim3", "se3"], default="sim3",
+                    help="with --chunk: sim3 = robust confidence-weighted Sim(3) on the overlap's point maps "
+                         "(default); se3 = chain through the first overlap frame's pose (--overlap 1 --chunk-align "
+                         "se3 is --reset-every N)")
+    ap.add_argument("--revisit", type=int, default=1, metavar="R",
+                    help="feed the sequence R times; outputs from the last pass (default 1)")
+    ap.add_argument("--revisit-update", action=argparse.BooleanOptionalAction, default=True,
+                    help="whether passes after the first update the state (default: yes)")
     ap.add_argument("--frame-interval", type=int, default=1, metavar="K", help="use every K-th frame")
     ap.add_argument("--max-frames", type=int, default=None, metavar="N", help="stop after N frames")
     ap.add_argument("--size", type=int, choices=[512, 224], default=None,
@@ -89,15 +103,20 @@ def main(argv: list[str]) -> int:
     from ..errors import TTT3RError
     from ..pipeline import ReconstructOptions, reconstruct
 
-    for name in ("reset_every", "max_points"):
+    from ..chunking import check_chunk_options
+
+    for name in ("reset_every", "max_points", "chunk"):
         if getattr(args, name) is not None and getattr(args, name) < 0:
             raise TTT3RError(f"--{name.replace('_', '-')} must be >= 0")
+    check_chunk_options(args.chunk, args.overlap, args.chunk_align, args.reset_every, args.revisit)
     opts = ReconstructOptions(
         weights=args.weights, update=args.update, reset_every=args.reset_every,
         frame_interval=args.frame_interval, max_frames=args.max_frames, size=args.size, device=args.device,
         dtype=args.dtype, conf_threshold=args.conf_threshold, exports=parse_exports(args.export),
         overwrite=args.overwrite, skip_bad=args.skip_bad, voxel_size=args.voxel_size, max_points=args.max_points,
         want=("world",) if args.world_points else (), view=args.view, view_port=args.port, quiet=args.quiet,
+        chunk=args.chunk, overlap=args.overlap, chunk_align=args.chunk_align, revisit=args.revisit,
+        revisit_update=args.revisit_update,
     )
     try:
         summary = reconstruct(args.input, args.out, opts)

@@ -8,7 +8,11 @@ the cache fingerprint). Registered predictors (:func:`create_predictor`, used by
 * ``session`` (:class:`SessionPredictor`): the network, streamed through a
   :class:`ttt3r.Session` per (sequence, rule);
 * ``oracle`` (:class:`GroundTruthPredictor`): the ground truth itself
-  (optionally scaled or perturbed), to check the pipeline without a network.
+  (optionally scaled or perturbed), to check the pipeline without a network;
+* ``oracle_drift`` (:class:`DriftOraclePredictor`): the ground truth made into
+  what a chunked feed-forward network gives (per-chunk scale, rotation drift,
+  noise; :mod:`ttt3r.chunking.oracle`), put together by the same chunk aligner
+  as the network's chunks (``--oracle-drift SPEC``).
 
 A new predictor is a small class registered with :func:`register_predictor`;
 a perturbed oracle subclasses :class:`GroundTruthPredictor` and overrides
@@ -53,6 +57,17 @@ class PredictorOptions:
     dtype: str = "fp32"
     size: int | None = None
     reset_every: int = 0
+    chunk: int = 0
+    overlap: int | None = None
+    chunk_align: str = "sim3"
+    oracle_drift: str | None = None
+
+    def chunks(self):
+        """The :class:`ttt3r.chunking.ChunkSettings` of ``--chunk/--overlap/--chunk-align`` (None: no chunks)."""
+        from ..chunking import check_chunk_options, chunk_settings
+
+        check_chunk_options(self.chunk, self.overlap, self.chunk_align, self.reset_every)
+        return chunk_settings(self.chunk, self.overlap, self.chunk_align)
 
 
 _PREDICTORS: dict[str, Callable[[PredictorOptions], Predictor]] = {}
@@ -107,6 +122,7 @@ class SessionPredictor:
         size: preprocessing size (512 or 224); default: the checkpoint's.
         reset_every: reset the state every N frames (0: never).
         model: an already loaded network (then ``weights`` only labels it).
+        chunks: overlapping chunks (:class:`ttt3r.chunking.ChunkSettings`), or None.
 
     The depth is the self-view pointmap's z on the preprocessed crop, the poses
     camera-to-world relative to the first frame, the intrinsics the Weiszfeld
@@ -116,8 +132,9 @@ class SessionPredictor:
     """
 
     def __init__(self, weights: str | os.PathLike, device: str = "auto", dtype: str = "fp32",
-                 size: int | None = None, reset_every: int = 0, model: Any = None) -> None:
+                 size: int | None = None, reset_every: int = 0, model: Any = None, chunks=None) -> None:
         self.weights = str(weights)
+        self.chunks = chunks
         self.device = device
         self.dtype = dtype
         self.size = size
@@ -148,16 +165,23 @@ class SessionPredictor:
     def describe(self) -> dict:
         w = Path(self.weights)
         ident = {"name": w.name, "bytes": w.stat().st_size, "mtime": int(w.stat().st_mtime)} if w.is_file() else self.weights
-        return {"predictor": "session", "weights": ident, "size": self.size, "dtype": self.dtype,
-                "reset_every": self.reset_every}
+        d = {"predictor": "session", "weights": ident, "size": self.size, "dtype": self.dtype,
+             "reset_every": self.reset_every}
+        return d | ({"chunks": self.chunks.to_json()} if self.chunks is not None else {})
 
     def predict(self, seq: Sequence, rule: str, task: str) -> Prediction:
         from ..preprocess import preprocess
         from ..session import Session
         from .tasks import get_task
 
-        session = Session(self.model(), update=rule, reset_every=self.reset_every, size=self.size,
-                          want=get_task(task).heads)
+        if self.chunks is not None:
+            from ..chunking import ChunkedSession
+
+            session = ChunkedSession.for_network(self.model(), self.chunks, update=rule, size=self.size,
+                                                 want=get_task(task).heads)
+        else:
+            session = Session(self.model(), update=rule, reset_every=self.reset_every, size=self.size,
+                              want=get_task(task).heads)
         depth, poses, Ks, world = [], [], [], []
         src_hw = None
         t0 = time.perf_counter()
@@ -189,7 +213,7 @@ def _session(opts: PredictorOptions) -> Predictor:
     if opts.weights is None:
         raise TTT3RError("--weights is required (a checkpoint path or known name), or --oracle")
     return SessionPredictor(opts.weights, device=opts.device, dtype=opts.dtype, size=opts.size,
-                            reset_every=opts.reset_every)
+                            reset_every=opts.reset_every, chunks=opts.chunks())
 
 
 # ---------------------------------------------------------------------------
@@ -272,5 +296,67 @@ def _oracle(opts: PredictorOptions) -> Predictor:
     return GroundTruthPredictor()
 
 
-__all__ = ["GroundTruthPredictor", "Predictor", "PredictorOptions", "SessionPredictor", "create_predictor",
-           "predictor_names", "register_predictor"]
+class DriftOraclePredictor:
+    """The ground truth as a chunked feed-forward network would give it, put together by the chunk aligner.
+
+    Each chunk is predicted in its own frame by :class:`ttt3r.chunking.oracle.DriftOracle`
+    (per-chunk scale, rotation drift, translation and depth noise, confidences)
+    and assembled by the same :class:`ttt3r.chunking.ChunkedSession` as the
+    network's chunks: the aligner never sees the ground truth.
+
+    Args:
+        spec: the drift (:class:`ttt3r.chunking.oracle.DriftSpec`).
+        chunks: :class:`ttt3r.chunking.ChunkSettings`, or None: the whole sequence is one chunk
+            (the drift of a network run without resets).
+    """
+
+    def __init__(self, spec, chunks=None) -> None:
+        self.spec = spec
+        self.chunks = chunks
+        self.last_alignments: list = []
+
+    def describe(self) -> dict:
+        return {"predictor": "oracle_drift", "spec": self.spec.to_json(),
+                "chunks": None if self.chunks is None else self.chunks.to_json()}
+
+    def predict(self, seq: Sequence, rule: str, task: str) -> Prediction:
+        from ..chunking import ChunkedSession
+        from ..chunking.oracle import DriftOracle
+
+        t0 = time.perf_counter()
+        gt = GroundTruthPredictor()
+        poses = gt.poses(seq)  # first camera's frame; unknown poses hold the last known one
+        n = len(seq)
+        if seq.depth_paths is not None:
+            read_depth = seq.read_depth
+            h, w = read_depth(0).shape
+        else:
+            from PIL import Image
+
+            with Image.open(seq.image_paths[0]) as im:
+                w, h = im.size
+            read_depth = lambda i: np.ones((h, w), np.float32)  # noqa: E731
+        K = seq.intrinsics if seq.intrinsics is not None else np.tile(
+            np.array([[float(max(h, w)), 0, (w - 1) / 2], [0, float(max(h, w)), (h - 1) / 2], [0, 0, 1]]), (n, 1, 1))
+        K = np.asarray(K, dtype=np.float64)
+        stream = ChunkedSession(DriftOracle(self.spec, poses, K, read_depth, key=seq.name), self.chunks)
+        depth = np.empty((n, h, w), np.float32)
+        out_poses = np.empty((n, 4, 4))
+        for i in range(n):
+            r = stream.step(i)
+            depth[i] = r.depth
+            out_poses[i] = r.pose
+        self.last_alignments = stream.alignments
+        return Prediction(depth=depth, poses=out_poses, intrinsics=K, seconds=time.perf_counter() - t0,
+                          extras={"chunks": [a.to_json() for a in stream.alignments]})
+
+
+@register_predictor("oracle_drift")
+def _oracle_drift(opts: PredictorOptions) -> Predictor:
+    from ..chunking.oracle import DriftSpec
+
+    return DriftOraclePredictor(DriftSpec.parse(opts.oracle_drift or ""), opts.chunks())
+
+
+__all__ = ["DriftOraclePredictor", "GroundTruthPredictor", "Predictor", "PredictorOptions", "SessionPredictor",
+           "create_predictor", "predictor_names", "register_predictor"]

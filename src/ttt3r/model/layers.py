@@ -13,6 +13,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 
+def _compiling() -> bool:
+    """True while torch.compile traces (torch >= 2.3; older: never)."""
+    check = getattr(getattr(torch, "compiler", None), "is_compiling", None)
+    return bool(check()) if check is not None else False
+
+
 class RoPE2D:
     """2D rotary position embedding (no parameters).
 
@@ -28,6 +34,11 @@ class RoPE2D:
         # tensor's identity (kept alive here, so the id cannot be reused).
         self._cache: list[tuple[Tensor, int, bool, Tensor, Tensor]] = []
 
+    def clear_cache(self) -> None:
+        """Forget the cached tables (before a CUDA-graph capture, whose kernels must not
+        read tensors that the cache may later free)."""
+        self._cache = []
+
     def _cos_sin(self, pos: Tensor, quarter: int) -> tuple[Tensor, Tensor]:
         j = torch.arange(quarter, device=pos.device, dtype=torch.float32)
         inv_freq = 1.0 / (self.base ** (j / quarter))
@@ -42,16 +53,22 @@ class RoPE2D:
         ``rotate(t) = t * cos + swap(t) * sin``: the same products and sums as the
         half-by-half formula, so float32 results are identical.
         """
+        if _compiling():  # traced code computes the tables inline: the Python cache would break the graph
+            return self._tables(pos, d)
         inference = torch.is_inference_mode_enabled()
         for p, dd, inf, cos, sin in self._cache:
             if p is pos and dd == d and inf == inference:
                 return cos, sin
+        cos, sin = self._tables(pos, d)
+        self._cache = [(pos, d, inference, cos, sin), *self._cache[:3]]
+        return cos, sin
+
+    def _tables(self, pos: Tensor, d: int) -> tuple[Tensor, Tensor]:
         q = d // 4
         cy, sy = self._cos_sin(pos[..., 0], q)
         cx, sx = self._cos_sin(pos[..., 1], q)
         cos = torch.cat((cy, cx), dim=-1)
         sin = torch.cat((-sy[..., :q], sy[..., q:], -sx[..., :q], sx[..., q:]), dim=-1)
-        self._cache = [(pos, d, inference, cos, sin), *self._cache[:3]]
         return cos, sin
 
     def __call__(self, t: Tensor, pos: Tensor) -> Tensor:

@@ -57,6 +57,7 @@ MIN_POINTS_PER_FRAME = 500
 
 _VISER_MISSING = "the viewer needs viser: pip install 'ttt3r[viz]'"
 _FRUSTUM_COLOR = (255, 120, 20)
+_CHUNK_START_COLOR = (40, 200, 255)  # the first new frame of each chunk (--chunk)
 _TRAJECTORY_COLOR = (40, 120, 255)
 
 
@@ -511,7 +512,7 @@ class LiveViewer:
             fov=fov,
             aspect=w / h,
             scale=float(self._frustum_scale or 0.1),
-            color=_FRUSTUM_COLOR,
+            color=_CHUNK_START_COLOR if "chunk" in frame.extras else _FRUSTUM_COLOR,
             thickness=1.5,
             thickness_units="screen",
             image=_thumbnail(_as_uint8(frame.rgb), self.thumbnail_size),

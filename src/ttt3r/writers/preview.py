@@ -3,7 +3,7 @@
 Top: the fused point cloud seen from above (x right, z forward up the page;
 OpenCV world, so "up" is -y) and from an oblique view behind and above the
 first camera, with the camera path drawn over both (green: first camera, red:
-last). Bottom: a strip of a few input frames and their depth maps (turbo
+last; cyan diamonds: where chunks begin, for ``--chunk`` runs). Bottom: a strip of a few input frames and their depth maps (turbo
 colour map, near = warm, each map on its own 2-98 percentile range).
 """
 
@@ -69,7 +69,8 @@ def _limits(a: np.ndarray, extra: np.ndarray) -> tuple[float, float]:
     return float(lo - pad), float(hi + pad)
 
 
-def _panel(ax, sx, sy, order, rgb, cx, cy, title: str, xlabel: str, ylabel: str, heading=None) -> None:
+def _panel(ax, sx, sy, order, rgb, cx, cy, title: str, xlabel: str, ylabel: str, heading=None,
+           marks=()) -> None:
     ax.set_facecolor(_BG)
     if len(sx):
         size = float(np.clip(4e4 / len(sx), 0.4, 6.0))
@@ -82,6 +83,10 @@ def _panel(ax, sx, sy, order, rgb, cx, cy, title: str, xlabel: str, ylabel: str,
             step = max(1, len(cx) // 12)
             ax.quiver(cx[::step], cy[::step], hx[::step], hy[::step], color="#ffd166", angles="xy",
                       scale_units="xy", scale=1.0, width=0.004, headwidth=4, zorder=4)
+        marks = [m for m in marks if 0 < m < len(cx)]
+        if marks:
+            ax.plot(cx[marks], cy[marks], "D", ms=5, mfc="#28c8ff", mec="white", mew=0.6, zorder=5,
+                    label="chunk start")
         ax.plot(cx[:1], cy[:1], "o", ms=8, mfc="#2ec4b6", mec="white", zorder=5, label="first camera")
         ax.plot(cx[-1:], cy[-1:], "s", ms=7, mfc="#e71d36", mec="white", zorder=5, label="last camera")
     (x0, x1), (y0, y1) = _limits(sx, cx), _limits(sy, cy)
@@ -109,7 +114,7 @@ def _panel(ax, sx, sy, order, rgb, cx, cy, title: str, xlabel: str, ylabel: str,
 
 def render_preview(xyz: np.ndarray, rgb: np.ndarray, poses: np.ndarray,
                    strip: list[tuple[int, np.ndarray, np.ndarray]], subtitle: str = "",
-                   max_points: int = 120_000) -> bytes:
+                   max_points: int = 120_000, chunk_starts=()) -> bytes:
     """Render the preview as PNG bytes.
 
     Args:
@@ -118,6 +123,7 @@ def render_preview(xyz: np.ndarray, rgb: np.ndarray, poses: np.ndarray,
         strip: a few ``(frame index, (h, w, 3) uint8 rgb, (h, w) float depth)``.
         subtitle: one line printed under the title.
         max_points: points drawn at most (random subset).
+        chunk_starts: indices into ``poses`` where chunks begin (diamonds on the path).
     """
     # Figure without pyplot: renders with Agg, touches no global backend state
     from matplotlib import colormaps
@@ -160,13 +166,14 @@ def render_preview(xyz: np.ndarray, rgb: np.ndarray, poses: np.ndarray,
     # top-down: screen x = world x, screen y = world z; higher points (more negative y) painted last
     order = np.argsort(-xyz[:, 1]) if len(xyz) else np.zeros(0, int)
     _panel(ax_top, xyz[:, 0], xyz[:, 2], order, rgb, centres[:, 0], centres[:, 2],
-           "top-down view", "x", "z (forward)", heading=(fwd_axis[:, 0] * arrow, fwd_axis[:, 2] * arrow))
+           "top-down view", "x", "z (forward)", heading=(fwd_axis[:, 0] * arrow, fwd_axis[:, 2] * arrow),
+           marks=list(chunk_starts))
     # oblique: from behind and above the first camera, far points painted first
     r, u, f = _view_oblique(30.0)
     sx, sy, depth = xyz @ r, xyz @ u, xyz @ f
     order = np.argsort(-depth) if len(xyz) else np.zeros(0, int)
     _panel(ax_obl, sx, sy, order, rgb, centres @ r, centres @ u, "oblique view (30° above)", "x", "up",
-           heading=((fwd_axis @ r) * arrow, (fwd_axis @ u) * arrow))
+           heading=((fwd_axis @ r) * arrow, (fwd_axis @ u) * arrow), marks=list(chunk_starts))
     if len(centres):
         leg = ax_obl.legend(loc="upper right", fontsize=8, facecolor="#1b1d22", edgecolor="#3a3d45",
                             labelcolor=_FG)
@@ -221,12 +228,15 @@ class PreviewWriter:
         self.n_strip = int(n_strip)
         self.thumb_width = int(thumb_width)
         self._poses: list[np.ndarray] = []
+        self._chunk_starts: list[int] = []  # indices into _poses
         self._res = _Reservoir(max(self.n_strip, 1))
 
     def add(self, frame: FrameResult) -> None:
         if self.owns_fusion:
             self.fusion.add_frame(frame)
         if pose_is_valid(frame.pose):
+            if "chunk" in frame.extras:
+                self._chunk_starts.append(len(self._poses))
             self._poses.append(np.asarray(frame.pose, np.float64).copy())
         item = None
         if self.n_strip > 0 and self._res.want():
@@ -250,7 +260,10 @@ class PreviewWriter:
         sub = f"{n} frames · {len(self.fusion)} fused points"
         if self.fusion.voxel_size:
             sub += f" · voxel {self.fusion.voxel_size:.3g}"
+        if self._chunk_starts:
+            sub += f" · {len(self._chunk_starts)} chunks"
         if interrupted:
             sub += " · INTERRUPTED (partial)"
         poses = np.stack(self._poses) if self._poses else np.empty((0, 4, 4))
-        atomic_write_bytes(self.path, render_preview(xyz, rgb, poses, self.strip(), sub))
+        atomic_write_bytes(self.path, render_preview(xyz, rgb, poses, self.strip(), sub,
+                                                      chunk_starts=self._chunk_starts))

@@ -96,6 +96,7 @@ class RunInfoWriter:
         self._net_time = 0.0
         self._net_min = float("inf")
         self._net_max = 0.0
+        self.chunks: list[dict] = []  # alignment records of --chunk runs (FrameResult.extras["chunk"])
         self.status = "running"
         self.write()
 
@@ -105,6 +106,8 @@ class RunInfoWriter:
         self._net_time += t
         self._net_min = min(self._net_min, t)
         self._net_max = max(self._net_max, t)
+        if "chunk" in frame.extras:
+            self.chunks.append(_jsonable(frame.extras["chunk"]))
         if self.n_frames % self.every == 0:
             self.write()
 
@@ -131,6 +134,7 @@ class RunInfoWriter:
                 "wall_mean": round(wall / n, 5) if n else None,
             },
             "memory": peak_memory(),
+            **({"chunks": self.chunks} if self.chunks else {}),
             "versions": package_versions(),
             "host": {"platform": platform.platform(), "machine": platform.machine()},
         }
