@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -45,7 +46,9 @@ def main(argv: list[str]) -> int:
 
     chunk_graph(args.run_dir)  # a chunked run? (one line if not, before loading any weights)
     model = load_model(choose_weights(args.weights, args.quiet), args.device, quiet=args.quiet)
-    measure = pair_measure(network_pair(model, args.run_dir, args.update),
+    info = json.loads((Path(args.run_dir) / "run.json").read_text(encoding="utf-8"))
+    size = (info.get("settings") or {}).get("size")
+    measure = pair_measure(network_pair(model, args.run_dir, args.update, size),
                            lambda i: np.load(DEMO_LAYOUT.paths(args.run_dir, i)["depth"]))
     st = LoopSettings(min_gap=args.min_gap, top_k=args.top_k, min_similarity=args.min_similarity,
                       max_candidates=args.max_candidates)

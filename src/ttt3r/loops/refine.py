@@ -23,11 +23,11 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import TTT3RError
-from ..io.layout import DEMO_LAYOUT, load_camera
+from ..io.layout import DEMO_LAYOUT
 from ..results import FrameResult
 from .closure import close_loops
 from .retrieval import find_loop_candidates
-from .rewrite import _read_json, recover_rewrite, rewrite_run, run_frames
+from .rewrite import _read_json, read_camera, recover_rewrite, rewrite_run, run_frames
 from .verify import PairMeasurement, VerifySettings, depth_ratio, pair_to_run_units, verify_candidates
 
 __all__ = ["LoopSettings", "RefineSummary", "chunk_graph", "pair_measure", "refine_run"]
@@ -89,7 +89,7 @@ def chunk_graph(run_dir: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, np.
     if nodes.shape != (len(recs), 4, 4):
         raise TTT3RError(f"{run_dir / 'run.json'}: chunk matrices must be 4x4")
     frames = run_frames(run_dir)
-    poses = np.stack([load_camera(DEMO_LAYOUT.paths(run_dir, i)["camera"])[0] for i in frames])
+    poses = np.stack([read_camera(DEMO_LAYOUT.paths(run_dir, i)["camera"])[0] for i in frames])
     chunk_of = np.searchsorted(starts, np.asarray(frames), side="right") - 1
     weights = np.array([1.0 if c is None else max(float(c), 0.05) for c in conf])
     return nodes, np.maximum(chunk_of, 0), poses, weights, frames
@@ -123,15 +123,15 @@ def pair_measure(predict_pair: Callable[[int, int], tuple[FrameResult, FrameResu
     return measure
 
 
-def network_pair(model, run_dir: str | os.PathLike, update: str = "ttt3r"):
+def network_pair(model, run_dir: str | os.PathLike, update: str = "ttt3r", size: int | None = None):
     """``predict_pair`` for :func:`pair_measure`: the network on a two-frame session of the run's
-    saved images (``color/``, the images the network saw)."""
+    saved images (``color/``, the images the network saw), preprocessed at ``size`` (the run's)."""
     from ..session import Session
 
     run_dir = Path(run_dir)
 
     def predict(i: int, j: int):
-        sess = Session(model, update=update)
+        sess = Session(model, update=update, size=size)
         paths = [DEMO_LAYOUT.paths(run_dir, k)["color"] for k in (i, j)]
         return sess.step(paths[0]), sess.step(paths[1])
 

@@ -44,10 +44,10 @@ import numpy as np
 from ..errors import TTT3RError
 from ..geometry import unproject
 from ..io.atomic import atomic_write_text
-from ..io.layout import DEMO_LAYOUT, read_frame_files, save_camera, save_map
+from ..io.layout import DEMO_LAYOUT, save_camera, save_map
 from ..results import FrameResult
 
-__all__ = ["STAGING", "RewriteSummary", "recover_rewrite", "rewrite_run", "run_frames"]
+__all__ = ["STAGING", "RewriteSummary", "read_camera", "recover_rewrite", "rewrite_run", "run_frames"]
 
 #: the staging folder, inside the run folder
 STAGING = ".ttt3r-rewrite"
@@ -113,6 +113,37 @@ def _writer_options(info: dict, path: Path):
 
 
 _move = os.replace  # one rename (same file system: atomic)
+
+
+def read_camera(path: Path) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """A camera file as the run wrote it: (4, 4) pose, (3, 3) intrinsics and any other arrays.
+
+    Unlike :func:`ttt3r.io.layout.load_camera` a degenerate focal length (a frame the
+    network got wrong) is accepted: its points are left out of the fusion, as
+    non-finite ones are.
+    """
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: np.asarray(z[k], np.float64) for k in z.files}
+    except FileNotFoundError:
+        raise TTT3RError(f"{path}: missing") from None
+    except Exception as e:  # noqa: BLE001 - any read failure is a corrupt file
+        raise TTT3RError(f"{path}: cannot read .npz ({type(e).__name__})") from None
+    pose, K = arrays.pop("pose", None), arrays.pop("intrinsics", None)
+    if pose is None or K is None or pose.shape != (4, 4) or K.shape != (3, 3):
+        raise TTT3RError(f"{path}: needs a 4x4 'pose' and a 3x3 'intrinsics'")
+    return pose, K, arrays
+
+
+def _read_frame(run_dir: Path, idx: int) -> dict[str, np.ndarray]:
+    from PIL import Image
+
+    p = DEMO_LAYOUT.paths(run_dir, idx)
+    pose, K, extra = read_camera(p["camera"])
+    with Image.open(p["color"]) as im:
+        color = np.asarray(im.convert("RGB"))
+    return {"pose": pose, "intrinsics": K, "extra": extra, "color": color, "depth": np.load(p["depth"]),
+            "conf": np.load(p["conf"])}
 
 
 def _commit(run_dir: Path, staging: Path) -> list[str]:
@@ -192,11 +223,10 @@ def rewrite_run(run_dir: str | os.PathLike, poses: np.ndarray, depth_scales: np.
     staged_depth: list[str] = []
     with RunWriter(staging, wanted, options=opts, info={"rewrite_of": os.fspath(run_dir)}) as writer:
         for k, idx in enumerate(frames):
-            f = read_frame_files(DEMO_LAYOUT, run_dir, idx)
+            f = _read_frame(run_dir, idx)
             p = DEMO_LAYOUT.paths(run_dir, idx)
-            with np.load(p["camera"], allow_pickle=False) as z:
-                pose_raw = np.asarray(z["pose_raw"] if "pose_raw" in z.files else z["pose"], np.float64)
-                scale0 = float(z["depth_scale"]) if "depth_scale" in z.files else 1.0
+            pose_raw = f["extra"].get("pose_raw", f["pose"])
+            scale0 = float(f["extra"].get("depth_scale", 1.0))
             depth = f["depth"]
             if scales[k] != 1.0:
                 depth = (depth.astype(np.float64) * scales[k]).astype(np.float32)
@@ -205,8 +235,9 @@ def rewrite_run(run_dir: str | os.PathLike, poses: np.ndarray, depth_scales: np.
                 staged_depth.append(rel)
             rel = p["camera"].relative_to(run_dir).as_posix()
             save_camera(staging / rel, poses[k], f["intrinsics"], pose_raw=pose_raw, depth_scale=scale0 * scales[k])
-            frame = FrameResult(index=idx, name=f"{idx:06d}",
-                                pts3d_cam=unproject(depth, f["intrinsics"]).astype(np.float32),
+            with np.errstate(all="ignore"):  # a degenerate focal gives non-finite points: not fused
+                pts = unproject(depth, f["intrinsics"]).astype(np.float32)
+            frame = FrameResult(index=idx, name=f"{idx:06d}", pts3d_cam=pts,
                                 conf=f["conf"], pose=poses[k], intrinsics=f["intrinsics"], rgb=f["color"])
             if stamps[k] is not None:
                 frame.extras["timestamp"] = stamps[k]
