@@ -151,6 +151,36 @@ def image_descriptors(run_dir: str | os.PathLike, frames: list[int]) -> np.ndarr
     return np.stack(out)
 
 
+def detect_and_close(nodes: np.ndarray, chunk_of: np.ndarray, poses: np.ndarray, descriptors: np.ndarray,
+                     measure: Callable[[int, int], PairMeasurement | None], settings: LoopSettings, *,
+                     frames: list[int] | None = None, scene_scale: float = 1.0,
+                     sequential_weights: np.ndarray | None = None, graph_options: dict | None = None):
+    """Candidates, verification and the chunk pose graph, in memory (no files): ``(closure,
+    JSON records of the loops with frame indices, number of candidates)``.
+
+    Args:
+        nodes, chunk_of, poses, sequential_weights: as :func:`~ttt3r.loops.closure.close_loops`.
+        descriptors: (N, D), one per frame in ``poses``' order.
+        measure: ``(frame_i, frame_j) -> PairMeasurement | None`` (frame indices).
+        settings: :class:`LoopSettings` (``min_gap`` None: twice the largest chunk).
+        frames: the frame index of each row (default ``0..N-1``).
+        scene_scale: the unit of the verification's translation check.
+    """
+    frames = list(range(len(poses))) if frames is None else list(frames)
+    min_gap = settings.min_gap if settings.min_gap is not None else 2 * int(np.bincount(chunk_of).max())
+    pos = {f: k for k, f in enumerate(frames)}
+    cands = find_loop_candidates(descriptors, np.asarray(frames), min_gap=min_gap, top_k=settings.top_k,
+                                 min_similarity=settings.min_similarity, max_candidates=settings.max_candidates)
+    loops = verify_candidates(cands, measure, lambda f: poses[pos[f]], settings.verify, scene_scale=scene_scale)
+    local = [replace(v, i=pos[v.i], j=pos[v.j]) for v in loops]
+    closed = close_loops(nodes, chunk_of, poses, local, sequential_weights, **(graph_options or {}))
+    records = closed.records()
+    for r, v in zip(records, loops):
+        r["i"], r["j"] = v.i, v.j
+    closed.loops = loops
+    return closed, records, len(cands)
+
+
 def refine_run(run_dir: str | os.PathLike, measure: Callable[[int, int], PairMeasurement | None],
                settings: LoopSettings | None = None, descriptors: np.ndarray | None = None,
                graph_options: dict | None = None) -> RefineSummary:
@@ -175,20 +205,15 @@ def refine_run(run_dir: str | os.PathLike, measure: Callable[[int, int], PairMea
     desc = image_descriptors(run_dir, frames) if descriptors is None else np.asarray(descriptors, np.float32)
     if len(desc) != len(frames):
         raise TTT3RError(f"{run_dir}: {len(desc)} descriptors for {len(frames)} frames")
-    pos = {f: k for k, f in enumerate(frames)}
-    cands = find_loop_candidates(desc, np.asarray(frames), min_gap=min_gap, top_k=st.top_k,
-                                 min_similarity=st.min_similarity, max_candidates=st.max_candidates)
     scene = float(np.median(np.load(DEMO_LAYOUT.paths(run_dir, frames[0])["depth"])))  # translation unit
-    loops = verify_candidates(cands, measure, lambda f: poses[pos[f]], st.verify, scene_scale=scene)
-    local = [replace(v, i=pos[v.i], j=pos[v.j]) for v in loops]
-    closed = close_loops(nodes, chunk_of, poses, local, weights, **(graph_options or {}))
-    records = closed.records()
-    for r, v in zip(records, loops):
-        r["i"], r["j"] = v.i, v.j
+    closed, records, n_cands = detect_and_close(nodes, chunk_of, poses, desc, measure, replace(st, min_gap=min_gap),
+                                                frames=frames, scene_scale=scene, sequential_weights=weights,
+                                                graph_options=graph_options)
+    loops = closed.loops
     kept = sum(1 for r in records if r["rejected_by_graph"] is False)
     seconds = time.perf_counter() - t0
-    record = {"loops": records, "candidates": len(cands), "verified": sum(v.accepted for v in loops), "kept": kept,
+    record = {"loops": records, "candidates": n_cands, "verified": sum(v.accepted for v in loops), "kept": kept,
               "settings": {**asdict(st), "min_gap": min_gap}, "detect_and_solve_s": round(seconds, 3),
               "graph_solves": closed.graph.solves if closed.graph is not None else 0}
     rw = rewrite_run(run_dir, closed.poses, closed.depth_scales, record=record)
-    return RefineSummary(len(cands), sum(v.accepted for v in loops), kept, rw.frames, seconds, rw.seconds)
+    return RefineSummary(n_cands, sum(v.accepted for v in loops), kept, rw.frames, seconds, rw.seconds)
