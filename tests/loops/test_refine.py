@@ -15,7 +15,7 @@ from ttt3r.cli import main as cli
 from ttt3r.errors import TTT3RError
 from ttt3r.geometry import umeyama
 from ttt3r.io.layout import DEMO_LAYOUT, load_camera
-from ttt3r.loops.refine import LoopSettings, chunk_graph, pair_measure, refine_run
+from ttt3r.loops.refine import LoopSettings, chunk_graph, oracle_pair, pair_measure, refine_run
 from ttt3r.loops.retrieval import revisit_pairs
 from ttt3r.writers import RunWriter
 
@@ -82,13 +82,8 @@ def test_refine_closes_the_loops_of_a_drifted_chunked_run(chunked_run: Path, tru
     nodes, chunk_of, poses, weights, frames = chunk_graph(chunked_run)
     assert len(nodes) == len(truth) // 8 and chunk_of.tolist() == [i // 8 for i in range(len(truth))]
     before = ate(poses, truth)
-    pair_oracle = DriftOracle(DriftSpec.parse("scale=2,rot=0.05,noise=0,seed=9"), truth,
-                              np.tile(K, (len(truth), 1, 1)), lambda i: view(truth[i])[0])
-
-    def predict_pair(i, j):  # the oracle's drift model on a two-frame chunk
-        pair_oracle.new_chunk()
-        return pair_oracle.predict(i, None), pair_oracle.predict(j, None)
-
+    predict_pair = oracle_pair(DriftSpec.parse("scale=2,rot=0.3,noise=0,seed=9"), truth,
+                               np.tile(K, (len(truth), 1, 1)), lambda i: view(truth[i])[0])
     measure = pair_measure(predict_pair, lambda i: np.load(DEMO_LAYOUT.paths(chunked_run, i)["depth"]))
     s = refine_run(chunked_run, measure, LoopSettings(min_gap=24, min_similarity=0.8))
     assert s.kept >= 10 and s.frames == len(truth)
@@ -118,3 +113,31 @@ def test_refine_needs_a_chunked_run(tmp_path: Path, truth, capsys):
     assert len(err) == 1 and "not a chunked ttt3r run" in err[0]
     assert cli(["refine", str(tmp_path / "nothing")]) == 2
     assert "not a ttt3r run folder" in capsys.readouterr().err
+
+
+def test_eval_oracle_drift_with_loop_closure(tmp_path: Path, truth):
+    from PIL import Image
+
+    from ttt3r.eval.datasets.base import Sequence
+    from ttt3r.eval.metrics_pose import absolute_trajectory_error
+    from ttt3r.eval.predictors import PredictorOptions, create_predictor
+
+    paths = []
+    for i in range(len(truth)):
+        paths.append(tmp_path / f"{i:04d}.png")
+        Image.fromarray(view(truth[i])[1]).save(paths[-1])
+    seq = Sequence("synthetic", "room", paths, poses=truth, intrinsics=np.tile(K, (len(truth), 1, 1)))
+    seq.depth_paths = list(range(len(truth)))
+    seq.depth_reader = lambda i: view(truth[i])[0]
+    ates = {}
+    for lc in (False, True):
+        opts = PredictorOptions(oracle_drift="scale=2,rot=0.3,noise=0,seed=1", chunk=8, overlap=2, loop_closure=lc)
+        pred = create_predictor("oracle_drift", opts)
+        p = pred.predict(seq, "ttt3r", "pose")
+        p.check(len(truth), "room")
+        ates[lc] = absolute_trajectory_error(truth, p.poses).rmse
+    rec = p.extras["loop_closure"]
+    assert rec["kept"] >= 10 and pred.describe()["loop_closure"] is True
+    assert ates[True] < 0.5 * ates[False], ates
+    with pytest.raises(TTT3RError, match="--loop-closure needs --chunk N"):
+        create_predictor("oracle_drift", PredictorOptions(oracle_drift="scale=2", loop_closure=True))

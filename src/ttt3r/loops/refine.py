@@ -138,17 +138,43 @@ def network_pair(model, run_dir: str | os.PathLike, update: str = "ttt3r", size:
     return predict
 
 
-def image_descriptors(run_dir: str | os.PathLike, frames: list[int]) -> np.ndarray:
-    """(N, D) image descriptors of the run's ``color/`` images, one image in memory at a time."""
+def oracle_pair(spec, poses: np.ndarray, intrinsics: np.ndarray, read_depth: Callable[[int], np.ndarray],
+                key: str = ""):
+    """``predict_pair`` for :func:`pair_measure` with ``--oracle-drift``: the drift oracle
+    (:class:`ttt3r.chunking.oracle.DriftOracle`, the same ``spec``) on a two-frame chunk of
+    frames ``i`` and ``j``, fed one after the other (one frame of drift, its own scale).
+
+    Args:
+        poses: (N, 4, 4) ground-truth camera-to-world; intrinsics: (N, 3, 3);
+        read_depth: frame -> (H, W) ground-truth depth.
+    """
+    from ..chunking.oracle import DriftOracle
+
+    poses, intrinsics = np.asarray(poses, np.float64), np.asarray(intrinsics, np.float64)
+
+    def predict(i: int, j: int):
+        o = DriftOracle(spec, poses[[i, j]], intrinsics[[i, j]], lambda k: read_depth((i, j)[k]), key=f"{key}/{i}/{j}")
+        return o.predict(0, None), o.predict(1, None)
+
+    return predict
+
+
+def image_paths_descriptors(paths) -> np.ndarray:
+    """(N, D) image descriptors of image files, one image in memory at a time."""
     from PIL import Image
 
     from .descriptors import image_descriptor
 
     out = []
-    for i in frames:
-        with Image.open(DEMO_LAYOUT.paths(run_dir, i)["color"]) as im:
+    for p in paths:
+        with Image.open(p) as im:
             out.append(image_descriptor(np.asarray(im.convert("RGB"))))
     return np.stack(out)
+
+
+def image_descriptors(run_dir: str | os.PathLike, frames: list[int]) -> np.ndarray:
+    """(N, D) image descriptors of the run's ``color/`` images."""
+    return image_paths_descriptors(DEMO_LAYOUT.paths(run_dir, i)["color"] for i in frames)
 
 
 def detect_and_close(nodes: np.ndarray, chunk_of: np.ndarray, poses: np.ndarray, descriptors: np.ndarray,
