@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 import ttt3r
 from ttt3r.config import ModelConfig

@@ -21,7 +21,8 @@ from pathlib import Path
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ttt3r refine", description="Loop closure on a finished chunked ttt3r run.")
     p.add_argument("run_dir", metavar="RUN_DIR", help="output folder of 'ttt3r reconstruct --chunk N'")
-    p.add_argument("--weights", default=None, help="checkpoint for the two-frame verification (default: as reconstruct)")
+    p.add_argument("--weights", default=None,
+                   help="checkpoint for the two-frame verification (default: as reconstruct)")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N, mps or auto (default)")
     p.add_argument("--update", default="ttt3r", help="state-update rule of the two-frame sessions (default: ttt3r)")
     p.add_argument("--min-gap", type=int, default=None, metavar="F",

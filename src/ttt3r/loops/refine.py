@@ -78,7 +78,8 @@ def chunk_graph(run_dir: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, np.
     info = _read_json(run_dir / "run.json", "run.json")
     recs = info.get("chunks")
     if not isinstance(recs, list) or not recs:
-        raise TTT3RError(f"{run_dir}: not a chunked ttt3r run (run.json has no chunk records; reconstruct with --chunk N)")
+        raise TTT3RError(f"{run_dir}: not a chunked ttt3r run (run.json has no chunk records; "
+                         "reconstruct with --chunk N)")
     try:
         recs = sorted(recs, key=lambda r: int(r["chunk"]))
         nodes = np.array([r["matrix"] for r in recs], np.float64)
