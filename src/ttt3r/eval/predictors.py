@@ -203,7 +203,7 @@ class SessionPredictor:
             Ks.append(r.intrinsics)
             if r.pts3d_world is not None:
                 world.append(r.pts3d_world)
-            if self.loop_closure:
+            if self.loop_closure and "global_feat" in r.extras:
                 feats.append(r.extras["global_feat"])
         assert src_hw is not None
         depth_a, poses_a, extras = np.stack(depth), np.stack(poses), {}
@@ -217,7 +217,12 @@ class SessionPredictor:
                              for k in (i, j))
 
             measure = pair_measure(pair, lambda i: depth_a[i])
-            desc = np.stack([encoder_descriptor(f) for f in feats])
+            if len(feats) == len(seq.image_paths):
+                desc = np.stack([encoder_descriptor(f) for f in feats])
+            else:  # a step without the pooled token: describe the images instead
+                from ..loops.refine import image_paths_descriptors
+
+                desc = image_paths_descriptors(seq.image_paths)
             poses_a, scales, extras["loop_closure"] = _close_loops(session.alignments, poses_a, desc, measure)
             depth_a = depth_a * scales[:, None, None].astype(np.float32)
         return Prediction(
