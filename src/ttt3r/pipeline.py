@@ -64,6 +64,8 @@ class ReconstructOptions:
     intrinsics: str | None = None  # known cameras (ttt3r.known): "fx,fy,cx,cy", a 3x3 file, COLMAP cameras.txt
     poses: str | None = None  # camera-to-world pose file (TUM, KITTI, EuRoC, COLMAP images.txt)
     poses_format: str = "auto"
+    #: with ``chunk``: close loops after the last frame and rewrite the outputs (see :mod:`ttt3r.loops`)
+    loop_closure: bool = False
 
     def validate(self, cli: bool = False) -> None:
         """Check every setting before anything is read or written.
@@ -194,12 +196,15 @@ class ReconstructSummary:
         seconds: wall time of the frame loop (reading, network, writing).
         out_dir: the output folder.
         viewer: the live viewer of a ``view=True`` run, still serving (close it when done).
+        loop_closure: the :class:`ttt3r.loops.refine.RefineSummary` of a ``loop_closure`` run
+            (its time is not in ``seconds``).
     """
 
     frames: int
     seconds: float
     out_dir: Path
     viewer: object | None = None
+    loop_closure: object | None = None
 
     @property
     def fps(self) -> float:
@@ -242,6 +247,8 @@ def _reconstruct(input_path, out_dir, opts: ReconstructOptions, model, writers: 
     if not os.fspath(out_dir).strip():
         raise TTT3RError("out_dir: must name a folder, got ''")
     exports = tuple(opts.exports or DEFAULT_EXPORTS)
+    if opts.loop_closure:
+        _check_loop_closure(opts, exports)
     source = open_frames(input_path, opts.frame_interval, opts.max_frames, opts.skip_bad)
     given = _given_cameras(source, opts)
     frames = iter(source)
@@ -273,6 +280,12 @@ def _reconstruct(input_path, out_dir, opts: ReconstructOptions, model, writers: 
             viewer.expect_frames(source.total)
         if not opts.quiet:
             print(f"viewer: {viewer.url}", file=sys.stderr)
+    store = None
+    if opts.loop_closure:
+        from .loops.descriptors import encoder_descriptor
+        from .loops.retrieval import DescriptorStore
+
+        store = DescriptorStore()  # the network's descriptors, O(frames) floats
     bar = _progress(source.total, opts.quiet)
     t0 = time.perf_counter()
     n = 0
@@ -285,6 +298,8 @@ def _reconstruct(input_path, out_dir, opts: ReconstructOptions, model, writers: 
                 _revisit(sess, input_path, opts)
                 for frame in itertools.chain([first] if first is not None else [], frames):
                     result = _step(sess, frame, source, given)
+                    if store is not None and "global_feat" in result.extras:
+                        store.add(result.index, encoder_descriptor(result.extras["global_feat"]))
                     writer.add(result)
                     if viewer is not None:
                         viewer.add(result)
@@ -299,7 +314,31 @@ def _reconstruct(input_path, out_dir, opts: ReconstructOptions, model, writers: 
         bar.close()
         if viewer is not None and interrupted:
             viewer.close()
-    return ReconstructSummary(n, time.perf_counter() - t0, Path(out_dir), viewer)
+    seconds = time.perf_counter() - t0
+    closed = _close_loops(out_dir, sess, store, opts) if store is not None and n else None
+    return ReconstructSummary(n, seconds, Path(out_dir), viewer, closed)
+
+
+def _check_loop_closure(opts: ReconstructOptions, exports: tuple[str, ...]) -> None:
+    from .errors import TTT3RError
+
+    if not opts.chunk:
+        raise TTT3RError("--loop-closure needs --chunk N (the pose graph's nodes are the chunks)")
+    if "demo" not in exports:
+        raise TTT3RError("--loop-closure needs the 'demo' export (the rewrite re-reads depth, conf, color and camera)")
+
+
+def _close_loops(out_dir, sess, store, opts: ReconstructOptions):
+    """Loop closure after the last frame (:func:`ttt3r.loops.refine.refine_run`) with the run's network."""
+    import numpy as np
+
+    from .io.layout import DEMO_LAYOUT
+    from .loops.refine import LoopSettings, network_pair, pair_measure, refine_run
+
+    measure = pair_measure(network_pair(sess.model, out_dir, opts.update, sess.size),
+                           lambda i: np.load(DEMO_LAYOUT.paths(out_dir, i)["depth"]), opts.conf_threshold)
+    desc = store.descriptors if len(store) else None
+    return refine_run(out_dir, measure, LoopSettings(conf_threshold=opts.conf_threshold), descriptors=desc)
 
 
 def _given_cameras(source, opts: ReconstructOptions):

@@ -193,6 +193,8 @@ class Session:
             world = out.pts3d_world[0].float().cpu().numpy()
             world = (world.astype(np.float64) @ self._base[:3, :3].T + self._base[:3, 3]).astype(np.float32)
             extras["conf_world"] = out.conf_world[0].float().cpu().numpy()
+        if out.global_feat is not None:  # (enc_dim,) the loop-detection descriptor's source
+            extras["global_feat"] = out.global_feat[0].float().cpu().numpy()
         rgb_pred = None
         if out.rgb is not None:
             rgb_pred = ((out.rgb[0].float().cpu().numpy() + 1.0) / 2.0).clip(0, 1)

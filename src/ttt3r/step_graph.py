@@ -34,7 +34,8 @@ StepGraphMode = Literal["none", "compile", "cudagraph"]
 MODES: tuple[str, ...] = ("none", "compile", "cudagraph")
 StepFn = Callable[..., tuple[StepOutput, State]]
 #: order of the tensors a :class:`TensorStep` returns
-OUTPUTS = ("pts3d_self", "conf_self", "pose", "pts3d_world", "conf_world", "rgb", "pose_raw", "feat", "mem")
+OUTPUTS = ("pts3d_self", "conf_self", "pose", "pts3d_world", "conf_world", "rgb", "pose_raw", "global_feat", "feat",
+           "mem")
 
 
 class TensorStep:
@@ -51,7 +52,7 @@ class TensorStep:
         state = State(feat, pos, mem, feat, mem, fresh=False)
         out, new = self.model.step(img, state, self.rule, want=self.want)
         return (out.pts3d_self, out.conf_self, out.pose, out.pts3d_world, out.conf_world, out.rgb,
-                out.pose_raw, new.feat, new.mem)
+                out.pose_raw, out.global_feat, new.feat, new.mem)
 
 
 class CapturedStep:

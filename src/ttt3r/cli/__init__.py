@@ -13,6 +13,7 @@ import sys
 # name -> (module, one-line help). Modules are imported only when run.
 COMMANDS: dict[str, tuple[str, str]] = {
     "reconstruct": ("reconstruct", "video or image folder -> depth, cameras, point cloud"),
+    "refine": ("refine", "loop closure on a finished chunked run (rewrites its outputs)"),
     "render-view": ("render_view", "what the network sees from unseen cameras of a run (ray-map query)"),
     "view": ("view", "interactive 3D viewer of a reconstruction (needs ttt3r[viz])"),
     "weights": ("weights", "list, download, locate or remove known checkpoints"),

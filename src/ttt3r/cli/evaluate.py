@@ -60,6 +60,9 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
                    help="feed the ground-truth cameras as ray maps: intrinsics (first frame conditioned) or poses "
                         "(every frame; the evaluated poses are then the given ones); the paper uses neither")
     p.add_argument("--oracle", action="store_true", help="use the ground truth as the prediction (pipeline check)")
+    p.add_argument("--loop-closure", action="store_true",
+                   help="with --chunk: close loops (revisits) in a Sim(3) pose graph over the chunks before scoring "
+                        "(network or --oracle-drift; docs/loop_closure.md)")
     p.add_argument("--oracle-drift", default=None, metavar="SPEC",
                    help="the ground truth drifted as a chunked network's, e.g. scale=2,rot=0.05,noise=0.01,seed=0 "
                         "(per-chunk scale in [1/scale, scale], rot deg/frame drift, noise), put together by the "
@@ -161,7 +164,8 @@ def main(argv: list[str]) -> int:
         raise TTT3RError("--chunk must be >= 0")
     opts = PredictorOptions(weights=args.weights, device=args.device, dtype=args.dtype, size=args.size,
                             reset_every=args.reset_every, chunk=args.chunk, overlap=args.overlap,
-                            chunk_align=args.chunk_align, oracle_drift=args.oracle_drift, known=args.known)
+                            chunk_align=args.chunk_align, oracle_drift=args.oracle_drift, known=args.known,
+                            loop_closure=args.loop_closure)
     name = "oracle_drift" if args.oracle_drift is not None else "oracle" if args.oracle else "session"
     predictor = create_predictor(name, opts)
     if args.reset_every < 0:

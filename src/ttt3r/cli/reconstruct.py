@@ -51,6 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--overlap", type=int, default=None, metavar="K",
                     help="with --chunk: re-feed the last K frames of each chunk at the start of the next "
                          "(1 <= K < N; default min(8, N-1))")
+    ap.add_argument("--loop-closure", action="store_true",
+                    help="with --chunk: after the last frame, find revisits, close them in a Sim(3) pose graph over "
+                         "the chunks and rewrite the outputs (old poses kept as pose_raw; docs/loop_closure.md)")
     ap.add_argument("--chunk-align", choices=["sim3", "se3"], default="sim3",
                     help="with --chunk: sim3 = robust confidence-weighted Sim(3) on the overlap's point maps "
                          "(default); se3 = chain through the first overlap frame's pose (--overlap 1 --chunk-align "
@@ -128,7 +131,7 @@ def main(argv: list[str]) -> int:
         colmap_res=args.colmap_res,
         want=("world",) if args.world_points else (), view=args.view, view_port=args.port, quiet=args.quiet,
         chunk=args.chunk, overlap=args.overlap, chunk_align=args.chunk_align, revisit=args.revisit,
-        revisit_update=args.revisit_update,
+        revisit_update=args.revisit_update, loop_closure=args.loop_closure,
         intrinsics=args.intrinsics, poses=args.poses, poses_format=args.poses_format,
     )
     opts.validate(cli=True)  # every option, named as typed, before any file is read or folder made
@@ -147,6 +150,10 @@ def main(argv: list[str]) -> int:
     if not args.quiet:
         print(f"{summary.frames} frames in {summary.seconds:.1f} s ({summary.fps:.2f} frames/s) -> {summary.out_dir}",
               file=sys.stderr)
+        lc = summary.loop_closure
+        if lc is not None:
+            print(f"loop closure: {lc.kept} loops kept ({lc.verified} verified of {lc.candidates} candidates) "
+                  f"in {lc.seconds:.1f} s; outputs rewritten in {lc.rewrite_s:.1f} s", file=sys.stderr)
     if summary.viewer is not None:
         print("viewer running; press Ctrl-C to stop", file=sys.stderr)
         try:

@@ -61,14 +61,17 @@ class PredictorOptions:
     overlap: int | None = None
     chunk_align: str = "sim3"
     oracle_drift: str | None = None
+    loop_closure: bool = False
+    known: str | None = None  # "intrinsics" or "poses": feed the ground-truth cameras (see SessionPredictor)
 
     def chunks(self):
         """The :class:`ttt3r.chunking.ChunkSettings` of ``--chunk/--overlap/--chunk-align`` (None: no chunks)."""
         from ..chunking import check_chunk_options, chunk_settings
 
         check_chunk_options(self.chunk, self.overlap, self.chunk_align, self.reset_every)
+        if self.loop_closure and not self.chunk:
+            raise TTT3RError("--loop-closure needs --chunk N (the pose graph's nodes are the chunks)")
         return chunk_settings(self.chunk, self.overlap, self.chunk_align)
-    known: str | None = None  # "intrinsics" or "poses": feed the ground-truth cameras (see SessionPredictor)
 
 
 #: what ``--known`` may name: the ground-truth cameras fed to the network
@@ -146,7 +149,7 @@ class SessionPredictor:
 
     def __init__(self, weights: str | os.PathLike, device: str = "auto", dtype: str = "fp32",
                  size: int | None = None, reset_every: int = 0, model: Any = None, chunks=None,
-                 known: str | None = None) -> None:
+                 known: str | None = None, loop_closure: bool = False) -> None:
         if known is not None and known not in KNOWN_CAMERAS:
             raise TTT3RError(f"--known: {known!r} is not one of {', '.join(KNOWN_CAMERAS)}")
         if known == "poses" and reset_every:
@@ -157,6 +160,7 @@ class SessionPredictor:
         self.known = known
         self.weights = str(weights)
         self.chunks = chunks
+        self.loop_closure = bool(loop_closure)
         self.device = device
         self.dtype = dtype
         self.size = size
@@ -193,6 +197,8 @@ class SessionPredictor:
             out["chunks"] = self.chunks.to_json()
         if self.known is not None:  # absent otherwise, so earlier caches stay valid
             out["known"] = self.known
+        if self.loop_closure:
+            out["loop_closure"] = True
         return out
 
     def predict(self, seq: Sequence, rule: str, task: str) -> Prediction:
@@ -208,7 +214,7 @@ class SessionPredictor:
         else:
             session = Session(self.model(), update=rule, reset_every=self.reset_every, size=self.size,
                               want=get_task(task).heads)
-        depth, poses, Ks, world = [], [], [], []
+        depth, poses, Ks, world, feats = [], [], [], [], []
         src_hw = None
         t0 = time.perf_counter()
         for i, path in enumerate(seq.image_paths):
@@ -232,14 +238,36 @@ class SessionPredictor:
             Ks.append(r.intrinsics)
             if r.pts3d_world is not None:
                 world.append(r.pts3d_world)
+            if self.loop_closure and "global_feat" in r.extras:
+                feats.append(r.extras["global_feat"])
         assert src_hw is not None
+        depth_a, poses_a, extras = np.stack(depth), np.stack(poses), {}
+        if self.loop_closure and self.chunks is not None:
+            from ..loops.descriptors import encoder_descriptor
+            from ..loops.refine import pair_measure
+
+            def pair(i, j):  # the network on a two-frame session
+                two = Session(self.model(), update=rule, size=self.size)
+                return tuple(two.step(preprocess(seq.image_paths[k], session.size, seq.image_paths[k].name))
+                             for k in (i, j))
+
+            measure = pair_measure(pair, lambda i: depth_a[i])
+            if len(feats) == len(seq.image_paths):
+                desc = np.stack([encoder_descriptor(f) for f in feats])
+            else:  # a step without the pooled token: describe the images instead
+                from ..loops.refine import image_paths_descriptors
+
+                desc = image_paths_descriptors(seq.image_paths)
+            poses_a, scales, extras["loop_closure"] = _close_loops(session.alignments, poses_a, desc, measure)
+            depth_a = depth_a * scales[:, None, None].astype(np.float32)
         return Prediction(
-            depth=np.stack(depth),
-            poses=np.stack(poses),
+            depth=depth_a,
+            poses=poses_a,
             intrinsics=np.stack(Ks),
             view=CropView.for_size(src_hw, session.size),
             points_world=np.stack(world) if world else None,
             seconds=time.perf_counter() - t0,
+            extras=extras,
         )
 
 
@@ -271,12 +299,30 @@ def _known_cameras(seq: Sequence, source_hw: tuple[int, int], size: int, known: 
     return cams
 
 
+def _close_loops(alignments, poses: np.ndarray, descriptors: np.ndarray, measure):
+    """Loop closure over a chunked stream held in memory: (corrected poses, depth scales, JSON record)."""
+    from ..loops.refine import LoopSettings, detect_and_close
+
+    t0 = time.perf_counter()
+    nodes = np.stack([np.asarray(a.matrix, np.float64) for a in alignments])
+    starts = np.array([a.first_frame for a in alignments])
+    chunk_of = np.searchsorted(starts, np.arange(len(poses)), side="right") - 1
+    weights = np.array([1.0 if a.confidence is None else max(float(a.confidence), 0.05) for a in alignments[1:]])
+    closed, records, n = detect_and_close(nodes, chunk_of, poses, descriptors, measure, LoopSettings(),
+                                          sequential_weights=weights)
+    kept = sum(1 for r in records if r["rejected_by_graph"] is False)
+    record = {"candidates": n, "verified": sum(1 for r in records if r["accepted"]), "kept": kept,
+              "seconds": round(time.perf_counter() - t0, 3), "loops": records}
+    return closed.poses, closed.depth_scales, record
+
+
 @register_predictor("session")
 def _session(opts: PredictorOptions) -> Predictor:
     if opts.weights is None:
         raise TTT3RError("--weights is required (a checkpoint path or known name), or --oracle")
     return SessionPredictor(opts.weights, device=opts.device, dtype=opts.dtype, size=opts.size,
-                            reset_every=opts.reset_every, chunks=opts.chunks(), known=opts.known)
+                            reset_every=opts.reset_every, chunks=opts.chunks(), known=opts.known,
+                            loop_closure=opts.loop_closure)
 
 
 # ---------------------------------------------------------------------------
@@ -373,14 +419,16 @@ class DriftOraclePredictor:
             (the drift of a network run without resets).
     """
 
-    def __init__(self, spec, chunks=None) -> None:
+    def __init__(self, spec, chunks=None, loop_closure: bool = False) -> None:
         self.spec = spec
         self.chunks = chunks
+        self.loop_closure = bool(loop_closure)
         self.last_alignments: list = []
 
     def describe(self) -> dict:
-        return {"predictor": "oracle_drift", "spec": self.spec.to_json(),
-                "chunks": None if self.chunks is None else self.chunks.to_json()}
+        d = {"predictor": "oracle_drift", "spec": self.spec.to_json(),
+             "chunks": None if self.chunks is None else self.chunks.to_json()}
+        return d | ({"loop_closure": True} if self.loop_closure else {})
 
     def predict(self, seq: Sequence, rule: str, task: str) -> Prediction:
         from ..chunking import ChunkedSession
@@ -410,15 +458,24 @@ class DriftOraclePredictor:
             depth[i] = r.depth
             out_poses[i] = r.pose
         self.last_alignments = stream.alignments
+        extras = {"chunks": [a.to_json() for a in stream.alignments]}
+        if self.loop_closure and self.chunks is not None:
+            from ..loops.refine import image_paths_descriptors, oracle_pair, pair_measure
+
+            # the same drift model on a two-frame chunk
+            measure = pair_measure(oracle_pair(self.spec, poses, K, read_depth, key=seq.name), lambda i: depth[i])
+            desc = image_paths_descriptors(seq.image_paths)
+            out_poses, scales, extras["loop_closure"] = _close_loops(stream.alignments, out_poses, desc, measure)
+            depth *= scales[:, None, None].astype(np.float32)
         return Prediction(depth=depth, poses=out_poses, intrinsics=K, seconds=time.perf_counter() - t0,
-                          extras={"chunks": [a.to_json() for a in stream.alignments]})
+                          extras=extras)
 
 
 @register_predictor("oracle_drift")
 def _oracle_drift(opts: PredictorOptions) -> Predictor:
     from ..chunking.oracle import DriftSpec
 
-    return DriftOraclePredictor(DriftSpec.parse(opts.oracle_drift or ""), opts.chunks())
+    return DriftOraclePredictor(DriftSpec.parse(opts.oracle_drift or ""), opts.chunks(), opts.loop_closure)
 
 
 __all__ = ["DriftOraclePredictor", "GroundTruthPredictor", "Predictor", "PredictorOptions", "SessionPredictor",

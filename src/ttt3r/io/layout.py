@@ -49,13 +49,16 @@ def save_map(path: str | os.PathLike, arr: np.ndarray) -> None:
         np.save(f, np.ascontiguousarray(arr, dtype=np.float32))
 
 
-def save_camera(path: str | os.PathLike, pose: np.ndarray, K: np.ndarray,
-                pose_pred: np.ndarray | None = None) -> None:
-    """Write ``pose`` (4, 4) camera-to-world and ``intrinsics`` (3, 3) as float64 in an ``.npz``,
-    atomically; with ``pose_pred`` (4, 4) also that array (the network's pose beside a given one)."""
-    extra = {} if pose_pred is None else {"pose_pred": np.asarray(pose_pred, np.float64)}
+def save_camera(path: str | os.PathLike, pose: np.ndarray, K: np.ndarray, **extra: np.ndarray) -> None:
+    """Write ``pose`` (4, 4) camera-to-world and ``intrinsics`` (3, 3) as float64 in an ``.npz``, atomically.
+
+    ``extra``: more float64 arrays to store beside them, ``None`` ones left out
+    (``pose_pred``: the network's pose beside a given one; loop closure keeps the
+    pre-optimisation ``pose_raw`` and the ``depth_scale`` it applied).
+    """
+    arrays = {k: np.asarray(v, np.float64) for k, v in extra.items() if v is not None}
     with atomic_open(path) as f:
-        np.savez(f, pose=np.asarray(pose, np.float64), intrinsics=np.asarray(K, np.float64), **extra)
+        np.savez(f, pose=np.asarray(pose, np.float64), intrinsics=np.asarray(K, np.float64), **arrays)
 
 
 def load_camera(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:

@@ -59,7 +59,10 @@ class StepOutput:
     ``pose`` (B, 7) camera-to-world encoding ``(tx, ty, tz, qw, qx, qy, qz)``;
     optional ``pts3d_world`` (B, H, W, 3) / ``conf_world`` (world = first frame's
     camera) and ``rgb`` (B, H, W, 3) in [-1, 1]; ``pose_raw`` (B, 7) the pose MLP's
-    output before ``pose_mode`` and quaternion normalisation (for training losses).
+    output before ``pose_mode`` and quaternion normalisation (for training losses);
+    ``global_feat`` (B, enc_dim) the frame's mean encoder token (after the encoder's
+    final norm), the query the pose memory is read with, kept as a free global
+    image descriptor (loop detection, :mod:`ttt3r.loops.descriptors`).
     """
 
     pts3d_self: Tensor
@@ -69,6 +72,7 @@ class StepOutput:
     conf_world: Tensor | None = None
     rgb: Tensor | None = None
     pose_raw: Tensor | None = None
+    global_feat: Tensor | None = None
 
 
 class CUT3R(nn.Module):
@@ -199,7 +203,7 @@ class CUT3R(nn.Module):
         out = StepOutput(
             pts3d_self=res["pts3d_self"], conf_self=res["conf_self"], pose=res["pose"],
             pts3d_world=res.get("pts3d_world"), conf_world=res.get("conf_world"), rgb=res.get("rgb"),
-            pose_raw=res.get("pose_raw"),
+            pose_raw=res.get("pose_raw"), global_feat=global_feat[:, 0],
         )
         return out, replace(state, feat=new_feat, mem=new_mem, fresh=False)
 

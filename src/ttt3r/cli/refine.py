@@ -1,0 +1,60 @@
+"""``ttt3r refine RUN_DIR``: loop closure on a finished chunked run (``reconstruct --chunk N``).
+
+    ttt3r refine RUN_DIR [--weights W] [--device auto] [--min-gap F] [--min-similarity S]
+                         [--top-k K] [--max-candidates M]
+
+Revisits are found from the run's saved images (``color/``), each measured by
+the network on a two-frame session, verified, and closed in a Sim(3) pose
+graph over the chunks; then the camera files (old pose kept as ``pose_raw``),
+depth, trajectory, PLY, COLMAP, GLB and preview are rewritten and ``run.json``
+lists the loops with their residuals (docs/loop_closure.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="ttt3r refine", description="Loop closure on a finished chunked ttt3r run.")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="output folder of 'ttt3r reconstruct --chunk N'")
+    p.add_argument("--weights", default=None,
+                   help="checkpoint for the two-frame verification (default: as reconstruct)")
+    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N, mps or auto (default)")
+    p.add_argument("--update", default="ttt3r", help="state-update rule of the two-frame sessions (default: ttt3r)")
+    p.add_argument("--min-gap", type=int, default=None, metavar="F",
+                   help="frames a loop's two frames must be apart (default: twice the chunk size)")
+    p.add_argument("--min-similarity", type=float, default=0.8, metavar="S",
+                   help="descriptor cosine similarity a candidate needs (default: 0.8)")
+    p.add_argument("--top-k", type=int, default=1, metavar="K", help="candidates per frame (default: 1)")
+    p.add_argument("--max-candidates", type=int, default=200, metavar="M",
+                   help="candidates verified at most (default: 200)")
+    p.add_argument("--quiet", action="store_true", help="no summary line")
+    return p
+
+
+def main(argv: list[str]) -> int:
+    args = _parser().parse_args(argv)
+    from ..api import load_model
+    from ..io.layout import DEMO_LAYOUT
+    from ..loops.refine import LoopSettings, chunk_graph, network_pair, pair_measure, refine_run
+    from ..pipeline import choose_weights
+
+    import numpy as np
+
+    chunk_graph(args.run_dir)  # a chunked run? (one line if not, before loading any weights)
+    model = load_model(choose_weights(args.weights, args.quiet), args.device, quiet=args.quiet)
+    info = json.loads((Path(args.run_dir) / "run.json").read_text(encoding="utf-8"))
+    size = (info.get("settings") or {}).get("size")
+    measure = pair_measure(network_pair(model, args.run_dir, args.update, size),
+                           lambda i: np.load(DEMO_LAYOUT.paths(args.run_dir, i)["depth"]))
+    st = LoopSettings(min_gap=args.min_gap, top_k=args.top_k, min_similarity=args.min_similarity,
+                      max_candidates=args.max_candidates)
+    s = refine_run(args.run_dir, measure, st)
+    if not args.quiet:
+        print(json.dumps({"candidates": s.candidates, "verified": s.verified, "kept": s.kept, "frames": s.frames,
+                          "seconds": round(s.seconds, 3), "rewrite_s": round(s.rewrite_s, 3)}), file=sys.stdout)
+    return 0

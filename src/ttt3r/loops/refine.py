@@ -1,0 +1,246 @@
+"""Loop closure on a finished chunked run folder: what ``ttt3r refine RUN_DIR`` and
+``ttt3r reconstruct --chunk N --loop-closure`` run after the last frame.
+
+1. The chunk graph is read from the folder: ``run.json``'s chunk records
+   (chunk-to-world ``matrix``, ``first_frame``, ``confidence``) and the camera files.
+2. Descriptors: given (the network's, collected while the run streamed), or
+   image descriptors of ``color/*.png`` (:func:`~ttt3r.loops.descriptors.image_descriptor`).
+3. Candidates (:func:`~ttt3r.loops.retrieval.find_loop_candidates`), measured by a
+   two-frame predictor (:func:`pair_measure`: the network on a two-frame
+   session, or the drift oracle on a two-frame chunk) and verified.
+4. :func:`~ttt3r.loops.closure.close_loops`, then :func:`~ttt3r.loops.rewrite.rewrite_run`
+   with the loops and their residuals recorded in ``run.json``.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import TTT3RError
+from ..io.layout import DEMO_LAYOUT
+from ..results import FrameResult
+from .closure import close_loops
+from .retrieval import find_loop_candidates
+from .rewrite import _read_json, read_camera, recover_rewrite, rewrite_run, run_frames
+from .verify import PairMeasurement, VerifySettings, depth_ratio, pair_to_run_units, verify_candidates
+
+__all__ = ["LoopSettings", "RefineSummary", "chunk_graph", "pair_measure", "refine_run"]
+
+
+@dataclass
+class LoopSettings:
+    """Loop detection settings (``ttt3r refine`` / ``--loop-closure`` options).
+
+    Attributes:
+        min_gap: frames a pair must be apart (None: twice the chunk size).
+        top_k: candidates per frame.
+        min_similarity: descriptor cosine a candidate needs.
+        max_candidates: candidates measured at most (the most similar).
+        verify: :class:`VerifySettings`.
+        conf_threshold: pixels above this confidence count for depth ratios and confidence.
+    """
+
+    min_gap: int | None = None
+    top_k: int = 1
+    min_similarity: float = 0.8
+    max_candidates: int = 200
+    verify: VerifySettings = field(default_factory=VerifySettings)
+    conf_threshold: float = 1.5
+
+
+@dataclass
+class RefineSummary:
+    """What :func:`refine_run` did: candidates measured, loops kept by verification and by the graph,
+    frames rewritten, seconds (detection + graph, and the rewrite)."""
+
+    candidates: int
+    verified: int
+    kept: int
+    frames: int
+    seconds: float
+    rewrite_s: float
+
+
+def chunk_graph(run_dir: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[int]]:
+    """A chunked run's graph from disk: (C, 4, 4) chunk-to-world nodes, (N,) chunk of each frame,
+    (N, 4, 4) camera poses, (C - 1,) sequential weights (the chunks' alignment confidences), frames.
+
+    Raises:
+        TTT3RError: the folder is not a chunked ttt3r run (one line).
+    """
+    run_dir = Path(run_dir)
+    info = _read_json(run_dir / "run.json", "run.json")
+    recs = info.get("chunks")
+    if not isinstance(recs, list) or not recs:
+        raise TTT3RError(f"{run_dir}: not a chunked ttt3r run (run.json has no chunk records; "
+                         "reconstruct with --chunk N)")
+    try:
+        recs = sorted(recs, key=lambda r: int(r["chunk"]))
+        nodes = np.array([r["matrix"] for r in recs], np.float64)
+        starts = np.array([int(r["first_frame"]) for r in recs])
+        conf = [r.get("confidence") for r in recs[1:]]
+    except (KeyError, TypeError, ValueError) as e:
+        raise TTT3RError(f"{run_dir / 'run.json'}: malformed chunk records ({type(e).__name__}: {e})") from None
+    if nodes.shape != (len(recs), 4, 4):
+        raise TTT3RError(f"{run_dir / 'run.json'}: chunk matrices must be 4x4")
+    frames = run_frames(run_dir)
+    poses = np.stack([read_camera(DEMO_LAYOUT.paths(run_dir, i)["camera"])[0] for i in frames])
+    chunk_of = np.searchsorted(starts, np.asarray(frames), side="right") - 1
+    weights = np.array([1.0 if c is None else max(float(c), 0.05) for c in conf])
+    return nodes, np.maximum(chunk_of, 0), poses, weights, frames
+
+
+def pair_measure(predict_pair: Callable[[int, int], tuple[FrameResult, FrameResult]],
+                 run_depth: Callable[[int], np.ndarray], conf_threshold: float = 1.5
+                 ) -> Callable[[int, int], PairMeasurement | None]:
+    """A verification measurement from a two-frame predictor.
+
+    Args:
+        predict_pair: ``(i, j) -> (r_i, r_j)``: the two frames predicted together, in
+            the pair's own frame and unit (e.g. a fresh two-frame session).
+        run_depth: frame index -> (H, W) depth in the run (``depth/%06d.npy``).
+
+    The relative pose is ``r_i.pose^-1 r_j.pose``, converted to the run's units by
+    each frame's median depth ratio; the confidence is the mean share of the two
+    frames' pixels above ``conf_threshold``.
+    """
+
+    def measure(i: int, j: int) -> PairMeasurement | None:
+        ri, rj = predict_pair(i, j)
+        ki = depth_ratio(run_depth(i), ri.depth, ri.conf, conf_threshold)
+        kj = depth_ratio(run_depth(j), rj.depth, rj.conf, conf_threshold)
+        if not (np.isfinite(ki) and np.isfinite(kj) and ki > 0 and kj > 0):
+            return None
+        rel = np.linalg.inv(ri.pose) @ rj.pose
+        conf = 0.5 * (float(np.mean(ri.conf > conf_threshold)) + float(np.mean(rj.conf > conf_threshold)))
+        return PairMeasurement(pair_to_run_units(rel, ki, kj), conf)
+
+    return measure
+
+
+def network_pair(model, run_dir: str | os.PathLike, update: str = "ttt3r", size: int | None = None):
+    """``predict_pair`` for :func:`pair_measure`: the network on a two-frame session of the run's
+    saved images (``color/``, the images the network saw), preprocessed at ``size`` (the run's)."""
+    from ..session import Session
+
+    run_dir = Path(run_dir)
+
+    def predict(i: int, j: int):
+        sess = Session(model, update=update, size=size)
+        paths = [DEMO_LAYOUT.paths(run_dir, k)["color"] for k in (i, j)]
+        return sess.step(paths[0]), sess.step(paths[1])
+
+    return predict
+
+
+def oracle_pair(spec, poses: np.ndarray, intrinsics: np.ndarray, read_depth: Callable[[int], np.ndarray],
+                key: str = ""):
+    """``predict_pair`` for :func:`pair_measure` with ``--oracle-drift``: the drift oracle
+    (:class:`ttt3r.chunking.oracle.DriftOracle`, the same ``spec``) on a two-frame chunk of
+    frames ``i`` and ``j``, fed one after the other (one frame of drift, its own scale).
+
+    Args:
+        poses: (N, 4, 4) ground-truth camera-to-world; intrinsics: (N, 3, 3);
+        read_depth: frame -> (H, W) ground-truth depth.
+    """
+    from ..chunking.oracle import DriftOracle
+
+    poses, intrinsics = np.asarray(poses, np.float64), np.asarray(intrinsics, np.float64)
+
+    def predict(i: int, j: int):
+        o = DriftOracle(spec, poses[[i, j]], intrinsics[[i, j]], lambda k: read_depth((i, j)[k]), key=f"{key}/{i}/{j}")
+        return o.predict(0, None), o.predict(1, None)
+
+    return predict
+
+
+def image_paths_descriptors(paths) -> np.ndarray:
+    """(N, D) image descriptors of image files, one image in memory at a time."""
+    from PIL import Image
+
+    from .descriptors import image_descriptor
+
+    out = []
+    for p in paths:
+        with Image.open(p) as im:
+            out.append(image_descriptor(np.asarray(im.convert("RGB"))))
+    return np.stack(out)
+
+
+def image_descriptors(run_dir: str | os.PathLike, frames: list[int]) -> np.ndarray:
+    """(N, D) image descriptors of the run's ``color/`` images."""
+    return image_paths_descriptors(DEMO_LAYOUT.paths(run_dir, i)["color"] for i in frames)
+
+
+def detect_and_close(nodes: np.ndarray, chunk_of: np.ndarray, poses: np.ndarray, descriptors: np.ndarray,
+                     measure: Callable[[int, int], PairMeasurement | None], settings: LoopSettings, *,
+                     frames: list[int] | None = None, scene_scale: float = 1.0,
+                     sequential_weights: np.ndarray | None = None, graph_options: dict | None = None):
+    """Candidates, verification and the chunk pose graph, in memory (no files): ``(closure,
+    JSON records of the loops with frame indices, number of candidates)``.
+
+    Args:
+        nodes, chunk_of, poses, sequential_weights: as :func:`~ttt3r.loops.closure.close_loops`.
+        descriptors: (N, D), one per frame in ``poses``' order.
+        measure: ``(frame_i, frame_j) -> PairMeasurement | None`` (frame indices).
+        settings: :class:`LoopSettings` (``min_gap`` None: twice the largest chunk).
+        frames: the frame index of each row (default ``0..N-1``).
+        scene_scale: the unit of the verification's translation check.
+    """
+    frames = list(range(len(poses))) if frames is None else list(frames)
+    min_gap = settings.min_gap if settings.min_gap is not None else 2 * int(np.bincount(chunk_of).max())
+    pos = {f: k for k, f in enumerate(frames)}
+    cands = find_loop_candidates(descriptors, np.asarray(frames), min_gap=min_gap, top_k=settings.top_k,
+                                 min_similarity=settings.min_similarity, max_candidates=settings.max_candidates)
+    loops = verify_candidates(cands, measure, lambda f: poses[pos[f]], settings.verify, scene_scale=scene_scale)
+    local = [replace(v, i=pos[v.i], j=pos[v.j]) for v in loops]
+    closed = close_loops(nodes, chunk_of, poses, local, sequential_weights, **(graph_options or {}))
+    records = closed.records()
+    for r, v in zip(records, loops):
+        r["i"], r["j"] = v.i, v.j
+    closed.loops = loops
+    return closed, records, len(cands)
+
+
+def refine_run(run_dir: str | os.PathLike, measure: Callable[[int, int], PairMeasurement | None],
+               settings: LoopSettings | None = None, descriptors: np.ndarray | None = None,
+               graph_options: dict | None = None) -> RefineSummary:
+    """Close the loops of a finished chunked run and rewrite its outputs (see the module doc).
+
+    Args:
+        run_dir: a chunked ttt3r run folder.
+        measure: ``(i, j) -> PairMeasurement | None`` (e.g. :func:`pair_measure`).
+        settings: :class:`LoopSettings`.
+        descriptors: (N, D), one per camera file in frame order (the network's);
+            None: image descriptors of ``color/``.
+        graph_options: passed to :func:`~ttt3r.loops.pose_graph.optimize_pose_graph`.
+    """
+    t0 = time.perf_counter()
+    st = settings or LoopSettings()
+    run_dir = Path(run_dir)
+    recover_rewrite(run_dir)
+    nodes, chunk_of, poses, weights, frames = chunk_graph(run_dir)
+    info = _read_json(run_dir / "run.json", "run.json")
+    chunk = int((info.get("settings") or {}).get("chunk") or 0) or int(np.bincount(chunk_of).max())
+    min_gap = st.min_gap if st.min_gap is not None else 2 * chunk
+    desc = image_descriptors(run_dir, frames) if descriptors is None else np.asarray(descriptors, np.float32)
+    if len(desc) != len(frames):
+        raise TTT3RError(f"{run_dir}: {len(desc)} descriptors for {len(frames)} frames")
+    scene = float(np.median(np.load(DEMO_LAYOUT.paths(run_dir, frames[0])["depth"])))  # translation unit
+    closed, records, n_cands = detect_and_close(nodes, chunk_of, poses, desc, measure, replace(st, min_gap=min_gap),
+                                                frames=frames, scene_scale=scene, sequential_weights=weights,
+                                                graph_options=graph_options)
+    loops = closed.loops
+    kept = sum(1 for r in records if r["rejected_by_graph"] is False)
+    seconds = time.perf_counter() - t0
+    record = {"loops": records, "candidates": n_cands, "verified": sum(v.accepted for v in loops), "kept": kept,
+              "settings": {**asdict(st), "min_gap": min_gap}, "detect_and_solve_s": round(seconds, 3),
+              "graph_solves": closed.graph.solves if closed.graph is not None else 0}
+    rw = rewrite_run(run_dir, closed.poses, closed.depth_scales, record=record)
+    return RefineSummary(n_cands, sum(v.accepted for v in loops), kept, rw.frames, seconds, rw.seconds)

@@ -1,0 +1,105 @@
+"""Loop retrieval: the revisits of a synthetic two-lap loop are found, nothing within the min gap."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.ndimage import gaussian_filter
+
+from ttt3r.errors import TTT3RError
+from ttt3r.loops.descriptors import encoder_descriptor, image_descriptor
+from ttt3r.loops.retrieval import DescriptorStore, find_loop_candidates, revisit_pairs
+
+LAP = 100  # frames per lap
+
+
+def panorama(seed: int = 0, h: int = 120, w: int = 2000) -> np.ndarray:
+    """A smooth random colour texture that wraps around horizontally (a room seen by a turning camera)."""
+    rng = np.random.default_rng(seed)
+    tex = np.stack([gaussian_filter(rng.random((h, w)), (3, 6), mode="wrap") for _ in range(3)], axis=-1)
+    tex = (tex - tex.min()) / (tex.max() - tex.min())
+    return (tex * 255).astype(np.uint8)
+
+
+def loop_frames(laps: int = 2, width: int = 160, seed: int = 0):
+    """Frame i sees columns [20 i, 20 i + width) of the panorama (mod its width): lap 2 revisits lap 1."""
+    pano = panorama(seed)
+    rng = np.random.default_rng(seed + 1)
+    step = pano.shape[1] // LAP
+    for i in range(laps * LAP):
+        cols = (np.arange(width) + step * i) % pano.shape[1]
+        img = pano[:, cols].astype(np.float64)
+        if i >= LAP:  # a later lap: other noise, slightly other exposure
+            img = img * 1.05 + rng.normal(0, 4, img.shape)
+        yield i, np.clip(img, 0, 255).astype(np.uint8)
+
+
+def test_image_descriptors_find_the_revisits_and_nothing_within_the_gap():
+    store = DescriptorStore()
+    for i, img in loop_frames():
+        store.add(i, image_descriptor(img))
+    assert store.descriptors.shape[0] == 2 * LAP
+    cands = find_loop_candidates(store.descriptors, store.frames, min_gap=30, top_k=1, min_similarity=0.5)
+    assert cands, "no loop candidates"
+    assert all(c.i - c.j >= 30 for c in cands)
+    truth = {(i, i - LAP) for i in range(LAP, 2 * LAP)}
+    hits = [c for c in cands if abs((c.i - c.j) - LAP) <= 1]
+    precision = len(hits) / len(cands)
+    recall = len({c.i for c in hits}) / len(truth)
+    assert precision >= 0.95, (precision, [c for c in cands if c not in hits][:5])
+    assert recall >= 0.9, recall
+    # the exact revisit is the best match of most frames
+    assert sum((c.i, c.j) in truth for c in hits) >= 0.8 * len(hits)
+
+
+def place_gap(c) -> int:
+    """Frames between the places two frames of a loop see (0: the same place)."""
+    d = (c.i - c.j) % LAP
+    return min(d, LAP - d)
+
+
+def test_encoder_descriptors_smooth_loop():
+    """Descriptors as a smooth function of the place (as pooled encoder tokens are), two laps, noisy."""
+    rng = np.random.default_rng(3)
+    basis = rng.normal(size=(6, 64))
+    common = 5 * rng.normal(size=64)  # what every frame shares: removed by centring
+    store = DescriptorStore()
+    for i in range(3 * LAP):
+        a = 2 * np.pi * (i % LAP) / LAP
+        f = common + sum(basis[2 * k] * np.cos((k + 1) * a) + basis[2 * k + 1] * np.sin((k + 1) * a)
+                         for k in range(3))
+        store.add(i, encoder_descriptor(f + rng.normal(0, 0.05, 64)))
+    cands = find_loop_candidates(store.descriptors, store.frames, min_gap=40, top_k=2, min_similarity=0.9)
+    assert cands and all(c.i - c.j >= 40 for c in cands)
+    assert all(place_gap(c) <= 3 for c in cands)
+    assert {c.i for c in cands} >= set(range(LAP + 5, 3 * LAP))
+    sims = [c.similarity for c in cands]
+    assert sims == sorted(sims, reverse=True)
+    # uncentred, the shared component makes places half a lap apart look alike; centred, they don't
+
+    def far(cs):
+        return [c for c in cs if place_gap(c) > 10]
+
+    everything = dict(min_gap=40, top_k=10_000, min_similarity=0.9)
+    assert far(find_loop_candidates(store.descriptors, store.frames, center=False, **everything))
+    assert not far(find_loop_candidates(store.descriptors, store.frames, **everything))
+
+def test_min_gap_excludes_every_close_pair():
+    x = np.tile(np.eye(4, dtype=np.float32)[0], (50, 1))  # all frames identical
+    cands = find_loop_candidates(x, min_gap=10, top_k=100, min_similarity=-1.0, center=False)
+    assert cands and min(c.i - c.j for c in cands) == 10
+    assert len(cands) == sum(max(0, i - 10 + 1) for i in range(50))
+
+
+def test_revisit_pairs_ground_truth():
+    a = 2 * np.pi * np.arange(2 * LAP) / LAP
+    pos = np.stack([np.cos(a), np.sin(a), np.zeros_like(a)], axis=1)
+    pairs = revisit_pairs(pos, radius=1e-6, min_gap=10)
+    assert pairs == {(i, i - LAP) for i in range(LAP, 2 * LAP)}
+
+
+def test_bad_settings():
+    with pytest.raises(TTT3RError, match="min_gap >= 1"):
+        find_loop_candidates(np.eye(3), min_gap=0)
+    with pytest.raises(ValueError, match="increasing"):
+        find_loop_candidates(np.eye(3), frames=[0, 2, 1])
