@@ -51,6 +51,9 @@ class WriterOptions:
         colmap_res: ``"source"`` (images and intrinsics at the source frames'
             size) or ``"network"`` (the preprocessed frames'), for the COLMAP
             and nerfstudio exports.
+        colmap_max_reproj_error: COLMAP observations reproject within this many
+            pixels of the written images; farther ones are left out (and points
+            left with one observation).
     """
 
     conf_threshold: float = 1.5
@@ -65,6 +68,7 @@ class WriterOptions:
     fusion_pixel_stride: int = 2
     track_length: int = 8
     colmap_res: str = "source"
+    colmap_max_reproj_error: float = 1.0
 
 
 class RunWriter:
