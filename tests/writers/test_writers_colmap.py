@@ -169,6 +169,7 @@ def test_observations_beyond_the_bound_are_left_out(tmp_path, fmt: str) -> None:
             expected.setdefault(pt, set()).add(tuple(o))
     expected = {pt: o for pt, o in expected.items() if len(o) >= 2}
     assert kept == expected and len(kept) > 0.9 * len(every)
+    assert kept == _observations(tmp_path / "one", "binary" if fmt == "text" else "text")  # text = binary
     bounded = _read(tmp_path / "one", fmt)
     for im in bounded.images.values():  # images.txt lists exactly the tracks' observations
         assert all(bounded.points3D[p.point3D_id].track.length() >= 2 for p in im.points2D)

@@ -19,6 +19,7 @@ from typing import Any
 
 from ..results import FrameResult
 from .base import Writer
+from .colmap import DEFAULT_MAX_REPROJ_ERROR
 from .exports import ExportContext, available_exports, default_exports, get_export
 from .frames_csv import FRAMES_CSV, FramesCsvWriter
 from .fusion import VoxelFusion
@@ -68,7 +69,7 @@ class WriterOptions:
     fusion_pixel_stride: int = 2
     track_length: int = 8
     colmap_res: str = "source"
-    colmap_max_reproj_error: float = 1.0
+    colmap_max_reproj_error: float = DEFAULT_MAX_REPROJ_ERROR
 
 
 class RunWriter:
