@@ -159,12 +159,15 @@ def test_video_colmap_at_source_and_network_resolution(inputs, ckpt, tmp_path):
     import pycolmap
 
     decoded = {f.index: f.image for f in open_frames(inputs["video"], frame_interval=2)}
-    for res, size in (("source", (200, 150)), ("network", (224, 224))):
+    for res, size, bound in (("source", (200, 150), "1"), ("network", (224, 224), "0.5")):
         out = tmp_path / res
         assert run_cli(inputs["video"], "--out", out, "--weights", ckpt, "--frame-interval", "2",
-                       "--export", "demo,colmap", "--colmap-res", res) == 0
+                       "--export", "demo,colmap", "--colmap-res", res, "--colmap-max-error", bound) == 0
         rec = pycolmap.Reconstruction(str(out / "colmap" / "sparse" / "0"))
         assert rec.num_images() == 3 and rec.num_cameras() in (1, 3)
+        # the bound reaches the writer (its effect: tests/writers/test_writers_colmap.py; this 3-frame run
+        # of the bundled model writes no points3D, bound or not)
+        assert json.loads((out / "run.json").read_text())["settings"]["colmap_max_reproj_error"] == float(bound)
         for img in rec.images.values():
             i = int(img.name[:6])
             assert (rec.cameras[img.camera_id].width, rec.cameras[img.camera_id].height) == size

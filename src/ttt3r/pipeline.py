@@ -49,6 +49,7 @@ class ReconstructOptions:
     voxel_size: float | None = None
     max_points: int = 2_000_000
     colmap_res: str = "source"
+    colmap_max_reproj_error: float = 1.0
     want: tuple[str, ...] = field(default_factory=tuple)
     view: bool = False
     view_port: int = 8080
@@ -89,6 +90,7 @@ class ReconstructOptions:
         check_number(name("conf_threshold"), self.conf_threshold)
         check_number(name("voxel_size"), self.voxel_size, positive=True, optional=True)
         check_int(name("max_points"), self.max_points, minimum=1)
+        check_number(name("colmap_max_reproj_error"), self.colmap_max_reproj_error, positive=True)
         check_int(name("view_port"), self.view_port, minimum=0, maximum=65535)  # 0: any free port
         check_int(name("chunk"), self.chunk, minimum=0)
         from .chunking import check_chunk_options
@@ -108,7 +110,8 @@ class ReconstructOptions:
 
 
 #: Command-line flags of the options whose flag is not ``--`` + the field name with dashes.
-_FLAGS = {"view_port": "--port", "exports": "--export", "want": "--world-points"}
+_FLAGS = {"view_port": "--port", "exports": "--export", "want": "--world-points",
+          "colmap_max_reproj_error": "--colmap-max-error"}
 
 
 def option_flag(field_name: str) -> str:
@@ -270,7 +273,7 @@ def _reconstruct(input_path, out_dir, opts: ReconstructOptions, model, writers: 
         **source.counts(),  # frames_expected / frames_read / frames_skipped, updated when reading ends
     }
     wopts = WriterOptions(conf_threshold=opts.conf_threshold, voxel_size=opts.voxel_size, max_points=opts.max_points,
-                          colmap_res=opts.colmap_res)
+                          colmap_res=opts.colmap_res, colmap_max_reproj_error=opts.colmap_max_reproj_error)
     viewer = None
     if opts.view:
         from .viewer import LiveViewer

@@ -9,9 +9,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from ttt3r.errors import TTT3RError
+from ttt3r.pipeline import ReconstructOptions
 from ttt3r.preprocess import crop_geometry, network_to_source_affine, network_to_source_intrinsics, preprocess
 from ttt3r.results import SourceRef
-from ttt3r.writers import RunWriter
+from ttt3r.writers import ColmapWriter, RunWriter, WriterOptions
 from writer_scene import FX, make_frames
 
 pycolmap = pytest.importorskip("pycolmap")
@@ -52,7 +54,11 @@ def test_network_to_source_follows_the_resampling() -> None:
 
 @pytest.fixture(scope="module")
 def source_run(tmp_path_factory):
-    """The synthetic frames at 64x32, each with a 160x96 source image file; colmap + ply written."""
+    """The synthetic frames at 64x32, each with a 160x96 source image file; colmap + ply written.
+
+    Fused at pixel stride 1: at stride 2 a voxel holds one or two of a frame's pixels, and only a
+    quarter of the points keep two observations within 1 source pixel (see the colmap module doc).
+    """
     d = tmp_path_factory.mktemp("colmap")
     rng = np.random.default_rng(0)
     frames, sources = [], []
@@ -63,7 +69,7 @@ def source_run(tmp_path_factory):
         frames.append(replace(f, source=SourceRef(str(path), (SRC_H, SRC_W), None, SIZE)))
         sources.append(img)
     out = d / "out"
-    with RunWriter(out, ["ply", "colmap"]) as rw:
+    with RunWriter(out, ["ply", "colmap"], options=WriterOptions(fusion_pixel_stride=1)) as rw:
         for f in frames:
             rw.add(f)
         voxel = rw.fusion.voxel_size
@@ -116,6 +122,7 @@ def test_tracks_reproject_into_their_images(source_run) -> None:
             # the fused point and the frame's pixels in its voxel share the voxel: at most its
             # projected diagonal apart (in source pixels)
             assert d <= np.sqrt(3) * voxel * ax * FX / pc[2] + 1e-6
+            assert d <= 1 + 1e-6  # every observation within 1 px of the written (source) image
             assert im.points2D[el.point2D_idx].point3D_id == pid  # images.txt and points3D.txt agree
             dists.append(d)
     # within one network pixel on average, and the ERROR column is COLMAP's own mean reprojection error
@@ -123,6 +130,57 @@ def test_tracks_reproject_into_their_images(source_run) -> None:
     rec.update_point_3d_errors()
     for pid, p in rec.points3D.items():
         assert p.error == pytest.approx(stored[pid], abs=1e-5)
+
+
+def _observations(out: Path, fmt: str) -> dict[tuple, set]:
+    """{point xyz: {(image name, x, y)}} of a written model, read by pycolmap."""
+    rec = _read(out, fmt)
+    obs = {}
+    for p in rec.points3D.values():
+        key = tuple(np.float32(p.xyz).tolist())
+        obs[key] = {(rec.images[el.image_id].name, *np.round(rec.images[el.image_id].points2D[el.point2D_idx].xy, 4))
+                    for el in p.track.elements}
+    return obs
+
+
+@pytest.mark.parametrize("fmt", ["text", "binary"])
+def test_observations_beyond_the_bound_are_left_out(tmp_path, fmt: str) -> None:
+    # network resolution, default fusion (pixel stride 2): the same frames written without a bound and with 1 px
+    frames = make_frames(N, h=NET_H, w=NET_W)
+    for name, bound in (("all", float("inf")), ("one", 1.0)):
+        w = ColmapWriter(tmp_path / name / "colmap", resolution="network", max_reproj_error=bound)
+        for f in frames:
+            w.add(f)
+        w.close()
+    every, kept = _observations(tmp_path / "all", fmt), _observations(tmp_path / "one", fmt)
+    rec = _read(tmp_path / "all", fmt)
+    errors = {}  # (point, image name, x, y) -> COLMAP's reprojection error of that observation
+    for p in rec.points3D.values():
+        for el in p.track.elements:
+            im = rec.images[el.image_id]
+            xy = im.points2D[el.point2D_idx].xy
+            uv = rec.cameras[im.camera_id].img_from_cam(im.cam_from_world() * p.xyz)
+            errors[(tuple(np.float32(p.xyz).tolist()), im.name, *np.round(xy, 4))] = np.linalg.norm(uv - xy)
+    assert max(errors.values()) > 1.5  # the bound has something to leave out
+    # the bounded model is the unbounded one's observations within 1 px, on points keeping >= 2 of them
+    expected = {}
+    for (pt, *o), e in errors.items():
+        if e <= 1:
+            expected.setdefault(pt, set()).add(tuple(o))
+    expected = {pt: o for pt, o in expected.items() if len(o) >= 2}
+    assert kept == expected and len(kept) > 0.9 * len(every)
+    assert kept == _observations(tmp_path / "one", "binary" if fmt == "text" else "text")  # text = binary
+    bounded = _read(tmp_path / "one", fmt)
+    for im in bounded.images.values():  # images.txt lists exactly the tracks' observations
+        assert all(bounded.points3D[p.point3D_id].track.length() >= 2 for p in im.points2D)
+    assert sum(len(im.points2D) for im in bounded.images.values()) == sum(len(o) for o in kept.values())
+
+
+def test_max_reproj_error_is_checked() -> None:
+    with pytest.raises(TTT3RError, match=r"^--colmap-max-error: must be a finite number > 0, got 0"):
+        ReconstructOptions(colmap_max_reproj_error=0).validate(cli=True)
+    with pytest.raises(ValueError, match="max_reproj_error"):
+        ColmapWriter("unused", max_reproj_error=-1)
 
 
 def test_points3d_are_the_ply_points_seen_twice(source_run) -> None:

@@ -84,6 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--colmap-res", choices=["source", "network"], default="source",
                     help="colmap export: images and intrinsics at the source frames' size (default) or the "
                          "network's")
+    ap.add_argument("--colmap-max-error", type=float, default=1.0, metavar="PX",
+                    help="colmap export: leave out observations that reproject farther than PX pixels of the "
+                         "written images (default 1)")
     ap.add_argument("--voxel-size", type=float, default=None, help="fusion voxel size (default: automatic)")
     ap.add_argument("--max-points", type=int, default=2_000_000, help="upper bound of the fused cloud")
     ap.add_argument("--world-points", action="store_true",
@@ -128,7 +131,7 @@ def main(argv: list[str]) -> int:
         frame_interval=args.frame_interval, max_frames=args.max_frames, size=args.size, device=args.device,
         dtype=args.dtype, conf_threshold=args.conf_threshold, exports=parse_exports(args.export),
         overwrite=args.overwrite, skip_bad=args.skip_bad, voxel_size=args.voxel_size, max_points=args.max_points,
-        colmap_res=args.colmap_res,
+        colmap_res=args.colmap_res, colmap_max_reproj_error=args.colmap_max_error,
         want=("world",) if args.world_points else (), view=args.view, view_port=args.port, quiet=args.quiet,
         chunk=args.chunk, overlap=args.overlap, chunk_align=args.chunk_align, revisit=args.revisit,
         revisit_update=args.revisit_update, loop_closure=args.loop_closure,

@@ -265,7 +265,8 @@ class ColmapExport(Export):
         from .colmap import ColmapWriter
 
         return ColmapWriter(ctx.out_dir / cls.path, fusion=ctx.fusion, max_points=ctx.options.colmap_max_points,
-                            every=ctx.options.flush_every, resolution=ctx.options.colmap_res)
+                            every=ctx.options.flush_every, resolution=ctx.options.colmap_res,
+                            max_reproj_error=ctx.options.colmap_max_reproj_error)
 
 
 @register_export

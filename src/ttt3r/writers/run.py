@@ -19,6 +19,7 @@ from typing import Any
 
 from ..results import FrameResult
 from .base import Writer
+from .colmap import DEFAULT_MAX_REPROJ_ERROR
 from .exports import ExportContext, available_exports, default_exports, get_export
 from .frames_csv import FRAMES_CSV, FramesCsvWriter
 from .fusion import VoxelFusion
@@ -51,6 +52,9 @@ class WriterOptions:
         colmap_res: ``"source"`` (images and intrinsics at the source frames'
             size) or ``"network"`` (the preprocessed frames'), for the COLMAP
             and nerfstudio exports.
+        colmap_max_reproj_error: COLMAP observations reproject within this many
+            pixels of the written images; farther ones are left out (and points
+            left with one observation).
     """
 
     conf_threshold: float = 1.5
@@ -65,6 +69,7 @@ class WriterOptions:
     fusion_pixel_stride: int = 2
     track_length: int = 8
     colmap_res: str = "source"
+    colmap_max_reproj_error: float = DEFAULT_MAX_REPROJ_ERROR
 
 
 class RunWriter:
