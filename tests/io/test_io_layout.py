@@ -58,7 +58,7 @@ def test_camera_is_written_last_and_conf_is_required(tmp_path, monkeypatch):
     order = []
     real_map, real_cam = layout.save_map, layout.save_camera
     monkeypatch.setattr(layout, "save_map", lambda path, a: (order.append(path.parent.name), real_map(path, a)))
-    monkeypatch.setattr(layout, "save_camera", lambda path, *a: (order.append(path.parent.name), real_cam(path, *a)))
+    monkeypatch.setattr(layout, "save_camera", lambda path, *a, **kw: (order.append(path.parent.name), real_cam(path, *a, **kw)))
     rgb, depth, pose, K = _frame()
     DEMO_LAYOUT.write(tmp_path, 0, rgb, depth, pose, K, conf=depth)
     assert order == ["depth", "conf", "camera"]

@@ -135,9 +135,10 @@ def test_rewritten_outputs_agree_with_each_other(run: Path):
     old_world = np.concatenate([
         (unproject(depth0[i], K).reshape(-1, 3) @ raw[i][:3, :3].T + raw[i][:3, 3]) for i, (_, K) in enumerate(cams)])
     assert np.median(cKDTree(old_world).query(ply)[0]) > 0.5
-    # COLMAP's points are the PLY's
+    # COLMAP's points are PLY points (those with a track of two or more observations within 1 px)
     pts = np.array([p.xyz for p in rec.points3D.values()])
-    np.testing.assert_allclose(pts[np.lexsort(pts.T)], ply[np.lexsort(ply.T)], atol=1e-5)
+    assert len(pts) > 0
+    assert cKDTree(ply).query(pts)[0].max() < 1e-5
 
 
 def test_a_second_rewrite_keeps_the_first_raw_pose(run: Path):
