@@ -17,6 +17,8 @@ import json
 import sys
 from pathlib import Path
 
+from ..io.strict_json import dumps
+
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ttt3r refine", description="Loop closure on a finished chunked ttt3r run.")
@@ -55,6 +57,6 @@ def main(argv: list[str]) -> int:
                       max_candidates=args.max_candidates)
     s = refine_run(args.run_dir, measure, st)
     if not args.quiet:
-        print(json.dumps({"candidates": s.candidates, "verified": s.verified, "kept": s.kept, "frames": s.frames,
+        print(dumps({"candidates": s.candidates, "verified": s.verified, "kept": s.kept, "frames": s.frames,
                           "seconds": round(s.seconds, 3), "rewrite_s": round(s.rewrite_s, 3)}), file=sys.stdout)
     return 0

@@ -43,8 +43,8 @@ import numpy as np
 
 from ..errors import TTT3RError
 from ..geometry import unproject
-from ..io.atomic import atomic_write_text
 from ..io.layout import DEMO_LAYOUT, save_camera, save_map
+from ..io.strict_json import write_json
 from ..results import FrameResult
 
 __all__ = ["STAGING", "RewriteSummary", "read_camera", "recover_rewrite", "rewrite_run", "run_frames"]
@@ -175,7 +175,7 @@ def recover_rewrite(run_dir: str | os.PathLike) -> bool:
         lc = info.get("loop_closure")
         if isinstance(lc, dict) and lc.get("status") == "committing":
             info["loop_closure"] = {**lc, "status": "done", "recovered": True}
-            atomic_write_text(run_dir / "run.json", json.dumps(info, indent=2) + "\n")
+            write_json(run_dir / "run.json", info, indent=2)
         return True
     shutil.rmtree(staging, ignore_errors=True)
     return False
@@ -250,11 +250,11 @@ def rewrite_run(run_dir: str | os.PathLike, poses: np.ndarray, depth_scales: np.
     bulk = [r for r in bulk if any(re.fullmatch(pat, r) for pat in own)]
     cameras = [DEMO_LAYOUT.paths(run_dir, i)["camera"].relative_to(run_dir).as_posix() for i in frames]
     files = bulk + staged_depth + cameras  # camera files last: a frame's camera file says it is complete
-    atomic_write_text(staging / _READY, json.dumps({"files": files}) + "\n")
+    write_json(staging / _READY, {"files": files}, indent=None)
     info["loop_closure"] = {"status": "committing"}
-    atomic_write_text(run_dir / "run.json", json.dumps(info, indent=2) + "\n")
+    write_json(run_dir / "run.json", info, indent=2)
     done = _commit(run_dir, staging)
     info["loop_closure"] = {**(record or {}), "status": "done", "frames": len(frames),
                             "rewrite_s": round(time.perf_counter() - t0, 3)}
-    atomic_write_text(run_dir / "run.json", json.dumps(info, indent=2) + "\n")
+    write_json(run_dir / "run.json", info, indent=2)
     return RewriteSummary(len(frames), done, time.perf_counter() - t0)

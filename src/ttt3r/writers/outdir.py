@@ -222,13 +222,15 @@ class OutputDir:
 
     def _died_before_first_frame(self, files: list[str]) -> bool:
         """The folder holds only what a run that died before finishing a frame wrote (its manifest, a
-        ``"running"`` run.json with no frame done, empty sub-folders): as good as empty (its lock was
-        checked to be stale)."""
+        ``"running"`` run.json with no frame done, a ``frames.csv`` with its header alone, empty
+        sub-folders): as good as empty (its lock was checked to be stale)."""
         if MANIFEST_NAME not in files or "run.json" not in files:
             return False
         tops = {d.split("/")[0] + "/" for d in _own_folders()}
         for rel in files:
             if rel in (MANIFEST_NAME, "run.json"):
+                continue
+            if rel == "frames.csv" and _at_most_one_line(self.path / rel):
                 continue
             if rel not in tops or any(not c.is_dir() for c in (self.path / rel).rglob("*")):
                 return False
@@ -355,3 +357,12 @@ def _remove_tree(path: Path) -> None:
         path.unlink()
     elif path.exists():
         shutil.rmtree(path)
+
+
+def _at_most_one_line(path: Path) -> bool:
+    """The file holds a header line at most (``frames.csv`` of a run that wrote no frame)."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(1 << 16).rstrip(b"\n").count(b"\n") == 0
+    except OSError:
+        return False
