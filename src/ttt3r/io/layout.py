@@ -141,7 +141,7 @@ class FrameLayout:
         save_map(p["depth"], depth)
         if "conf" in p:
             save_map(p["conf"], conf)
-        save_camera(p["camera"], pose, K, pose_pred)
+        save_camera(p["camera"], pose, K, pose_pred=pose_pred)
         return p
 
 
