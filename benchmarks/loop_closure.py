@@ -41,7 +41,7 @@ Metrics:
   (its poses and depth kept, as eval does) and during loop closure, on the
   first seed, in a second, untimed pass (tracemalloc triples the graph's time).
 
-    PYTHONPATH=src python benchmarks/loop_closure.py      # ~6 min on 2 busy cores (one thread), renders first
+    PYTHONPATH=src python benchmarks/loop_closure.py      # ~5 min on 2 busy cores (one thread), after rendering (~3 min a sequence)
     -> benchmarks/results/loop_closure.json, docs/figures/loop_closure.png
 """
 
@@ -70,6 +70,7 @@ from ttt3r.chunking.oracle import DriftOracle, DriftSpec  # noqa: E402
 from ttt3r.eval.metrics_pose import absolute_trajectory_error  # noqa: E402
 from ttt3r.loops.descriptors import image_descriptor  # noqa: E402
 from ttt3r.loops.refine import LoopSettings, detect_and_close, oracle_pair, pair_measure  # noqa: E402
+from ttt3r.loops.retrieval import find_loop_candidates  # noqa: E402
 
 MOTIONS = ("loop", "orbit", "forward")
 ROOT = Path(__file__).resolve().parents[1]
@@ -108,7 +109,7 @@ def scores(records: list[dict], gt: np.ndarray, truth: np.ndarray, chunk_of: np.
     out = {"candidates": len(records), "verified": len(verified), "kept": len(kept),
            "precision_candidates": precision(records), "precision_verified": precision(verified),
            "precision_kept": precision(kept), "recall_frames": None, "recall_chunk_pairs": None,
-           "revisiting_frames": int(len(np.unique(truth[:, 0]))) if len(truth) else 0}
+           "revisiting_frames": len(np.unique(truth[:, 0])) if len(truth) else 0}
     if len(truth):
         out["recall_frames"] = len({r["i"] for r in true_kept} & set(truth[:, 0].tolist())) / out["revisiting_frames"]
         pairs_c = {(int(a), int(b)) for a, b in zip(chunk_of[truth[:, 0]], chunk_of[truth[:, 1]])}
@@ -157,12 +158,16 @@ def run_sequence(seq, motion: str, spec_text: str, seeds, chunk: ChunkSettings, 
     desc_s = time.perf_counter() - t0
     min_gap = 2 * chunk.size
     truth = revisits(gt, dist, deg, min_gap)
-    out: dict = {"frames": n, "true_revisit_pairs": int(len(truth)), "descriptor_s": desc_s,
+    best = find_loop_candidates(desc, min_gap=min_gap, min_similarity=-1.0, max_candidates=1)
+    az = np.unwrap(np.arctan2(gt[:, 1, 3], gt[:, 0, 3]))  # camera centre's azimuth about the scene's z axis
+    out: dict = {"frames": n, "true_revisit_pairs": len(truth), "descriptor_s": desc_s,
+                 "laps_about_centre": float(abs(az[-1] - az[0]) / (2 * np.pi)),
+                 "best_similarity": best[0].similarity if best else None,
                  "path_length_m": float(np.linalg.norm(np.diff(gt[:, :3, 3], axis=0), axis=1).sum()), "seeds": []}
     seeds = list(seeds)
     for seed in seeds:
         spec = DriftSpec.parse(f"{spec_text},seed={seed}")
-        (poses, run_depth, al), stream_s = timed(lambda: stream(spec, gt, K, depth, motion, chunk))
+        (poses, run_depth, al), stream_s = timed(lambda spec=spec: stream(spec, gt, K, depth, motion, chunk))
         nodes = np.stack([np.asarray(a.matrix, np.float64) for a in al])
         starts = np.array([a.first_frame for a in al])
         chunk_of = np.searchsorted(starts, np.arange(n), side="right") - 1
@@ -171,12 +176,12 @@ def run_sequence(seq, motion: str, spec_text: str, seeds, chunk: ChunkSettings, 
         rec = {"seed": seed, "ate_chunks": ate0, "stream_s": stream_s, "chunks": len(al),
                "frames_fed": n + chunk.overlap * (len(al) - 1), "loop_closure": {}}
         if seed == seeds[0]:  # memory: the same work again under tracemalloc (which slows it, so not timed)
-            rec["stream_peak_traced_mib"] = traced_peak(lambda: stream(spec, gt, K, depth, motion, chunk))
+            rec["stream_peak_traced_mib"] = traced_peak(lambda spec=spec: stream(spec, gt, K, depth, motion, chunk))
         for name, st in loop_settings.items():
             measure = pair_measure(oracle_pair(spec, gt, K, depth.__getitem__, key=motion), run_depth.__getitem__)
 
-            def close(st=st, measure=measure):
-                return detect_and_close(nodes, chunk_of, poses, desc, measure, replace(st, min_gap=min_gap),
+            def close(st=st, measure=measure, graph=(nodes, chunk_of, poses), weights=weights):
+                return detect_and_close(*graph, desc, measure, replace(st, min_gap=min_gap),
                                         sequential_weights=weights)
 
             (closed, records, _), lc_s = timed(close)
@@ -264,7 +269,7 @@ def plot(res: dict, path: Path) -> None:
 
 def cpu_name() -> str:
     try:
-        text = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout
+        text = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10, check=False).stdout
     except (OSError, subprocess.SubprocessError):
         return platform.processor()
     return next((ln.split(":", 1)[1].strip() for ln in text.splitlines() if ln.startswith("Model name")),
@@ -274,7 +279,7 @@ def cpu_name() -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", type=Path, default=Path(os.environ.get("TMPDIR", "/tmp")) / "ttt3r_loop_bench")
-    ap.add_argument("--frames", type=int, default=2000)
+    ap.add_argument("--frames", type=int, default=5000)
     ap.add_argument("--motions", default=",".join(MOTIONS))
     ap.add_argument("--chunk", type=int, default=100)
     ap.add_argument("--overlap", type=int, default=4)
