@@ -103,3 +103,29 @@ def test_bad_settings():
         find_loop_candidates(np.eye(3), min_gap=0)
     with pytest.raises(ValueError, match="increasing"):
         find_loop_candidates(np.eye(3), frames=[0, 2, 1])
+
+
+def test_block_search_equals_every_pair_by_hand():
+    """More frames than one block: the candidates are exactly those of the full (N, N) cosine matrix,
+    each later frame's top_k most similar older frames at least min_gap away and above the threshold."""
+    from ttt3r.loops.retrieval import BLOCK
+
+    rng = np.random.default_rng(3)
+    n, d, gap, k, thr = BLOCK + 137, 12, 40, 2, 0.3
+    base = rng.normal(size=(30, d))
+    x = base[rng.integers(0, 30, n)] + 0.5 * rng.normal(size=(n, d))  # revisits of 30 places
+    frames = np.cumsum(rng.integers(1, 3, n))
+    got = find_loop_candidates(x, frames, min_gap=gap, top_k=k, min_similarity=thr)
+    y = x - x.mean(axis=0)
+    y /= np.linalg.norm(y, axis=1, keepdims=True)
+    full = y @ y.T
+    want = set()
+    for a in range(n):
+        ok = [b for b in range(n) if frames[a] - frames[b] >= gap and full[a, b] >= thr]
+        want |= {(int(frames[a]), int(frames[b])) for b in sorted(ok, key=lambda b: -full[a, b])[:k]}
+    assert len(want) > BLOCK  # candidates from more than one block
+    assert {(c.i, c.j) for c in got} == want and len(got) == len(want)
+    for c in got:
+        a, b = np.searchsorted(frames, c.i), np.searchsorted(frames, c.j)
+        assert c.similarity == pytest.approx(full[a, b], abs=1e-5)
+    assert [c.similarity for c in got] == sorted((c.similarity for c in got), reverse=True)

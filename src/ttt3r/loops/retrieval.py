@@ -2,9 +2,11 @@
 
 Descriptors (one (D,) unit vector per frame, :mod:`ttt3r.loops.descriptors`) are
 kept as one (N, D) float32 array: O(frames) floats, never images. The search
-is a ``scipy.spatial.cKDTree`` over the centred, re-normalised descriptors; for
-unit vectors the squared distance is ``2 - 2 * cosine``, so the similarity
-threshold is a ball radius.
+is exact: cosine similarities of the centred, re-normalised descriptors, one
+block of ``BLOCK`` frames against all at a time (a (BLOCK, N) float32 matrix,
+never (N, N)). A KD-tree in these dimensions (1,024 to 1,308) visits nearly
+every point and costs far more: ``scipy.spatial.cKDTree`` took 3.3 s on 1,000
+HOG descriptors, the blocks 0.08 s (one thread).
 """
 
 from __future__ import annotations
@@ -16,7 +18,10 @@ import numpy as np
 from ..errors import TTT3RError
 from .descriptors import normalize
 
-__all__ = ["DescriptorStore", "LoopCandidate", "find_loop_candidates", "revisit_pairs"]
+__all__ = ["BLOCK", "DescriptorStore", "LoopCandidate", "find_loop_candidates", "revisit_pairs"]
+
+#: frames compared against all others at a time by :func:`find_loop_candidates`
+BLOCK = 256
 
 
 @dataclass(frozen=True)
@@ -89,8 +94,6 @@ def find_loop_candidates(descriptors: np.ndarray, frames: np.ndarray | None = No
         Candidates ``(i, j, similarity)`` with ``i - j >= min_gap``, each pair once,
         most similar first.
     """
-    from scipy.spatial import cKDTree
-
     x = np.asarray(descriptors, np.float32)
     if x.ndim != 2:
         raise ValueError(f"descriptors must be (N, D), got shape {x.shape}")
@@ -105,18 +108,14 @@ def find_loop_candidates(descriptors: np.ndarray, frames: np.ndarray | None = No
     if center:
         x = x - x.mean(axis=0, keepdims=True)
     x = normalize(x)
-    tree = cKDTree(x)
-    radius = float(np.sqrt(max(0.0, 2.0 - 2.0 * min_similarity)))
     out: list[LoopCandidate] = []
-    for a, near in enumerate(tree.query_ball_point(x, radius + 1e-6)):
-        near = np.asarray(near, np.int64)
-        near = near[idx[a] - idx[near] >= min_gap] if len(near) else near
-        if not len(near):
-            continue
-        sim = x[near] @ x[a]
-        keep = np.argsort(-sim, kind="stable")[:top_k]
-        out.extend(LoopCandidate(int(idx[a]), int(idx[near[k]]), float(sim[k])) for k in keep
-                   if sim[k] >= min_similarity)
+    for s in range(0, len(x), BLOCK):
+        sim = x[s:s + BLOCK] @ x.T  # (B, N) cosines
+        ok = (idx[s:s + BLOCK, None] - idx[None, :] >= min_gap) & (sim >= min_similarity)
+        for r in np.flatnonzero(ok.any(axis=1)):
+            near = np.flatnonzero(ok[r])
+            keep = near[np.argsort(-sim[r, near], kind="stable")[:top_k]]
+            out.extend(LoopCandidate(int(idx[s + r]), int(idx[k]), float(sim[r, k])) for k in keep)
     out.sort(key=lambda c: (-c.similarity, c.i, c.j))
     return out[:max_candidates] if max_candidates is not None else out
 

@@ -1,0 +1,332 @@
+"""Loop closure on long synthetic sequences: ATE with chunk alignment only and with loop closure,
+loop precision and recall against ground-truth revisits, time and memory.
+
+Sequences: ``ttt3r synth`` loop and orbit (several laps, each lap revisiting
+the start) and forward (never revisits), rendered at 128x96 into ``--data``
+if missing (the rendering of ``benchmarks/chunk_alignment.py``: the images
+are needed for the image descriptors). Predictor: the drift oracle
+(``--oracle-drift scale=2,rot=0.05,noise=0.01``, seeds 0-2) chunked with
+Sim(3) alignment (``--chunk 100 --overlap 4``), as ``ttt3r eval pose --chunk
+100 --overlap 4 --oracle-drift ... [--loop-closure]`` runs it. Loop closure is
+the path ``--loop-closure`` takes with ``--oracle-drift``: HOG image
+descriptors of the input images, candidates, each measured by the drift model
+on a two-frame chunk and verified, then the chunk pose graph
+(:func:`ttt3r.loops.refine.detect_and_close`), once after the last frame.
+Three loop settings: the library's defaults (``LoopSettings()``: cosine >=
+0.8, at most 200 candidates), a lower threshold (``--min-similarity``) with
+200 candidates, and with fewer (``--max-candidates``).
+
+Metrics:
+
+* ATE: RMSE of camera centres after a Sim(3) alignment to the ground truth
+  (:func:`ttt3r.eval.metrics_pose.absolute_trajectory_error`).
+* A true revisit is a frame pair ``(i, j)``, ``i - j >= min_gap`` (the
+  detector's, twice the chunk), whose ground-truth camera centres are within
+  ``--revisit-dist`` metres and whose optical axes are within
+  ``--revisit-deg`` degrees. Precision: the share of loops (candidates,
+  verified ones, loops the graph kept) that are true revisits. Recall: the
+  share of revisiting frames (later frames of a true revisit) that are the
+  later frame of a kept true loop (at most ``max_candidates`` frames can be),
+  and the share of revisiting chunk pairs joined by a kept true loop.
+* Time: wall seconds of the chunked stream and of loop closure (descriptors,
+  retrieval, verification, graph, correction). For a network run the
+  descriptor is free (the encoder's pooled token) and each verification is a
+  two-frame network session; the network share is estimated from the measured
+  per-frame time of ``docs/performance.md`` (full-size network, 512x288, this
+  machine, two threads: 1.20 s bf16, 3.56 s fp32) as
+  ``L / (frames fed * t + L)``, ``L = 2 * candidates * t + s`` (``s``: the
+  measured retrieval, verification and graph seconds), frames fed counting the
+  chunk overlaps' re-feeds; an estimate, not a measurement.
+* Peak memory: tracemalloc's peak of Python/numpy allocations during the stream
+  (its poses and depth kept, as eval does) and during loop closure, on the
+  first seed, in a second, untimed pass (tracemalloc triples the graph's time).
+
+    PYTHONPATH=src python benchmarks/loop_closure.py      # ~5 min on 2 busy cores (one thread), after rendering (~3 min a sequence)
+    -> benchmarks/results/loop_closure.json, docs/figures/loop_closure.png
+"""
+
+from __future__ import annotations
+
+import os
+
+# one BLAS / OpenMP thread: on a shared 2-core machine more threads make every step several times slower
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import platform  # noqa: E402
+import subprocess  # noqa: E402
+import time  # noqa: E402
+import tracemalloc  # noqa: E402
+from dataclasses import asdict, replace  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+from chunk_alignment import load  # noqa: E402  (same folder: the sequence generation)
+
+from ttt3r.chunking import ChunkedSession, ChunkSettings  # noqa: E402
+from ttt3r.chunking.oracle import DriftOracle, DriftSpec  # noqa: E402
+from ttt3r.eval.metrics_pose import absolute_trajectory_error  # noqa: E402
+from ttt3r.loops.descriptors import image_descriptor  # noqa: E402
+from ttt3r.loops.refine import LoopSettings, detect_and_close, oracle_pair, pair_measure  # noqa: E402
+from ttt3r.loops.retrieval import find_loop_candidates  # noqa: E402
+
+MOTIONS = ("loop", "orbit", "forward")
+ROOT = Path(__file__).resolve().parents[1]
+#: measured network seconds per frame (docs/performance.md, full-size network, 512x288, two threads)
+NET_S_PER_FRAME = {"bf16": 1.20, "fp32": 3.56}
+
+
+def revisits(gt: np.ndarray, dist: float, deg: float, min_gap: int) -> np.ndarray:
+    """(M, 2) true revisit pairs ``(i, j)``, ``i - j >= min_gap``: camera centres of the (N, 4, 4)
+    ground truth within ``dist`` and optical axes (camera z in the world) within ``deg`` degrees."""
+    from scipy.spatial import cKDTree
+
+    pairs = cKDTree(gt[:, :3, 3]).query_pairs(dist, output_type="ndarray").reshape(-1, 2)
+    pairs = np.sort(pairs, axis=1)[:, ::-1]
+    z = gt[:, :3, 2]
+    ok = (pairs[:, 0] - pairs[:, 1] >= min_gap) & (np.sum(z[pairs[:, 0]] * z[pairs[:, 1]], axis=1)
+                                                    >= np.cos(np.radians(deg)))
+    return pairs[ok]
+
+
+def is_revisit(gt: np.ndarray, i: int, j: int, dist: float, deg: float) -> bool:
+    """Frames ``i``, ``j`` of the ground truth meet the revisit thresholds (the gap aside)."""
+    near = np.linalg.norm(gt[i, :3, 3] - gt[j, :3, 3]) <= dist
+    return bool(near and gt[i, :3, 2] @ gt[j, :3, 2] >= np.cos(np.radians(deg)))
+
+
+def scores(records: list[dict], gt: np.ndarray, truth: np.ndarray, chunk_of: np.ndarray, dist: float,
+           deg: float) -> dict:
+    """Precision of candidates / verified / kept loops and recall of the kept ones (module doc)."""
+    def precision(rs):
+        return float(np.mean([is_revisit(gt, r["i"], r["j"], dist, deg) for r in rs])) if rs else None
+
+    verified = [r for r in records if r["accepted"]]
+    kept = [r for r in records if r["rejected_by_graph"] is False]
+    true_kept = [r for r in kept if is_revisit(gt, r["i"], r["j"], dist, deg)]
+    out = {"candidates": len(records), "verified": len(verified), "kept": len(kept),
+           "precision_candidates": precision(records), "precision_verified": precision(verified),
+           "precision_kept": precision(kept), "recall_frames": None, "recall_chunk_pairs": None,
+           "revisiting_frames": len(np.unique(truth[:, 0])) if len(truth) else 0}
+    if len(truth):
+        out["recall_frames"] = len({r["i"] for r in true_kept} & set(truth[:, 0].tolist())) / out["revisiting_frames"]
+        pairs_c = {(int(a), int(b)) for a, b in zip(chunk_of[truth[:, 0]], chunk_of[truth[:, 1]])}
+        found_c = {(int(chunk_of[r["i"]]), int(chunk_of[r["j"]])) for r in true_kept}
+        out["revisiting_chunk_pairs"] = len(pairs_c)
+        out["recall_chunk_pairs"] = len(pairs_c & found_c) / len(pairs_c)
+    return out
+
+
+def timed(fn):
+    """``(fn(), wall seconds)``."""
+    t0 = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - t0
+
+
+def traced_peak(fn) -> float:
+    """tracemalloc's peak MiB of Python/numpy allocations while ``fn()`` runs (its result dropped)."""
+    tracemalloc.start()
+    fn()
+    peak = tracemalloc.get_traced_memory()[1] / 2**20
+    tracemalloc.stop()
+    return peak
+
+
+def stream(spec: DriftSpec, gt, K, depth, motion: str, chunk: ChunkSettings):
+    """The chunked drift-oracle stream, poses and depth kept as eval keeps them:
+    ((N, 4, 4) poses, (N, H, W) float32 depth, the chunk alignments)."""
+    cs = ChunkedSession(DriftOracle(spec, gt, K, depth.__getitem__, key=motion), chunk)
+    poses = np.empty((len(gt), 4, 4))
+    run_depth = np.empty((len(gt), *depth[0].shape), np.float32)
+    for i in range(len(gt)):
+        r = cs.step(i)
+        poses[i], run_depth[i] = r.pose, r.depth
+    return poses, run_depth, cs.alignments
+
+
+def run_sequence(seq, motion: str, spec_text: str, seeds, chunk: ChunkSettings, loop_settings: dict, dist: float,
+                 deg: float) -> dict:
+    gt = np.asarray(seq.poses)
+    n = len(seq)
+    K = np.tile(seq.intrinsics, (n, 1, 1))
+    depth = [seq.depth(i) for i in range(n)]
+    t0 = time.perf_counter()
+    desc = np.stack([image_descriptor(seq.rgb(i)) for i in range(n)])
+    desc_s = time.perf_counter() - t0
+    min_gap = 2 * chunk.size
+    truth = revisits(gt, dist, deg, min_gap)
+    best = find_loop_candidates(desc, min_gap=min_gap, min_similarity=-1.0, max_candidates=1)
+    az = np.unwrap(np.arctan2(gt[:, 1, 3], gt[:, 0, 3]))  # camera centre's azimuth about the scene's z axis
+    out: dict = {"frames": n, "true_revisit_pairs": len(truth), "descriptor_s": desc_s,
+                 "laps_about_centre": float(abs(az[-1] - az[0]) / (2 * np.pi)),
+                 "best_similarity": best[0].similarity if best else None,
+                 "path_length_m": float(np.linalg.norm(np.diff(gt[:, :3, 3], axis=0), axis=1).sum()), "seeds": []}
+    seeds = list(seeds)
+    for seed in seeds:
+        spec = DriftSpec.parse(f"{spec_text},seed={seed}")
+        (poses, run_depth, al), stream_s = timed(lambda spec=spec: stream(spec, gt, K, depth, motion, chunk))
+        nodes = np.stack([np.asarray(a.matrix, np.float64) for a in al])
+        starts = np.array([a.first_frame for a in al])
+        chunk_of = np.searchsorted(starts, np.arange(n), side="right") - 1
+        weights = np.array([1.0 if a.confidence is None else max(float(a.confidence), 0.05) for a in al[1:]])
+        ate0 = float(absolute_trajectory_error(gt, poses).rmse)
+        rec = {"seed": seed, "ate_chunks": ate0, "stream_s": stream_s, "chunks": len(al),
+               "frames_fed": n + chunk.overlap * (len(al) - 1), "loop_closure": {}}
+        if seed == seeds[0]:  # memory: the same work again under tracemalloc (which slows it, so not timed)
+            rec["stream_peak_traced_mib"] = traced_peak(lambda spec=spec: stream(spec, gt, K, depth, motion, chunk))
+        for name, st in loop_settings.items():
+            measure = pair_measure(oracle_pair(spec, gt, K, depth.__getitem__, key=motion), run_depth.__getitem__)
+
+            def close(st=st, measure=measure, graph=(nodes, chunk_of, poses), weights=weights):
+                return detect_and_close(*graph, desc, measure, replace(st, min_gap=min_gap),
+                                        sequential_weights=weights)
+
+            (closed, records, _), lc_s = timed(close)
+            ate1 = float(absolute_trajectory_error(gt, closed.poses).rmse)
+            sc = scores(records, gt, truth, chunk_of, dist, deg)
+            cost = desc_s + lc_s
+            net = {k: (2 * sc["candidates"] * t + lc_s) / (rec["frames_fed"] * t + 2 * sc["candidates"] * t + lc_s)
+                   for k, t in NET_S_PER_FRAME.items()}
+            rec["loop_closure"][name] = sc | {
+                "ate": ate1, "ate_ratio": ate1 / ate0, "detect_and_close_s": lc_s, "seconds": cost,
+                "share_of_run": cost / (stream_s + cost), "network_share_estimate": net,
+                "graph_solves": closed.graph.solves if closed.graph is not None else 0}
+            if seed == seeds[0]:
+                rec["loop_closure"][name]["peak_traced_mib"] = traced_peak(close)
+            print(f"{motion:8s} seed {seed} {name:18s} ATE {ate0:.4f} -> {ate1:.4f} (x{ate1 / ate0:.3f})  "
+                  f"cand {sc['candidates']} kept {sc['kept']} P {sc['precision_kept']} R {sc['recall_chunk_pairs']}  "
+                  f"lc {cost:.2f} s ({lc_s:.2f} s + descriptors) / stream {stream_s:.2f} s", flush=True)
+        out["seeds"].append(rec)
+    return out
+
+
+def summarize(res: dict) -> dict:
+    """Means over seeds per sequence and loop setting, and the three targets."""
+    out: dict = {}
+    for motion, r in res["sequences"].items():
+        s = r["seeds"]
+        out[motion] = {"ate_chunks": float(np.mean([x["ate_chunks"] for x in s])),
+                       "stream_s": float(np.mean([x["stream_s"] for x in s])),
+                       "stream_peak_traced_mib": s[0]["stream_peak_traced_mib"]}
+        for name in s[0]["loop_closure"]:
+            lc = [x["loop_closure"][name] for x in s]
+
+            def mean(key, lc=lc):
+                v = [x[key] for x in lc if x[key] is not None]
+                return float(np.mean(v)) if v else None
+
+            out[motion][name] = {k: mean(k) for k in ("ate", "ate_ratio", "candidates", "kept", "precision_kept",
+                                                       "recall_frames", "recall_chunk_pairs", "seconds",
+                                                       "share_of_run")}
+            out[motion][name]["peak_traced_mib"] = lc[0]["peak_traced_mib"]
+            out[motion][name]["network_share_estimate"] = {
+                k: float(np.mean([x["network_share_estimate"][k] for x in lc])) for k in NET_S_PER_FRAME}
+            out[motion][name]["ate_ratio_max"] = float(max(x["ate_ratio"] for x in lc))
+    targets = {}
+    for name in next(iter(res["sequences"].values()))["seeds"][0]["loop_closure"]:
+        rev = [m for m in out if m != "forward"]
+        targets[name] = {
+            "revisiting_halved": all(out[m][name]["ate_ratio_max"] <= 0.5 for m in rev),
+            "forward_no_added_error": out["forward"][name]["ate_ratio_max"] <= 1.0 + 1e-9 if "forward" in out else None,
+            "oracle_cost_under_10pct": all(out[m][name]["share_of_run"] < 0.1 for m in out),
+            "network_cost_under_10pct_estimate": {k: all(out[m][name]["network_share_estimate"][k] < 0.1
+                                                         for m in out) for k in NET_S_PER_FRAME}}
+    return {"per_sequence": out, "targets": targets}
+
+
+def plot(res: dict, path: Path) -> None:
+    from matplotlib.figure import Figure
+
+    summ = res["summary"]["per_sequence"]
+    motions = list(summ)
+    names = ["chunks only"] + list(res["settings"]["loop_settings"])
+    fig = Figure(figsize=(7.5, 4.4), dpi=110)
+    ax = fig.add_subplot(1, 1, 1)
+    width = 0.8 / len(names)
+    for k, name in enumerate(names):
+        x = np.arange(len(motions)) + (k - (len(names) - 1) / 2) * width
+        y = [summ[m]["ate_chunks"] if k == 0 else summ[m][name]["ate"] for m in motions]
+        ax.bar(x, y, width, label=name if k == 0 else f"loop closure, {name}")
+        for xi, m in zip(x, motions):
+            seeds = res["sequences"][m]["seeds"]
+            ys = [s["ate_chunks"] if k == 0 else s["loop_closure"][name]["ate"] for s in seeds]
+            ax.plot([xi] * len(ys), ys, "k.", ms=3)
+    ax.set_xticks(np.arange(len(motions)), [f"{m} ({res['sequences'][m]['frames']} frames)" for m in motions])
+    ax.set_yscale("log")
+    ax.set_ylabel("ATE RMSE (m, after Sim(3)); dots: seeds")
+    st = res["settings"]
+    ax.set_title(f"drift oracle ({st['oracle_drift']}), chunk {st['chunk']} overlap {st['overlap']} Sim(3)",
+                 fontsize=9)
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+
+
+def cpu_name() -> str:
+    try:
+        text = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10, check=False).stdout
+    except (OSError, subprocess.SubprocessError):
+        return platform.processor()
+    return next((ln.split(":", 1)[1].strip() for ln in text.splitlines() if ln.startswith("Model name")),
+                platform.processor())
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--data", type=Path, default=Path(os.environ.get("TMPDIR", "/tmp")) / "ttt3r_loop_bench")
+    ap.add_argument("--frames", type=int, default=5000)
+    ap.add_argument("--motions", default=",".join(MOTIONS))
+    ap.add_argument("--chunk", type=int, default=100)
+    ap.add_argument("--overlap", type=int, default=4)
+    ap.add_argument("--oracle-drift", default="scale=2,rot=0.05,noise=0.01")
+    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--min-similarity", type=float, default=0.6,
+                    help="the second loop setting's descriptor threshold (the first: the library default)")
+    ap.add_argument("--max-candidates", type=int, default=50,
+                    help="the third loop setting's candidate cap (the second: the library default)")
+    ap.add_argument("--revisit-dist", type=float, default=0.25, help="metres, ground-truth revisit threshold")
+    ap.add_argument("--revisit-deg", type=float, default=20.0, help="degrees, ground-truth revisit threshold")
+    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "loop_closure.json")
+    ap.add_argument("--plot", type=Path, default=ROOT / "docs" / "figures" / "loop_closure.png")
+    args = ap.parse_args()
+    from ttt3r.io.atomic import atomic_write_text
+
+    t_all = time.perf_counter()
+    default = LoopSettings()
+    loop_settings = {f"sim>={default.min_similarity:g} max {default.max_candidates}": default}
+    for m in (default.max_candidates, args.max_candidates):
+        loop_settings[f"sim>={args.min_similarity:g} max {m}"] = replace(default, min_similarity=args.min_similarity,
+                                                                        max_candidates=m)
+    chunk = ChunkSettings(args.chunk, args.overlap, "sim3")
+    res: dict = {"settings": {"frames": args.frames, "synth_size": [128, 96], "chunk": args.chunk,
+                              "overlap": args.overlap, "chunk_align": "sim3", "oracle_drift": args.oracle_drift,
+                              "seeds": list(range(args.seeds)), "min_gap": 2 * args.chunk,
+                              "revisit_dist_m": args.revisit_dist, "revisit_deg": args.revisit_deg,
+                              "loop_settings": {k: asdict(v) | {"min_gap": 2 * args.chunk}
+                                                for k, v in loop_settings.items()},
+                              "network_s_per_frame": NET_S_PER_FRAME},
+                 "machine": {"cpu": cpu_name(), "platform": platform.platform(), "cpus": os.cpu_count(),
+                             "threads": int(os.environ["OMP_NUM_THREADS"])},
+                 "sequences": {}}
+    for motion in (m.strip() for m in args.motions.split(",")):
+        t0 = time.perf_counter()
+        seq = load(args.data, motion, args.frames)
+        print(f"{motion}: {len(seq)} frames ready in {time.perf_counter() - t0:.0f} s", flush=True)
+        res["sequences"][motion] = run_sequence(seq, motion, args.oracle_drift, range(args.seeds), chunk,
+                                                loop_settings, args.revisit_dist, args.revisit_deg)
+    res["summary"] = summarize(res)
+    res["seconds"] = time.perf_counter() - t_all
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(args.out, json.dumps(res, indent=1) + "\n")
+    plot(res, args.plot)
+    print(json.dumps(res["summary"], indent=1))
+    print(f"wrote {args.out} and {args.plot} in {res['seconds']:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
