@@ -656,6 +656,30 @@ def test_hub_down_falls_back_to_drive(server, cache: Path, no_backoff: list[floa
     assert len(no_backoff) >= 3  # the Hub was tried, and retried, first
 
 
+def test_an_unresolvable_hub_is_not_retried(server, cache: Path, no_backoff: list[float], monkeypatch) -> None:
+    """Offline (the Hub's name does not resolve): no request and no back-off, straight to Drive."""
+    import huggingface_hub
+
+    base, requests = server
+    monkeypatch.setenv("HF_ENDPOINT", "https://hub.example.invalid")
+    real = socket.getaddrinfo
+
+    def getaddrinfo(host, *args, **kwargs):
+        if host == "hub.example.invalid":
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    called: list = []
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", lambda *a, **k: called.append(a))
+    path = hub.download(_hub_entry(f"{base}/file.pth"), quiet=True)
+    assert path.read_bytes() == DATA and requests == ["/file.pth"]
+    assert called == [] and no_backoff == []
+    path.unlink()
+    with pytest.raises(DownloadError, match=r"hub\.example\.invalid: cannot resolve host \(offline\?\)"):
+        hub.download(_hub_entry(f"{base}/missing.pth"), quiet=True)
+
+
 def test_hub_error_then_drive_error_lists_both(hub_server, cache: Path, no_backoff: list[float]) -> None:
     base, srv = hub_server
     srv.hub_mode = "down"

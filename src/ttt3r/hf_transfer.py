@@ -133,6 +133,7 @@ def fetch(file: HubFile, cache_dir: Path, *, guard: Any, timeout: float, quiet: 
     """
     from huggingface_hub import hf_hub_download
 
+    _check_resolvable()
     with _guarded_session(guard):
         return Path(
             hf_hub_download(
@@ -146,6 +147,28 @@ def fetch(file: HubFile, cache_dir: Path, *, guard: Any, timeout: float, quiet: 
                 tqdm_class=_quiet_tqdm() if quiet else None,
             )
         )
+
+
+class HostUnresolvable(OSError):
+    """The Hub's host name does not resolve (no network): no request is sent, so no retries."""
+
+
+def _check_resolvable() -> None:
+    """Resolve the endpoint's host once before huggingface_hub's retrying requests.
+
+    huggingface_hub retries a failed connection five times with back-off (about
+    25 s) before it gives up; a host that does not resolve will not resolve on
+    a retry, so an offline machine goes straight to the next source.
+    """
+    import socket
+
+    parts = urllib.parse.urlsplit(endpoint())
+    if not parts.hostname:
+        return
+    try:
+        socket.getaddrinfo(parts.hostname, parts.port or (443 if parts.scheme == "https" else 80))
+    except socket.gaierror as e:
+        raise HostUnresolvable(f"cannot resolve host (offline?): {e.strerror or e}") from None
 
 
 def _quiet_tqdm() -> type:
@@ -170,6 +193,8 @@ def describe(exc: BaseException) -> str | None:
         chain.append(e)
         e = e.__cause__ or e.__context__
     for e in chain:
+        if isinstance(e, HostUnresolvable):
+            return str(e)
         if isinstance(e, errors.RevisionNotFoundError):
             return "the pinned revision is not on the Hub"
         if isinstance(e, errors.RemoteEntryNotFoundError):
