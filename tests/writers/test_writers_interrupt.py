@@ -208,8 +208,11 @@ def test_disk_full_names_the_file_that_failed(tmp_path: Path, monkeypatch: pytes
     with pytest.raises(TTT3RError, match="no space left") as ei:
         with RunWriter(tmp_path / "o", ["demo", "trajectory", "ply"], background=True, queue_size=1) as rw:
             rw.add(frames[0])
-            while rw.info.n_frames < 1:
-                pass
+            info = tmp_path / "o" / "run.json"
+            for _ in range(500):  # until frame 0 is on disk, its run.json (the last write of a frame) included
+                if info.is_file() and json.loads(info.read_text()).get("frames_done") == 1:
+                    break
+                __import__("time").sleep(0.01)
             state["full"] = True
             for f in frames[1:]:
                 rw.add(f)
