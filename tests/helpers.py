@@ -67,3 +67,18 @@ def close_pixels(a, b):
     """Pixel arrays within the fixtures' tolerance: max |a-b| <= 1e-3 * range(b) + 1e-6."""
     tol = 1e-3 * (b.max() - b.min()) + 1e-6
     return np.abs(a - b).max() <= tol, float(np.abs(a - b).max()), float(tol)
+
+
+def assert_raw_outputs_match(raws, exp, stride: int, heads: bool) -> None:
+    """Every fed view's raw outputs (``StepOutput`` list ``raws``) equal the fixture ``exp``'s
+    ``raw/i/*`` within the fixtures' tolerances; heads not run are allowed only when ``heads`` is off."""
+    for i, out in enumerate(raws):
+        for key, attr in RAW_KEYS.items():
+            if getattr(out, attr) is None:
+                assert not heads and attr in ("pts3d_world", "conf_world", "rgb")
+                continue
+            got = getattr(out, attr).float().cpu().numpy()[:, ::stride, ::stride]
+            ok, err, tol = close_pixels(got, exp[f"raw/{i:03d}/{key}"])
+            assert ok, f"view {i} {key}: max err {err:.3g} > tol {tol:.3g}"
+        pose_err = np.abs(out.pose.float().cpu().numpy() - exp[f"raw/{i:03d}/camera_pose"]).max()
+        assert pose_err <= 1e-4, f"view {i} camera_pose err {pose_err}"

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 import ttt3r
-from helpers import PARITY, RAW_KEYS, close_pixels, parity_meta
+from helpers import PARITY, assert_raw_outputs_match, close_pixels, parity_meta
 from ttt3r.cameras import intrinsics_to_network, network_hw, parse_intrinsics, ray_map, read_poses, relative_poses
 
 PRESETS = ["known_tiny224", "known_tiny512"]
@@ -99,16 +99,7 @@ def test_known_camera_parity(released_ckpt, preset, rule, heads, device):
     s = meta["pixel_stride"]
     assert len(raws) == spec["views"] and len(results) == spec["frames_saved"] == spec["query_view"]
     assert results[0].hw == tuple(meta["input_hw"])
-    for i, out in enumerate(raws):
-        for key, attr in RAW_KEYS.items():
-            if getattr(out, attr) is None:
-                assert not heads and attr in ("pts3d_world", "conf_world", "rgb")
-                continue
-            got = getattr(out, attr).float().cpu().numpy()[:, ::s, ::s]
-            ok, err, tol = close_pixels(got, exp[f"raw/{i:03d}/{key}"])
-            assert ok, f"view {i} {key}: max err {err:.3g} > tol {tol:.3g}"
-        pose_err = np.abs(out.pose.float().cpu().numpy() - exp[f"raw/{i:03d}/camera_pose"]).max()
-        assert pose_err <= 1e-4, f"view {i} camera_pose err {pose_err}"
+    assert_raw_outputs_match(raws, exp, s, heads)
     q = spec["query_view"]
     assert raws[q].rgb is not None  # the query always runs the RGB head (compared above)
     ok, err, tol = close_pixels(query.depth[None, ::s, ::s], exp[f"raw/{q:03d}/pts3d_in_self_view"][..., 2])

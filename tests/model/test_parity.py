@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import ttt3r
-from helpers import PARITY, RAW_KEYS, close_pixels, parity_meta
+from helpers import PARITY, assert_raw_outputs_match, close_pixels, parity_meta
 
 RUNS = ["cut3r", "ttt3r", "ttt3r_reset3"]
 PRESETS = ["tiny512", "tiny224"]
@@ -61,16 +61,7 @@ def test_parity(released_ckpt, preset, run, heads, device):
     assert len(raws) == spec["views"]
     assert len(results) == spec["frames_saved"]
     assert results[0].hw == tuple(spec["input_hw"])
-    for i, out in enumerate(raws):
-        for key, attr in RAW_KEYS.items():
-            if getattr(out, attr) is None:
-                assert not heads and attr in ("pts3d_world", "conf_world", "rgb")
-                continue
-            got = getattr(out, attr).float().cpu().numpy()[:, ::s, ::s]
-            ok, err, tol = close_pixels(got, exp[f"raw/{i:03d}/{key}"])
-            assert ok, f"view {i} {key}: max err {err:.3g} > tol {tol:.3g}"
-        pose_err = np.abs(out.pose.cpu().numpy() - exp[f"raw/{i:03d}/camera_pose"]).max()
-        assert pose_err <= 1e-4, f"view {i} camera_pose err {pose_err}"
+    assert_raw_outputs_match(raws, exp, s, heads)
     depth = np.stack([r.depth[::s, ::s] for r in results])
     conf = np.stack([r.conf[::s, ::s] for r in results])
     for name, got in (("depth", depth), ("conf", conf)):
