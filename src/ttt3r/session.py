@@ -8,7 +8,8 @@ frames: only the state, the pose memory and a 4x4 chunk base are kept.
 
 Resets (``reset_every=N``) follow the original demo: after every N-th frame the
 state and pose memory return to their initial values and that frame is fed again
-(its output discarded) to open the next chunk; the new chunk's poses are
+(its output discarded; its encoder tokens are reused, so only the decoder and
+heads run again) to open the next chunk; the new chunk's poses are
 expressed in the previous chunk's frame by left-multiplying with the shared
 frame's pose. The re-feed happens lazily, when the next frame arrives, so a
 sequence that ends on a reset does no wasted work.
@@ -26,7 +27,7 @@ import torch
 
 from .errors import InputError
 from .geometry import intrinsics_from_focal
-from .model.cut3r import CUT3R, State, StepOutput
+from .model.cut3r import CUT3R, EncodedView, State, StepOutput
 from .model.pose_encoding import estimate_focal_weiszfeld, pose_encoding_to_matrix
 from .preprocess import Preprocessed, preprocess
 from .results import FrameResult
@@ -66,7 +67,10 @@ class Session:
         self._step = make_stepper(model, step_graph)
         self.state: State | None = None
         self._base = np.eye(4)
-        self._pending: tuple[Preprocessed, torch.Tensor | None] | None = None
+        self._pending: tuple[Preprocessed, torch.Tensor | None, EncodedView | None] | None = None
+        #: the encoder output of the last view fed (None under ``step_graph``): pass it
+        #: back as ``step(..., encoded=)`` to feed that view again without re-encoding it
+        self.last_encoded: EncodedView | None = None
         self.frames_done = 0
         #: False: frames read the state without changing it (state and pose memory;
         #: the later passes of ``--no-revisit-update``)
@@ -81,21 +85,27 @@ class Session:
         self.frames_done = 0
 
     @torch.inference_mode()
-    def _feed(self, pre: Preprocessed, rays: torch.Tensor | None = None) -> tuple[StepOutput, float]:
-        """Run the network on one view; returns its output and the seconds of the network step."""
+    def _feed(self, pre: Preprocessed, rays: torch.Tensor | None = None,
+              encoded: EncodedView | None = None) -> tuple[StepOutput, float]:
+        """Run the network on one view (from its encoder output when ``encoded`` is given);
+        returns its output and the seconds of the network step."""
         m = self.model
-        img = pre.tensor.to(device=m.device, dtype=m.dtype) if pre.tensor is not None else None
-        if rays is not None:
+        img = pre.tensor.to(device=m.device, dtype=m.dtype) if pre.tensor is not None and encoded is None else None
+        if rays is not None and encoded is None:
             rays = rays.to(device=m.device, dtype=m.dtype)
+        else:
+            rays = None
         if self.state is None:
             self.state = m.init_state(1)
-        want = self.want if img is not None else self.want | {"rgb"}
+        has_image = encoded.has_image if encoded is not None else img is not None
+        want = self.want if has_image else self.want | {"rgb"}
         t0 = time.perf_counter()
-        out, new_state = self._step(img, self.state, self.rule, rays=rays, want=want)
+        out, new_state = self._step(img, self.state, self.rule, rays=rays, want=want, encoded=encoded)
         if m.device.type == "cuda":  # CUDA kernels run asynchronously: wait for them to finish
             torch.cuda.synchronize(m.device)
         seconds = time.perf_counter() - t0
-        if img is not None and self.update_state:
+        self.last_encoded = out.encoded
+        if has_image and self.update_state:
             self.state = new_state
         # a ray-map-only frame queries the state without updating it (as the original:
         # its update mask is its image mask)
@@ -106,11 +116,11 @@ class Session:
     def flush(self) -> None:
         """Feed a pending reset re-open now (normally done when the next frame comes)."""
         if self._pending is not None:
-            (pre, rays), self._pending = self._pending, None
-            self._feed(pre, rays)
+            (pre, rays, encoded), self._pending = self._pending, None
+            self._feed(pre, rays, encoded)
 
     def step(self, image: Image | Preprocessed | None, name: str | None = None,
-             rays: np.ndarray | None = None) -> FrameResult:
+             rays: np.ndarray | None = None, *, encoded: EncodedView | None = None) -> FrameResult:
         """Process one frame: an image (path, PIL image, HxWx3 array, :class:`Preprocessed`),
         a ray map (H, W, 6) of a known camera (see :func:`ttt3r.cameras.ray_map`), or both.
 
@@ -120,9 +130,16 @@ class Session:
         and its ``rgb`` is the network's RGB prediction (:meth:`query` does the same
         without counting it as a frame of the sequence).
         Ray maps are given at the network's input resolution (multiples of 16).
+
+        ``encoded``: this view's encoder output from when it was fed before
+        (:attr:`last_encoded` then): the encoder is skipped, with bit-identical
+        outputs; ``image`` (a :class:`Preprocessed`, its tensor may be None) then
+        only gives the result's colours, and ``rays`` must be None.
         """
         t0 = time.perf_counter()
         rays_t = _rays_tensor(rays)
+        if encoded is not None and (rays_t is not None or not isinstance(image, Preprocessed)):
+            raise ValueError("a step from encoder output takes the Preprocessed view and no ray map")
         if image is None:
             if rays_t is None:
                 raise ValueError("a frame needs an image, a ray map, or both")
@@ -133,7 +150,7 @@ class Session:
                 raise InputError(f"{name or 'frame'}: ray map is {rays_t.shape[-2]}x{rays_t.shape[-1]}, "
                                  f"the preprocessed image {pre.rgb.shape[0]}x{pre.rgb.shape[1]}")
         self.flush()
-        out, t_net = self._feed(pre, rays_t)
+        out, t_net = self._feed(pre, rays_t, encoded)
         if image is None:
             _fill_rgb(pre, out)
         index = self.frames_done
@@ -142,7 +159,7 @@ class Session:
         if self.reset_every and self.frames_done % self.reset_every == 0:
             self._base = result.pose.copy()
             self.state = self.state.reset() if self.state is not None else None
-            self._pending = (pre, rays_t)
+            self._pending = (pre, rays_t, out.encoded)
         result.time_s = t_net
         result.total_s = time.perf_counter() - t0
         return result

@@ -27,7 +27,7 @@ import torch
 from torch import Tensor
 
 from .errors import TTT3RError
-from .model.cut3r import CUT3R, State, StepOutput
+from .model.cut3r import CUT3R, EncodedView, State, StepOutput
 from .update import UpdateRule, get_rule
 
 StepGraphMode = Literal["none", "compile", "cudagraph"]
@@ -114,10 +114,11 @@ class GraphStepper:
         return run
 
     def __call__(self, img: Tensor | None, state: State, rule: str | UpdateRule = "ttt3r",
-                 rays: Tensor | None = None, want: frozenset[str] | set[str] = frozenset()):
+                 rays: Tensor | None = None, want: frozenset[str] | set[str] = frozenset(),
+                 encoded: EncodedView | None = None):
         rule, want = get_rule(rule), frozenset(want)
-        if state.fresh or img is None or rays is not None:
-            return self.model.step(img, state, rule, rays=rays, want=want)
+        if state.fresh or img is None or rays is not None or encoded is not None:
+            return self.model.step(img, state, rule, rays=rays, want=want, encoded=encoded)
         img = img.to(self.model.dtype)
         ins = (img, state.feat, state.pos, state.mem)
         key = (rule.name, want, *((None if t is None else (tuple(t.shape), t.dtype)) for t in ins))

@@ -66,6 +66,49 @@ def test_overlap1_se3_is_reset_every_bit_for_bit(model, n, frames):
     assert all(c.scale == 1.0 for c in cs.alignments)
 
 
+class _FullRefeed:
+    """A NetworkChunks that keeps the whole input and re-encodes re-fed frames (the reference)."""
+
+    def __init__(self, chunks):
+        self.chunks = chunks
+
+    def __getattr__(self, name):
+        return getattr(self.chunks, name)
+
+    def keep(self, prepared):
+        return prepared
+
+
+@pytest.mark.parametrize("align", ["sim3", "se3"])
+def test_refeeds_from_kept_encoder_tokens_equal_re_encoding(model, monkeypatch, align):
+    """Re-fed overlap frames run from their kept encoder output: bit-identical, and never re-encoded."""
+    from ttt3r.chunking.stream import NetworkChunks
+
+    frames, st = SMALL, ChunkSettings(3, 2, align)
+    encodes = []
+    real = model.encode_image
+    monkeypatch.setattr(model, "encode_image", lambda img: encodes.append(1) or real(img))
+    cs = ChunkedSession.for_network(model, st, want={"world"})
+    got = list(cs.run(frames))
+    assert len(encodes) == len(frames)  # each frame encoded once; 2 x 2 re-feeds were not
+    encodes.clear()
+    ref_stream = ChunkedSession(_FullRefeed(NetworkChunks(ttt3r.Session(model, want={"world"}))), st)
+    ref = list(ref_stream.run(frames))
+    assert len(encodes) == len(frames) + 2 * ((len(frames) - 1) // 3)
+    for a, b in zip(ref, got):
+        for key, va in _fields(a).items():
+            assert np.array_equal(va, _fields(b)[key]), (a.index, key)
+    assert [c.to_json()["matrix"] for c in cs.alignments] == [c.to_json()["matrix"] for c in ref_stream.alignments]
+
+
+def test_reset_every_reopens_from_kept_encoder_tokens(model, monkeypatch):
+    encodes = []
+    real = model.encode_image
+    monkeypatch.setattr(model, "encode_image", lambda img: encodes.append(1) or real(img))
+    list(ttt3r.Session(model, reset_every=2).run(SMALL))
+    assert len(encodes) == len(SMALL)
+
+
 def test_sim3_streaming_equals_recomputation(model):
     """Each chunk recomputed from scratch by a fresh Session on its frames, chained offline."""
     frames = SMALL[:9]

@@ -110,6 +110,9 @@ class DriftOracle:
     def prepare(self, frame: int, name: str | None) -> int:
         return int(frame)
 
+    def keep(self, prepared: int) -> int:
+        return prepared
+
     def new_chunk(self) -> None:
         self.chunk += 1
         self._start = None

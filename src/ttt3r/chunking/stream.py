@@ -17,21 +17,25 @@ The first new frame of each chunk carries its alignment record in
 includes the overlap re-feed and the fit (``time_s`` stays the frame's own
 network step).
 
-Memory: the K last prepared inputs (for the re-feed; at 512 x 288 a
-:class:`Preprocessed` is a 1.69 MiB float32 tensor plus a 0.42 MiB uint8
-image: 2.11 MiB) and the aligner's point grids (at most ``max_points`` points
-of the previous chunk and as many of the overlap, 32 bytes each: 0.6 MiB at
-10,000): 17.5 MiB for K = 8 and 34.4 MiB for K = 16 at 512 x 288, whatever N
-and the sequence length (the bound, K = N - 1 = 99 for N = 100, is 209 MiB).
+Memory: the K last frames kept for the re-feed, each as its encoder output
+(a re-feed then skips the encoder: see :class:`NetworkChunks`) and its colours;
+at 512 x 288 that is 576 x 1,024 float32 tokens (2.25 MiB) plus a 0.42 MiB
+uint8 image, 2.68 MiB a frame; and the aligner's point grids (at most
+``max_points`` points of the previous chunk and as many of the overlap, 32
+bytes each: 0.6 MiB at 10,000). So 22.0 MiB for K = 8 and 43.5 MiB for K = 16
+at 512 x 288, whatever N and the sequence length (the bound, K = N - 1 = 99 for
+N = 100, is 266 MiB).
 No chunk's outputs are held back. See docs/long_sequences.md.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from collections import deque
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ..results import FrameResult
@@ -56,10 +60,28 @@ class ChunkPredictor(Protocol):
         """The prediction for one prepared frame, in the current chunk's frame."""
         ...
 
+    def keep(self, prepared: Any) -> Any:
+        """What to keep of a frame just predicted, for re-feeding it (``predict`` takes it)."""
+        ...
+
+
+@dataclass(frozen=True)
+class _Refeed:
+    """A frame kept for re-feeding: its colours and its encoder output (no input tensor)."""
+
+    pre: Any  # Preprocessed, tensor None
+    encoded: Any  # EncodedView
+
 
 class NetworkChunks:
     """The network as a :class:`ChunkPredictor`: a :class:`ttt3r.Session` (no ``reset_every``)
-    whose state is reset at each chunk start."""
+    whose state is reset at each chunk start.
+
+    A re-fed overlap frame runs from its kept encoder output (the encoder does not
+    depend on the state), so a re-feed costs the decoder and the self-view head
+    only (no world or RGB head: re-fed outputs serve the alignment alone). Under a
+    ``step_graph`` session no encoder output is exposed and re-feeds run in full.
+    """
 
     def __init__(self, session) -> None:
         if session.reset_every:
@@ -84,7 +106,20 @@ class NetworkChunks:
         s.state = s.state.reset() if s.state is not None else None
 
     def predict(self, prepared, name: str | None) -> FrameResult:
-        return self.session.step(prepared, name)
+        if not isinstance(prepared, _Refeed):
+            return self.session.step(prepared, name)
+        s, want = self.session, self.session.want
+        s.want = frozenset()
+        try:
+            return s.step(prepared.pre, name, encoded=prepared.encoded)
+        finally:
+            s.want = want
+
+    def keep(self, prepared):
+        enc = self.session.last_encoded
+        if enc is None:
+            return prepared
+        return _Refeed(dataclasses.replace(prepared, tensor=None), enc)
 
 
 class ChunkedSession:
@@ -154,7 +189,7 @@ class ChunkedSession:
             r.name = f"frame{i:06d}"
         if self.aligner is not None:
             r = self.aligner.emit(r)
-            self._recent.append((i, prepared, name))
+            self._recent.append((i, self.predictor.keep(prepared), name))
         if opened is not None:
             r.extras["chunk"] = opened.to_json()
         self.frames_done += 1

@@ -51,6 +51,29 @@ class State:
         return replace(self, feat=self.init_feat, mem=self.init_mem, fresh=True)
 
 
+@dataclass(frozen=True)
+class EncodedView:
+    """One view's encoder output, kept to feed the same view again without re-encoding it.
+
+    The encoder does not depend on the state, so a view fed twice (a chunk's
+    re-fed overlap frames, a ``reset_every`` re-open) has the same tokens both
+    times; :meth:`CUT3R.step` with ``encoded=`` skips the encoder and gives
+    bit-identical outputs.
+
+    Attributes:
+        feat: (B, N, enc_dim) encoder tokens (image tokens, plus the ray map's when
+            both were given).
+        pos: (B, N, 2) their (y, x) patch positions.
+        hw: (H, W) of the view in pixels.
+        has_image: False for a ray-map-only view (it reads the state, never updates it).
+    """
+
+    feat: Tensor
+    pos: Tensor
+    hw: tuple[int, int]
+    has_image: bool = True
+
+
 @dataclass
 class StepOutput:
     """Raw per-frame network outputs (batch-first, float32).
@@ -62,7 +85,8 @@ class StepOutput:
     output before ``pose_mode`` and quaternion normalisation (for training losses);
     ``global_feat`` (B, enc_dim) the frame's mean encoder token (after the encoder's
     final norm), the query the pose memory is read with, kept as a free global
-    image descriptor (loop detection, :mod:`ttt3r.loops.descriptors`).
+    image descriptor (loop detection, :mod:`ttt3r.loops.descriptors`); ``encoded``
+    the view's :class:`EncodedView` (eager steps only), to feed the view again.
     """
 
     pts3d_self: Tensor
@@ -73,6 +97,7 @@ class StepOutput:
     rgb: Tensor | None = None
     pose_raw: Tensor | None = None
     global_feat: Tensor | None = None
+    encoded: EncodedView | None = None
 
 
 class CUT3R(nn.Module):
@@ -165,6 +190,7 @@ class CUT3R(nn.Module):
         rule: str | UpdateRule = "ttt3r",
         rays: Tensor | None = None,
         want: frozenset[str] | set[str] = frozenset(),
+        encoded: EncodedView | None = None,
     ) -> tuple[StepOutput, State]:
         """Process one frame and return its outputs and the next state.
 
@@ -177,9 +203,14 @@ class CUT3R(nn.Module):
                 both are given.
             want: extra outputs to compute: ``"world"`` (world-frame pointmap head),
                 ``"rgb"`` (RGB head). Depth, confidence and pose are always computed.
+            encoded: this view's encoder output from an earlier step (``out.encoded``):
+                the encoder is skipped and ``img`` / ``rays`` are not read.
         """
         rule = get_rule(rule)
-        feat, pos = self._encode(img, rays)
+        if encoded is None:
+            feat, pos = self._encode(img, rays)
+            encoded = EncodedView(feat, pos, self._hw(img, rays), img is not None)
+        feat, pos, hw = encoded.feat, encoded.pos, encoded.hw
         b, dt = feat.shape[0], feat.dtype
         global_feat = feat.mean(dim=1, keepdim=True)
         if state.fresh:
@@ -196,14 +227,13 @@ class CUT3R(nn.Module):
         pose_token = last[:, 0]
         new_mem = self.pose_retriever.write(state.mem.to(dt), global_feat, last[:, :1])
         feats = [feat, dec.image[self._hooks[0]][:, 1:], dec.image[self._hooks[1]][:, 1:], last[:, 1:]]
-        hw = self._hw(img, rays)
         res = self.downstream_head(feats, pose_token, pos, hw, frozenset(want))
         ctx = UpdateContext(first=state.fresh, attn_logit_mean=dec.attn_logit_mean)
         new_feat = rule(state.feat, dec.state, ctx)
         out = StepOutput(
             pts3d_self=res["pts3d_self"], conf_self=res["conf_self"], pose=res["pose"],
             pts3d_world=res.get("pts3d_world"), conf_world=res.get("conf_world"), rgb=res.get("rgb"),
-            pose_raw=res.get("pose_raw"), global_feat=global_feat[:, 0],
+            pose_raw=res.get("pose_raw"), global_feat=global_feat[:, 0], encoded=encoded,
         )
         return out, replace(state, feat=new_feat, mem=new_mem, fresh=False)
 
