@@ -80,7 +80,17 @@ def record(poses, gt, per_frame, peak, cs: ChunkedSession) -> dict:
             "scale_range": [float(min(a.scale for a in al)), float(max(a.scale for a in al))] if al else None}
 
 
-def oracle_part(data: Path, frames: int, chunk: int, spec_text: str, seeds) -> dict:
+FLOOR = "floor: sim3 K=4, no scale drift"
+
+
+def floor_spec(spec_text: str) -> str:
+    """The same drift without per-chunk scales: same seeds, so the same rotation axes and noise."""
+    items = [x for x in spec_text.split(",") if x.strip() and not x.strip().startswith("scale=")]
+    return ",".join(items + ["scale=1"])
+
+
+def oracle_part(data: Path, frames: int, chunk: int, spec_text: str, seeds, only: dict | None = None) -> dict:
+    """ATE, time and memory of each configuration (``only``: these named configurations instead)."""
     out: dict = {}
     for motion in MOTIONS:
         seq = load(data, motion, frames)
@@ -88,7 +98,7 @@ def oracle_part(data: Path, frames: int, chunk: int, spec_text: str, seeds) -> d
         K = np.tile(seq.intrinsics, (len(seq), 1, 1))
         depth = [seq.depth(i) for i in range(len(seq))]
         out[motion] = {}
-        for name, st in configs(chunk).items():
+        for name, st in (only or configs(chunk)).items():
             runs = []
             for seed in seeds:
                 spec = DriftSpec.parse(f"{spec_text},seed={seed}")
@@ -125,6 +135,79 @@ def network_part(data: Path, frames: int, net_frames: int, chunk: int, threads: 
             print(f"network {motion:8s} {name:14s} ATE {out[motion][name]['ate']:.4f} "
                   f"{out[motion][name]['ms_per_frame']:.1f} ms/frame", flush=True)
     return out
+
+
+def refeed_part(network: str, threads: int, reps: int, e2e_frames: int, e2e_chunk: int, e2e_overlap: int) -> dict:
+    """What a re-fed overlap frame costs on a full-size network (formula weights: the speed is the weights').
+
+    Times, alternating on one session (one load), a full step and a re-feed
+    from the kept encoder output (decoder + self-view head), then streams
+    ``e2e_frames`` frames without chunks and with ``--chunk e2e_chunk
+    --overlap e2e_overlap`` to check the predicted extra time end to end.
+    """
+    import torch
+
+    import ttt3r
+    from ttt3r.bench import build_formula_model, model_config, synthetic_frames
+    from ttt3r.chunking import NetworkChunks
+    from ttt3r.preprocess import preprocess
+
+    torch.set_num_threads(threads)
+    cfg, salt = model_config(network)
+    model = build_formula_model(cfg, torch.float32, salt=salt)
+    size = cfg.default_size
+    frames = [preprocess(f, size) for f in synthetic_frames(max(reps + 1, e2e_frames), (288, 512))]
+    chunks = NetworkChunks(ttt3r.Session(model))
+    chunks.predict(frames[0], None)
+    full, refeed, encode = [], [], []
+    for f in frames[1:reps + 1]:
+        t0 = time.perf_counter()
+        chunks.predict(f, None)
+        full.append(time.perf_counter() - t0)
+        kept = chunks.keep(f)
+        t0 = time.perf_counter()
+        chunks.predict(kept, None)
+        refeed.append(time.perf_counter() - t0)
+        with torch.inference_mode():
+            t0 = time.perf_counter()
+            model.encode_image(f.tensor)
+            encode.append(time.perf_counter() - t0)
+    t_full, t_refeed, t_enc = (float(np.median(x)) for x in (full, refeed, encode))
+    print(f"refeed {network}: full step {t_full:.3f} s, re-feed {t_refeed:.3f} s "
+          f"({100 * t_refeed / t_full:.0f}%), encoder {t_enc:.3f} s", flush=True)
+    e2e: dict = {}
+    if e2e_frames:  # the two streams step in turn, frame by frame: the machine's load hits both alike
+        named = {"none": None, f"sim3 N={e2e_chunk} K={e2e_overlap}": ChunkSettings(e2e_chunk, e2e_overlap, "sim3")}
+        streams = {name: ChunkedSession(NetworkChunks(ttt3r.Session(model)), st) for name, st in named.items()}
+        spent = dict.fromkeys(named, 0.0)
+        for f in frames[:e2e_frames]:
+            for name, cs in streams.items():
+                t0 = time.perf_counter()
+                cs.step(f)
+                spent[name] += time.perf_counter() - t0
+        for name, cs in streams.items():
+            fits = [a.seconds for a in cs.alignments[1:]]
+            e2e[name] = {"s_per_frame": spent[name] / e2e_frames,
+                         "fit_s_per_chunk": float(np.mean(fits)) if fits else 0.0,
+                         "refeeds": e2e_overlap * (len(cs.alignments) - 1) if named[name] else 0}
+            print(f"refeed e2e {name}: {e2e[name]['s_per_frame']:.3f} s/frame", flush=True)
+    fit = 0.0
+    if e2e:
+        base, chunked = e2e["none"], e2e[f"sim3 N={e2e_chunk} K={e2e_overlap}"]
+        fit = chunked["fit_s_per_chunk"]
+        predicted = (chunked["refeeds"] * t_refeed + len(range(e2e_chunk, e2e_frames, e2e_chunk)) * fit) / (
+            e2e_frames * t_full)
+        e2e |= {"measured_extra_pct": 100 * (chunked["s_per_frame"] / base["s_per_frame"] - 1),
+                "predicted_extra_pct": 100 * predicted}
+    from ttt3r.bench import machine_info
+
+    return {"machine": machine_info(), "network": network, "input_hw": list(frames[0].rgb.shape[:2]), "threads": torch.get_num_threads(),
+            "full_step_s": t_full, "refeed_step_s": t_refeed, "encoder_s": t_enc,
+            "refeed_share_of_step": t_refeed / t_full,
+            "end_to_end": e2e, "fit_s_per_chunk": fit,
+            "extra_time_pct_N100": {f"K={k}": 100 * (k * t_refeed + fit) / (100 * t_full) for k in (1, 4, 8, 16)},
+            "extra_time_pct_N100_full_refeed": {f"K={k}": 100 * (k * t_full + fit) / (100 * t_full)
+                                                for k in (1, 4, 8, 16)}}
 
 
 def plot(res: dict, path: Path) -> None:
@@ -170,7 +253,10 @@ def main() -> None:
     ap.add_argument("--network-chunk", type=int, default=25)
     ap.add_argument("--threads", type=int, default=1,
                     help="torch CPU threads for the network (1: steady timings on a shared machine)")
-    ap.add_argument("--parts", default="oracle,network",
+    ap.add_argument("--refeed-networks", default="cut3r_512_dpt_4_64,cut3r_224_linear_4",
+                    help="the full-size architectures timed by the refeed part (the 224 one also end to end)")
+    ap.add_argument("--refeed-threads", type=int, default=2)
+    ap.add_argument("--parts", default="oracle,floor,network,refeed",
                     help="which parts to run; the others are kept from an existing --out file")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "chunk_alignment.json")
     ap.add_argument("--plot", type=Path, default=ROOT / "docs" / "figures" / "chunk_alignment.png")
@@ -197,14 +283,30 @@ def main() -> None:
             res["oracle_extra"] = oracle_part(args.data, args.frames, args.chunk, args.oracle_drift_extra,
                                               range(args.seeds))
         save()
+    if "floor" in parts:  # what any alignment of chunk pairs is left with: the rotation drift alone
+        floor = oracle_part(args.data, args.frames, args.chunk, floor_spec(res["settings"]["oracle_drift"]),
+                            res["settings"]["seeds"], only={FLOOR: ChunkSettings(args.chunk, 4, "sim3")})
+        for motion in MOTIONS:
+            res["oracle"][motion][FLOOR] = floor[motion][FLOOR]
+        save()
     if "network" in parts:
         res["settings"] |= {"network_frames": args.network_frames, "network_chunk": args.network_chunk}
         res["network"] = network_part(args.data, args.frames, args.network_frames, args.network_chunk, args.threads)
+    if "refeed" in parts:
+        res["refeed"] = {}
+        for net in args.refeed_networks.split(","):
+            small = "224" in net  # the end-to-end check runs on the cheaper network only
+            res["refeed"][net] = refeed_part(net, args.refeed_threads, reps=5, e2e_frames=24 if small else 0,
+                                             e2e_chunk=6, e2e_overlap=2)
+            save()
     summary = {}
     for part in ("oracle", "oracle_extra", "network"):
         if part not in res:
             continue
         summary[part] = {m: {"se3_over_sim3_K4": res[part][m]["se3 chain K=1"]["ate"] / res[part][m]["sim3 K=4"]["ate"],
+                             **({"sim3_K4_over_floor": res[part][m]["sim3 K=4"]["ate"] / res[part][m][FLOOR]["ate"],
+                                 "se3_over_floor": res[part][m]["se3 chain K=1"]["ate"] / res[part][m][FLOOR]["ate"]}
+                                if FLOOR in res[part][m] else {}),
                              "extra_time_sim3_K4_vs_se3_pct": 100 * (res[part][m]["sim3 K=4"]["ms_per_frame"]
                                                                      / res[part][m]["se3 chain K=1"]["ms_per_frame"] - 1),
                              "extra_time_sim3_K1_vs_none_pct": 100 * (res[part][m]["sim3 K=1"]["ms_per_frame"]
