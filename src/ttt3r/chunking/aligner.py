@@ -125,7 +125,7 @@ class _Samples:
     points: np.ndarray
     conf: np.ndarray
     pose: np.ndarray = field(repr=False)
-    scale: float = 1.0  # a correction's scale: the frame's unit is this times its chunk's
+    scale: float = 1.0  # the corrections' scale so far (the SE(3) chain's scale; 1 without corrections)
 
 
     def distances(self) -> np.ndarray:
@@ -151,6 +151,7 @@ class ChunkAligner:
         self._pending = False  # a chunk is waiting for its overlap frames
         self._first = 0  # the current chunk's first new frame
         self._moved = False  # correct() moved the last chunk since it was aligned
+        self._chain_scale = 1.0  # product of the corrections' scales: the SE(3) chain's scale
 
     def _grid(self, hw: tuple[int, int]) -> tuple[slice, slice]:
         if self._stride is None:
@@ -163,7 +164,7 @@ class ChunkAligner:
         gy, gx = self._grid(r.hw)
         pc = r.pts3d_cam[gy, gx].reshape(-1, 3).astype(np.float64)
         pw = pc @ r.pose[:3, :3].T + r.pose[:3, 3]
-        return _Samples(r.index, pw, r.conf[gy, gx].reshape(-1).astype(np.float64), r.pose)
+        return _Samples(r.index, pw, r.conf[gy, gx].reshape(-1).astype(np.float64), r.pose, self._chain_scale)
 
     # ------------------------------------------------------------------
     def open_chunk(self, first_frame: int) -> None:
@@ -213,12 +214,13 @@ class ChunkAligner:
         s = float(s)
         self._base = c @ self._base
         self._scale *= s
+        self._chain_scale *= s
         for smp in self._prev:
             smp.points = (s * smp.points) @ R.T + t
             moved = c @ smp.pose
             smp.pose = np.eye(4)
             smp.pose[:3, :3], smp.pose[:3, 3] = moved[:3, :3] / s, moved[:3, 3]
-            smp.scale *= s
+            smp.scale = self._chain_scale
         self._moved = True
 
     # ------------------------------------------------------------------
@@ -236,8 +238,8 @@ class ChunkAligner:
         src, dst, w, dist = src[ok], dst[ok], w[ok], dist[ok]
         mode = self.settings.align
         first = self._overlap[0].index
-        # the chain through the first overlap frame, exactly as the original (no scale; after a
-        # correction, the correction's scale, so that the chain's edge is the same as without it)
+        # the chain through the first overlap frame, exactly as the original (no scale; after
+        # corrections, their scale, so that the map moved by C gives the chain moved by C)
         chain_base = prev[first].pose.copy()
         chain_scale = prev[first].scale
         # its residuals in the chunk frame's coordinates: T maps them as chain_base does

@@ -44,16 +44,17 @@ from .verify import PairMeasurement, VerifiedLoop
 __all__ = ["OnlineLoops", "check_loop_every"]
 
 
-def check_loop_every(every: int | None, loop_closure: bool, flag: str = "--loop-every") -> None:
-    """One-line :class:`TTT3RError` for a bad ``--loop-every M`` (None: not given)."""
+def check_loop_every(every: int | None, loop_closure: bool, flag: str = "--loop-every",
+                     closure_flag: str = "--loop-closure") -> None:
+    """One-line :class:`TTT3RError` for a bad ``--loop-every M`` (None: not given): M must be an
+    integer >= 1, and it needs loop closure."""
+    from ..checks import check_int
+
     if every is None:
         return
-    if isinstance(every, bool) or not isinstance(every, (int, np.integer)):
-        raise TTT3RError(f"{flag}: must be a whole number of chunks, got {every!r}")
+    check_int(flag, every, minimum=1)
     if not loop_closure:
-        raise TTT3RError(f"{flag} needs --loop-closure (it optimises the loop-closure pose graph during the run)")
-    if every < 1:
-        raise TTT3RError(f"{flag} must be at least 1 chunk, got {every}")
+        raise TTT3RError(f"{flag} needs {closure_flag} (it optimises the loop-closure pose graph during the run)")
 
 
 @dataclass
@@ -97,6 +98,11 @@ class OnlineLoops:
         self._poses.append(np.array(pose, np.float64))
         if descriptor is not None:
             self.store.add(frame, descriptor)
+
+    @property
+    def frames(self) -> int:
+        """Frames added so far."""
+        return len(self._frames)
 
     @property
     def poses(self) -> np.ndarray:
