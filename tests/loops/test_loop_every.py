@@ -233,6 +233,35 @@ def test_loop_every_beyond_the_last_chunk_is_the_final_only_run(job_runs):
     assert "loop_every" not in ib["settings"]
 
 
+def test_eval_with_the_network_and_loop_every(released_ckpt, monkeypatch):
+    """``eval --chunk --loop-closure --loop-every`` with the network (formula weights; verification
+    opened wide as for the folder job): the map moves during the stream, the final poses are the
+    final-only ones, and M beyond the last chunk is the final-only prediction exactly."""
+    import torch
+
+    import ttt3r.loops.refine as refine
+    from ttt3r.loops.verify import VerifySettings
+
+    wide = VerifySettings(min_confidence=0.0, max_rot_deg=180.0, max_scale_ratio=1e3)
+    monkeypatch.setattr(refine, "LoopSettings", functools.partial(refine.LoopSettings, verify=wide))
+    seq = Sequence("synthetic", "revisits", sorted((PARITY / "tiny224" / "frames").glob("*.png")) * 3)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        preds = {}
+        for every in (None, 1, 100):
+            opts = PredictorOptions(weights=str(released_ckpt("tiny224")), device="cpu", chunk=3, overlap=1,
+                                    loop_closure=True, loop_every=every)
+            preds[every] = create_predictor("session", opts).predict(seq, "ttt3r", "pose")
+    finally:
+        torch.set_num_threads(threads)
+    opt = preds[1].extras["loop_closure"]["during_run"]["optimisations"]
+    assert [o["chunk"] for o in opt] == [0, 1, 2, 3, 4] and [o["moved"] for o in opt] == [False] * 2 + [True] * 3
+    np.testing.assert_allclose(preds[1].poses, preds[None].poses, atol=1e-6)
+    np.testing.assert_array_equal(preds[100].poses, preds[None].poses)
+    np.testing.assert_array_equal(preds[100].depth, preds[None].depth)
+
+
 # ---------------------------------------------------------------- bad values
 
 

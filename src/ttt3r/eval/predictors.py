@@ -247,7 +247,8 @@ class SessionPredictor:
                 if i == 0:
                     cams = _known_cameras(seq, pre.source_hw, session.size, self.known)
                 K_net, rays = cams(i)
-            r = session.step(pre, path.name, rays=rays)
+            # a ChunkedSession takes no ray maps (--known with --chunk is refused above)
+            r = session.step(pre, path.name) if rays is None else session.step(pre, path.name, rays=rays)
             if self.known is not None:
                 r.intrinsics = K_net
                 if self.known == "poses":
