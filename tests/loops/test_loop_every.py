@@ -12,10 +12,9 @@ import pytest
 from PIL import Image
 from scipy.spatial.transform import Rotation
 
-from test_refine import K, view, truth_poses
-
 import ttt3r
 from helpers import PARITY
+from room_scene import K, truth_poses, view
 from ttt3r.chunking import ChunkedSession, chunk_settings
 from ttt3r.chunking.oracle import DriftOracle, DriftSpec
 from ttt3r.cli import main as cli
