@@ -67,6 +67,9 @@ class ReconstructOptions:
     poses_format: str = "auto"
     #: with ``chunk``: close loops after the last frame and rewrite the outputs (see :mod:`ttt3r.loops`)
     loop_closure: bool = False
+    #: with ``loop_closure``: also optimise every M chunks during the run, the next chunks aligned to the
+    #: corrected map (None: only after the last frame; see :mod:`ttt3r.loops.online`)
+    loop_every: int | None = None
 
     def validate(self, cli: bool = False) -> None:
         """Check every setting before anything is read or written.
@@ -96,6 +99,9 @@ class ReconstructOptions:
         from .chunking import check_chunk_options
 
         check_chunk_options(self.chunk, self.overlap, self.chunk_align, self.reset_every, self.revisit)
+        from .loops.online import check_loop_every
+
+        check_loop_every(self.loop_every, self.loop_closure, name("loop_every"), name("loop_closure"))
         check_choice(name("update"), self.update, available_rules())
         for field_name, resolve in (("device", resolve_device), ("dtype", resolve_dtype)):
             try:
@@ -267,7 +273,8 @@ def _reconstruct(input_path, out_dir, opts: ReconstructOptions, model, writers: 
         "input": os.fspath(input_path),
         "weights": weights,
         "weights_sha256": checkpoint_sha256(weights) if model is None else None,
-        "settings": {k: v for k, v in asdict(opts).items() if k not in ("quiet", "view_port")}
+        "settings": {k: v for k, v in asdict(opts).items()
+                     if k not in ("quiet", "view_port") and not (k == "loop_every" and v is None)}
         | {"size": sess.size, "device": str(sess.model.device), "dtype": dtype_name(sess.model.dtype)},
         "frames_total": source.total,
         **source.counts(),  # frames_expected / frames_read / frames_skipped, updated when reading ends
@@ -283,8 +290,10 @@ def _reconstruct(input_path, out_dir, opts: ReconstructOptions, model, writers: 
             viewer.expect_frames(source.total)
         if not opts.quiet:
             print(f"viewer: {viewer.url}", file=sys.stderr)
-    store = None
+    store = online = None
     if opts.loop_closure:
+        import numpy as np
+
         from .loops.descriptors import encoder_descriptor
         from .loops.retrieval import DescriptorStore
 
@@ -297,12 +306,22 @@ def _reconstruct(input_path, out_dir, opts: ReconstructOptions, model, writers: 
         with RunWriter(out_dir, exports, fps=source.sequence_fps, overwrite=opts.overwrite,
                        options=wopts, info=info, background=True) as writer:
             writers.append(writer)
+            online = _online_loops(sess, writer, opts) if opts.loop_every is not None else None
+            if online is not None:
+                store = online.store
             try:
                 _revisit(sess, input_path, opts)
                 for frame in itertools.chain([first] if first is not None else [], frames):
                     result = _step(sess, frame, source, given)
-                    if store is not None and "global_feat" in result.extras:
-                        store.add(result.index, encoder_descriptor(result.extras["global_feat"]))
+                    if store is not None:
+                        feat = result.extras.get("global_feat")
+                        desc = None if feat is None else encoder_descriptor(feat)
+                        if online is not None:
+                            if n == 0:  # the verification's translation unit, as the final closure's
+                                online.scene_scale = float(np.median(result.depth))
+                            online.add(result.index, result.pose, desc)
+                        elif desc is not None:
+                            store.add(result.index, desc)
                     writer.add(result)
                     if viewer is not None:
                         viewer.add(result)
@@ -318,7 +337,7 @@ def _reconstruct(input_path, out_dir, opts: ReconstructOptions, model, writers: 
         if viewer is not None and interrupted:
             viewer.close()
     seconds = time.perf_counter() - t0
-    closed = _close_loops(out_dir, sess, store, opts) if store is not None and n else None
+    closed = _close_loops(out_dir, sess, store, opts, online) if store is not None and n else None
     return ReconstructSummary(n, seconds, Path(out_dir), viewer, closed)
 
 
@@ -331,17 +350,46 @@ def _check_loop_closure(opts: ReconstructOptions, exports: tuple[str, ...]) -> N
         raise TTT3RError("--loop-closure needs the 'demo' export (the rewrite re-reads depth, conf, color and camera)")
 
 
-def _close_loops(out_dir, sess, store, opts: ReconstructOptions):
-    """Loop closure after the last frame (:func:`ttt3r.loops.refine.refine_run`) with the run's network."""
+def _network_measure(sess, run_dir, opts: ReconstructOptions):
+    """Loop verification by the run's network on a two-frame session of the run's saved images,
+    in the units of its saved depth (:func:`ttt3r.loops.refine.pair_measure`)."""
     import numpy as np
 
     from .io.layout import DEMO_LAYOUT
-    from .loops.refine import LoopSettings, network_pair, pair_measure, refine_run
+    from .loops.refine import network_pair, pair_measure
 
-    measure = pair_measure(network_pair(sess.model, out_dir, opts.update, sess.size),
-                           lambda i: np.load(DEMO_LAYOUT.paths(out_dir, i)["depth"]), opts.conf_threshold)
+    return pair_measure(network_pair(sess.model, run_dir, opts.update, sess.size),
+                        lambda i: np.load(DEMO_LAYOUT.paths(run_dir, i)["depth"]), opts.conf_threshold)
+
+
+def _online_loops(sess, writer, opts: ReconstructOptions):
+    """``--loop-every M``: an :class:`ttt3r.loops.online.OnlineLoops` hooked into the chunked session,
+    measuring pairs from the files written so far (the writer is waited for first)."""
+    from dataclasses import replace
+
+    from .loops.online import OnlineLoops
+    from .loops.refine import LoopSettings
+
+    settings = replace(LoopSettings(conf_threshold=opts.conf_threshold), min_gap=2 * opts.chunk)  # as refine_run's
+    online = OnlineLoops(_network_measure(sess, writer.write_dir, opts), settings, opts.loop_every,
+                         before=writer.wait)
+    sess.between_chunks = lambda done: online.between_chunks(sess.alignments, done)
+    return online
+
+
+def _close_loops(out_dir, sess, store, opts: ReconstructOptions, online=None):
+    """Loop closure after the last frame (:func:`ttt3r.loops.refine.refine_run`) with the run's network;
+    with ``online`` (``--loop-every``) its verified pairs are reused and its optimisations recorded."""
+    from .loops.refine import LoopSettings, refine_run
+
     desc = store.descriptors if len(store) else None
-    return refine_run(out_dir, measure, LoopSettings(conf_threshold=opts.conf_threshold), descriptors=desc)
+    known = during = None
+    if online is not None:
+        known, during = online.measured, online.record()
+        if len(store) != online.frames:  # a frame without the pooled token: image descriptors instead
+            desc = None
+    return refine_run(out_dir, _network_measure(sess, out_dir, opts), LoopSettings(conf_threshold=opts.conf_threshold),
+                      descriptors=desc, known=known, during_run=during)
 
 
 def _given_cameras(source, opts: ReconstructOptions):

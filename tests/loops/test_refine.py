@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from scipy.spatial.transform import Rotation
 
+from room_scene import LAP, H, K, W, truth_poses, view
 from ttt3r.chunking import ChunkedSession, chunk_settings
 from ttt3r.chunking.oracle import DriftOracle, DriftSpec
 from ttt3r.cli import main as cli
@@ -18,41 +18,6 @@ from ttt3r.io.layout import DEMO_LAYOUT, load_camera
 from ttt3r.loops.refine import LoopSettings, chunk_graph, oracle_pair, pair_measure, refine_run
 from ttt3r.loops.retrieval import revisit_pairs
 from ttt3r.writers import RunWriter
-
-LAP, H, W, F, ROOM = 48, 24, 32, 16.0, 4.0
-K = np.array([[F, 0, W // 2], [0, F, H // 2], [0, 0, 1.0]])
-
-
-def truth_poses(laps: int = 2) -> np.ndarray:
-    """A camera on a circle of radius 1 inside a round room, looking outwards, ``laps`` times."""
-    out = []
-    for k in range(laps * LAP):
-        a = 2 * np.pi * k / LAP
-        p = np.eye(4)
-        p[:3, :3] = Rotation.from_euler("y", a).as_matrix()
-        p[:3, 3] = [np.sin(a), 0.0, np.cos(a)]
-        out.append(p)
-    return np.stack(out)
-
-
-def view(pose: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Depth and colour of the room's wall (a cylinder of radius ROOM about the y axis, textured by angle and height)."""
-    u, v = np.meshgrid(np.arange(W), np.arange(H))
-    d = np.stack([(u - K[0, 2]) / F, (v - K[1, 2]) / F, np.ones_like(u, float)], -1) @ pose[:3, :3].T
-    c = pose[:3, 3]
-    a = d[..., 0] ** 2 + d[..., 2] ** 2
-    b = 2 * (c[0] * d[..., 0] + c[2] * d[..., 2])
-    cc = c[0] ** 2 + c[2] ** 2 - ROOM**2
-    t = (-b + np.sqrt(b * b - 4 * a * cc)) / (2 * a)  # depth along z (d has z = 1 in the camera)
-    hit = c + t[..., None] * d
-    th = np.arctan2(hit[..., 0], hit[..., 2])
-    rng = np.random.default_rng(7)
-    col = []
-    for ch in range(3):
-        f = sum(rng.normal() * np.sin((k + 1) * th + rng.uniform(0, 6)) for k in range(8))
-        col.append(128 + 60 * np.tanh(f) * np.cos(1.3 * hit[..., 1] + ch))
-    return t.astype(np.float32), np.clip(np.stack(col, -1), 0, 255).astype(np.uint8)
-
 
 @pytest.fixture(scope="module")
 def truth():

@@ -17,6 +17,15 @@ once: pose ``[R R_i | s R t_i + t]``, camera points and depth times ``s``
 (depth stays consistent with the world), world-head points by ``T``;
 confidences and intrinsics unchanged.
 
+Loop closure during the run (``--loop-every M``, :mod:`ttt3r.loops.online`)
+moves the map between two chunks: :meth:`ChunkAligner.correct` applies a
+world-to-world Sim(3) ``C`` to the finished chunk's transform and to the world
+points of its last frames that the next chunk is aligned against, so the next
+chunk lands on the corrected map. That chunk's record then keeps the
+transform it was aligned to (``aligned_to``, ``C T``): its overlap measured
+``aligned_to^-1 T_next``, the sequential edge of the pose graph, while
+``matrix`` stays the transform its frames were written with.
+
 Memory: of the previous chunk only a grid of at most ``max_points`` pixels of
 its last ``K`` frames is kept (points, confidences), and the ``K`` overlap
 predictions of the current chunk while they are collected (same grid).
@@ -62,6 +71,9 @@ class ChunkAlignment:
             to its camera after ``T``, in [0, 1]: 1 means they agree everywhere.
         points: correspondences used.
         seconds: time of the fit.
+        aligned_to: (4, 4) the previous chunk's transform this chunk was aligned to when
+            :meth:`ChunkAligner.correct` had moved it (loop closure during the run); None:
+            the previous chunk's ``matrix`` (the sequential edge is ``aligned_to^-1 matrix``).
     """
 
     chunk: int
@@ -76,11 +88,16 @@ class ChunkAlignment:
     confidence: float | None = None
     points: int = 0
     seconds: float = 0.0
+    aligned_to: np.ndarray | None = None
 
     def to_json(self) -> dict:
         d = dataclasses.asdict(self)
         d["matrix"] = np.round(self.matrix, 10).tolist()
         d["overlap"] = list(self.overlap)
+        if self.aligned_to is None:  # absent unless a correction moved the previous chunk
+            del d["aligned_to"]
+        else:
+            d["aligned_to"] = np.round(self.aligned_to, 10).tolist()
         return d
 
 
@@ -108,6 +125,8 @@ class _Samples:
     points: np.ndarray
     conf: np.ndarray
     pose: np.ndarray = field(repr=False)
+    scale: float = 1.0  # the corrections' scale so far (the SE(3) chain's scale; 1 without corrections)
+
 
     def distances(self) -> np.ndarray:
         """(M,) distance of each point from the frame's camera centre."""
@@ -131,6 +150,8 @@ class ChunkAligner:
         self._stride: int | None = None
         self._pending = False  # a chunk is waiting for its overlap frames
         self._first = 0  # the current chunk's first new frame
+        self._moved = False  # correct() moved the last chunk since it was aligned
+        self._chain_scale = 1.0  # product of the corrections' scales: the SE(3) chain's scale
 
     def _grid(self, hw: tuple[int, int]) -> tuple[slice, slice]:
         if self._stride is None:
@@ -143,7 +164,7 @@ class ChunkAligner:
         gy, gx = self._grid(r.hw)
         pc = r.pts3d_cam[gy, gx].reshape(-1, 3).astype(np.float64)
         pw = pc @ r.pose[:3, :3].T + r.pose[:3, 3]
-        return _Samples(r.index, pw, r.conf[gy, gx].reshape(-1).astype(np.float64), r.pose)
+        return _Samples(r.index, pw, r.conf[gy, gx].reshape(-1).astype(np.float64), r.pose, self._chain_scale)
 
     # ------------------------------------------------------------------
     def open_chunk(self, first_frame: int) -> None:
@@ -177,6 +198,31 @@ class ChunkAligner:
         self._prev.append(self._sample(out))
         return out
 
+    def correct(self, correction: np.ndarray) -> None:
+        """Move the finished chunk by the world-to-world Sim(3) ``correction`` ((4, 4), e.g. its
+        pose-graph correction ``T' T^-1``) before the next chunk is aligned to it: its transform
+        becomes ``correction @ T`` and the kept world points and poses of its last frames move
+        with it (poses: the rigid part of ``correction @ P``). Frames already emitted are not
+        changed. Only between chunks (after a chunk's last frame, before :meth:`open_chunk`).
+        """
+        from ..loops.pose_graph import sim3_split
+
+        if self._pending or not self.records:
+            raise RuntimeError("correct() only between chunks")
+        c = np.asarray(correction, np.float64)
+        s, R, t = sim3_split(c)
+        s = float(s)
+        self._base = c @ self._base
+        self._scale *= s
+        self._chain_scale *= s
+        for smp in self._prev:
+            smp.points = (s * smp.points) @ R.T + t
+            moved = c @ smp.pose
+            smp.pose = np.eye(4)
+            smp.pose[:3, :3], smp.pose[:3, 3] = moved[:3, :3] / s, moved[:3, 3]
+            smp.scale = self._chain_scale
+        self._moved = True
+
     # ------------------------------------------------------------------
     def _estimate(self) -> None:
         t0 = time.perf_counter()
@@ -192,11 +238,15 @@ class ChunkAligner:
         src, dst, w, dist = src[ok], dst[ok], w[ok], dist[ok]
         mode = self.settings.align
         first = self._overlap[0].index
-        # the chain through the first overlap frame, exactly as the original (no scale)
+        # the chain through the first overlap frame, exactly as the original (no scale; after
+        # corrections, their scale, so that the map moved by C gives the chain moved by C)
         chain_base = prev[first].pose.copy()
+        chain_scale = prev[first].scale
         # its residuals in the chunk frame's coordinates: T maps them as chain_base does
-        chain = (fit_residuals(Sim3(chain_base[:3, :3], chain_base[:3, 3], 1.0), src, dst, w, ref_dist=dist)
+        chain = (fit_residuals(Sim3(chain_base[:3, :3], chain_base[:3, 3], chain_scale), src, dst, w, ref_dist=dist)
                  if len(src) >= 3 else None)
+        if chain_scale != 1.0:
+            chain_base[:3, :3] *= chain_scale
         fit = chain
         if mode == "sim3":
             try:
@@ -206,16 +256,17 @@ class ChunkAligner:
             if mode == "sim3" and chain is not None and chain.confidence > fit.confidence:
                 mode, fit = "se3-fallback", chain  # the overlap agrees better with the chain than with the fit
         if mode != "sim3":
-            base, scale = chain_base, 1.0
+            base, scale = chain_base, chain_scale
         else:
             base, scale = fit.sim.matrix, float(fit.sim.s)
-        self._base, self._scale = base, scale
+        aligned_to = self._base.copy() if self._moved else None
+        self._base, self._scale, self._moved = base, scale, False
         self.records.append(ChunkAlignment(
             chunk=len(self.records), first_frame=self._first, overlap=(first, self._overlap[-1].index + 1),
             mode=mode, matrix=base.copy(), scale=scale,
             residual=None if fit is None else fit.residual, residual_rel=None if fit is None else fit.residual_rel,
             inlier_fraction=None if fit is None else fit.inlier_fraction,
             confidence=None if fit is None else fit.confidence, points=int(len(src)),
-            seconds=time.perf_counter() - t0))
+            seconds=time.perf_counter() - t0, aligned_to=aligned_to))
         self._overlap = []
         self._pending = False

@@ -26,6 +26,12 @@ bytes each: 0.6 MiB at 10,000). So 22.0 MiB for K = 8 and 43.5 MiB for K = 16
 at 512 x 288, whatever N and the sequence length (the bound, K = N - 1 = 99 for
 N = 100, is 266 MiB).
 No chunk's outputs are held back. See docs/long_sequences.md.
+
+Between two chunks, before the next one opens, :attr:`ChunkedSession.between_chunks`
+(when set) is called with the number of chunks finished; a (4, 4) Sim(3) it
+returns moves the finished chunk in the aligner
+(:meth:`~ttt3r.chunking.aligner.ChunkAligner.correct`), so the next chunk is
+aligned to the moved map: loop closure during the run (:mod:`ttt3r.loops.online`).
 """
 
 from __future__ import annotations
@@ -34,9 +40,11 @@ import dataclasses
 import os
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
+
+import numpy as np
 
 from ..results import FrameResult
 from .aligner import ChunkAligner, ChunkAlignment
@@ -139,6 +147,8 @@ class ChunkedSession:
         self.aligner = ChunkAligner(settings) if settings is not None else None
         self._recent: deque[tuple[int, Any, str | None]] = deque(maxlen=settings.overlap if settings else 1)
         self.frames_done = 0
+        #: ``completed_chunks -> (4, 4) correction | None``, called between chunks (see the module doc)
+        self.between_chunks: Callable[[int], np.ndarray | None] | None = None
 
     @classmethod
     def for_network(cls, model, settings: ChunkSettings | None, update: str = "ttt3r", size: int | None = None,
@@ -176,6 +186,10 @@ class ChunkedSession:
                 self.aligner.open_chunk(0)
                 opened = self.aligner.records[-1]
             elif i % n == 0:
+                if self.between_chunks is not None:
+                    correction = self.between_chunks(i // n)
+                    if correction is not None:
+                        self.aligner.correct(correction)
                 self.predictor.new_chunk()
                 self.aligner.open_chunk(i)
                 for j, prep, nm in self._recent:

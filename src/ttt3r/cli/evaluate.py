@@ -63,6 +63,9 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--loop-closure", action="store_true",
                    help="with --chunk: close loops (revisits) in a Sim(3) pose graph over the chunks before scoring "
                         "(network or --oracle-drift; docs/loop_closure.md)")
+    p.add_argument("--loop-every", type=int, default=None, metavar="M",
+                   help="with --loop-closure: also close loops every M chunks while the sequence streams, the next "
+                        "chunks aligned to the corrected map (default: only after the last frame)")
     p.add_argument("--oracle-drift", default=None, metavar="SPEC",
                    help="the ground truth drifted as a chunked network's, e.g. scale=2,rot=0.05,noise=0.01,seed=0 "
                         "(per-chunk scale in [1/scale, scale], rot deg/frame drift, noise), put together by the "
@@ -165,7 +168,7 @@ def main(argv: list[str]) -> int:
     opts = PredictorOptions(weights=args.weights, device=args.device, dtype=args.dtype, size=args.size,
                             reset_every=args.reset_every, chunk=args.chunk, overlap=args.overlap,
                             chunk_align=args.chunk_align, oracle_drift=args.oracle_drift, known=args.known,
-                            loop_closure=args.loop_closure)
+                            loop_closure=args.loop_closure, loop_every=args.loop_every)
     name = "oracle_drift" if args.oracle_drift is not None else "oracle" if args.oracle else "session"
     predictor = create_predictor(name, opts)
     if args.reset_every < 0:

@@ -54,6 +54,10 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--loop-closure", action="store_true",
                     help="with --chunk: after the last frame, find revisits, close them in a Sim(3) pose graph over "
                          "the chunks and rewrite the outputs (old poses kept as pose_raw; docs/loop_closure.md)")
+    ap.add_argument("--loop-every", type=int, default=None, metavar="M",
+                    help="with --loop-closure: also close loops every M chunks during the run and align the next "
+                         "chunks to the corrected map (frames written stay as written until the final rewrite; "
+                         "default: only after the last frame)")
     ap.add_argument("--chunk-align", choices=["sim3", "se3"], default="sim3",
                     help="with --chunk: sim3 = robust confidence-weighted Sim(3) on the overlap's point maps "
                          "(default); se3 = chain through the first overlap frame's pose (--overlap 1 --chunk-align "
@@ -134,7 +138,7 @@ def main(argv: list[str]) -> int:
         colmap_res=args.colmap_res, colmap_max_reproj_error=args.colmap_max_error,
         want=("world",) if args.world_points else (), view=args.view, view_port=args.port, quiet=args.quiet,
         chunk=args.chunk, overlap=args.overlap, chunk_align=args.chunk_align, revisit=args.revisit,
-        revisit_update=args.revisit_update, loop_closure=args.loop_closure,
+        revisit_update=args.revisit_update, loop_closure=args.loop_closure, loop_every=args.loop_every,
         intrinsics=args.intrinsics, poses=args.poses, poses_format=args.poses_format,
     )
     opts.validate(cli=True)  # every option, named as typed, before any file is read or folder made

@@ -62,6 +62,7 @@ class PredictorOptions:
     chunk_align: str = "sim3"
     oracle_drift: str | None = None
     loop_closure: bool = False
+    loop_every: int | None = None  # with loop_closure: also optimise every M chunks during the stream
     known: str | None = None  # "intrinsics" or "poses": feed the ground-truth cameras (see SessionPredictor)
 
     def chunks(self):
@@ -69,8 +70,11 @@ class PredictorOptions:
         from ..chunking import check_chunk_options, chunk_settings
 
         check_chunk_options(self.chunk, self.overlap, self.chunk_align, self.reset_every)
+        from ..loops.online import check_loop_every
+
         if self.loop_closure and not self.chunk:
             raise TTT3RError("--loop-closure needs --chunk N (the pose graph's nodes are the chunks)")
+        check_loop_every(self.loop_every, self.loop_closure)
         return chunk_settings(self.chunk, self.overlap, self.chunk_align)
 
 
@@ -149,7 +153,7 @@ class SessionPredictor:
 
     def __init__(self, weights: str | os.PathLike, device: str = "auto", dtype: str = "fp32",
                  size: int | None = None, reset_every: int = 0, model: Any = None, chunks=None,
-                 known: str | None = None, loop_closure: bool = False) -> None:
+                 known: str | None = None, loop_closure: bool = False, loop_every: int | None = None) -> None:
         if known is not None and known not in KNOWN_CAMERAS:
             raise TTT3RError(f"--known: {known!r} is not one of {', '.join(KNOWN_CAMERAS)}")
         if known == "poses" and reset_every:
@@ -161,6 +165,7 @@ class SessionPredictor:
         self.weights = str(weights)
         self.chunks = chunks
         self.loop_closure = bool(loop_closure)
+        self.loop_every = loop_every if self.loop_closure else None
         self.device = device
         self.dtype = dtype
         self.size = size
@@ -199,6 +204,8 @@ class SessionPredictor:
             out["known"] = self.known
         if self.loop_closure:
             out["loop_closure"] = True
+        if self.loop_every is not None:
+            out["loop_every"] = int(self.loop_every)
         return out
 
     def predict(self, seq: Sequence, rule: str, task: str) -> Prediction:
@@ -215,6 +222,18 @@ class SessionPredictor:
             session = Session(self.model(), update=rule, reset_every=self.reset_every, size=self.size,
                               want=get_task(task).heads)
         depth, poses, Ks, world, feats = [], [], [], [], []
+        closing = self.loop_closure and self.chunks is not None
+        online = None
+        if closing:
+            from ..loops.refine import pair_measure
+
+            def pair(i, j):  # the network on a two-frame session
+                two = Session(self.model(), update=rule, size=self.size)
+                return tuple(two.step(preprocess(seq.image_paths[k], session.size, seq.image_paths[k].name))
+                             for k in (i, j))
+
+            measure = pair_measure(pair, lambda i: depth[i])
+            online = _online_loops(session, measure, self.loop_every)
         src_hw = None
         t0 = time.perf_counter()
         for i, path in enumerate(seq.image_paths):
@@ -228,7 +247,8 @@ class SessionPredictor:
                 if i == 0:
                     cams = _known_cameras(seq, pre.source_hw, session.size, self.known)
                 K_net, rays = cams(i)
-            r = session.step(pre, path.name, rays=rays)
+            # a ChunkedSession takes no ray maps (--known with --chunk is refused above)
+            r = session.step(pre, path.name) if rays is None else session.step(pre, path.name, rays=rays)
             if self.known is not None:
                 r.intrinsics = K_net
                 if self.known == "poses":
@@ -240,25 +260,22 @@ class SessionPredictor:
                 world.append(r.pts3d_world)
             if self.loop_closure and "global_feat" in r.extras:
                 feats.append(r.extras["global_feat"])
+            if online is not None:
+                online.add(i, r.pose, _frame_descriptor(r, path))
         assert src_hw is not None
         depth_a, poses_a, extras = np.stack(depth), np.stack(poses), {}
-        if self.loop_closure and self.chunks is not None:
+        if closing:
             from ..loops.descriptors import encoder_descriptor
-            from ..loops.refine import pair_measure
 
-            def pair(i, j):  # the network on a two-frame session
-                two = Session(self.model(), update=rule, size=self.size)
-                return tuple(two.step(preprocess(seq.image_paths[k], session.size, seq.image_paths[k].name))
-                             for k in (i, j))
-
-            measure = pair_measure(pair, lambda i: depth_a[i])
-            if len(feats) == len(seq.image_paths):
+            if online is not None:
+                desc = online.store.descriptors
+            elif len(feats) == len(seq.image_paths):
                 desc = np.stack([encoder_descriptor(f) for f in feats])
             else:  # a step without the pooled token: describe the images instead
                 from ..loops.refine import image_paths_descriptors
 
                 desc = image_paths_descriptors(seq.image_paths)
-            poses_a, scales, extras["loop_closure"] = _close_loops(session.alignments, poses_a, desc, measure)
+            poses_a, scales, extras["loop_closure"] = _close_loops(session.alignments, poses_a, desc, measure, online)
             depth_a = depth_a * scales[:, None, None].astype(np.float32)
         return Prediction(
             depth=depth_a,
@@ -299,20 +316,48 @@ def _known_cameras(seq: Sequence, source_hw: tuple[int, int], size: int, known: 
     return cams
 
 
-def _close_loops(alignments, poses: np.ndarray, descriptors: np.ndarray, measure):
-    """Loop closure over a chunked stream held in memory: (corrected poses, depth scales, JSON record)."""
-    from ..loops.refine import LoopSettings, detect_and_close
+def _online_loops(stream, measure, every: int | None):
+    """With ``every`` (``--loop-every M``): an :class:`ttt3r.loops.online.OnlineLoops` hooked into the
+    chunked ``stream`` (its corrections move the chunk aligner between chunks); else None."""
+    if every is None:
+        return None
+    from ..loops.online import OnlineLoops
+    from ..loops.refine import LoopSettings
+
+    online = OnlineLoops(measure, LoopSettings(), every)
+    stream.between_chunks = lambda done: online.between_chunks(stream.alignments, done)
+    return online
+
+
+def _frame_descriptor(r, path) -> np.ndarray:
+    """A frame's loop descriptor: the network's pooled encoder token, else an image descriptor of ``path``."""
+    if "global_feat" in r.extras:
+        from ..loops.descriptors import encoder_descriptor
+
+        return encoder_descriptor(r.extras["global_feat"])
+    from ..loops.refine import image_paths_descriptors
+
+    return image_paths_descriptors([path])[0]
+
+
+def _close_loops(alignments, poses: np.ndarray, descriptors: np.ndarray, measure, online=None):
+    """Loop closure over a chunked stream held in memory: (corrected poses, depth scales, JSON record).
+
+    ``online``: the :class:`ttt3r.loops.online.OnlineLoops` of a ``--loop-every`` stream (its
+    verified pairs are reused, its optimisations recorded)."""
+    from ..loops.refine import LoopSettings, alignment_graph, detect_and_close
 
     t0 = time.perf_counter()
-    nodes = np.stack([np.asarray(a.matrix, np.float64) for a in alignments])
-    starts = np.array([a.first_frame for a in alignments])
+    nodes, starts, weights, aligned = alignment_graph(alignments)
     chunk_of = np.searchsorted(starts, np.arange(len(poses)), side="right") - 1
-    weights = np.array([1.0 if a.confidence is None else max(float(a.confidence), 0.05) for a in alignments[1:]])
     closed, records, n = detect_and_close(nodes, chunk_of, poses, descriptors, measure, LoopSettings(),
-                                          sequential_weights=weights)
+                                          sequential_weights=weights, aligned_to=aligned,
+                                          known=None if online is None else online.measured)
     kept = sum(1 for r in records if r["rejected_by_graph"] is False)
     record = {"candidates": n, "verified": sum(1 for r in records if r["accepted"]), "kept": kept,
               "seconds": round(time.perf_counter() - t0, 3), "loops": records}
+    if online is not None:
+        record["during_run"] = online.record()
     return closed.poses, closed.depth_scales, record
 
 
@@ -322,7 +367,7 @@ def _session(opts: PredictorOptions) -> Predictor:
         raise TTT3RError("--weights is required (a checkpoint path or known name), or --oracle")
     return SessionPredictor(opts.weights, device=opts.device, dtype=opts.dtype, size=opts.size,
                             reset_every=opts.reset_every, chunks=opts.chunks(), known=opts.known,
-                            loop_closure=opts.loop_closure)
+                            loop_closure=opts.loop_closure, loop_every=opts.loop_every)
 
 
 # ---------------------------------------------------------------------------
@@ -419,16 +464,18 @@ class DriftOraclePredictor:
             (the drift of a network run without resets).
     """
 
-    def __init__(self, spec, chunks=None, loop_closure: bool = False) -> None:
+    def __init__(self, spec, chunks=None, loop_closure: bool = False, loop_every: int | None = None) -> None:
         self.spec = spec
         self.chunks = chunks
         self.loop_closure = bool(loop_closure)
+        self.loop_every = loop_every if self.loop_closure else None
         self.last_alignments: list = []
 
     def describe(self) -> dict:
         d = {"predictor": "oracle_drift", "spec": self.spec.to_json(),
              "chunks": None if self.chunks is None else self.chunks.to_json()}
-        return d | ({"loop_closure": True} if self.loop_closure else {})
+        return (d | ({"loop_closure": True} if self.loop_closure else {})
+                | ({"loop_every": int(self.loop_every)} if self.loop_every is not None else {}))
 
     def predict(self, seq: Sequence, rule: str, task: str) -> Prediction:
         from ..chunking import ChunkedSession
@@ -453,19 +500,26 @@ class DriftOraclePredictor:
         stream = ChunkedSession(DriftOracle(self.spec, poses, K, read_depth, key=seq.name), self.chunks)
         depth = np.empty((n, h, w), np.float32)
         out_poses = np.empty((n, 4, 4))
-        for i in range(n):
-            r = stream.step(i)
-            depth[i] = r.depth
-            out_poses[i] = r.pose
-        self.last_alignments = stream.alignments
-        extras = {"chunks": [a.to_json() for a in stream.alignments]}
-        if self.loop_closure and self.chunks is not None:
+        closing = self.loop_closure and self.chunks is not None
+        online = None
+        if closing:
             from ..loops.refine import image_paths_descriptors, oracle_pair, pair_measure
 
             # the same drift model on a two-frame chunk
             measure = pair_measure(oracle_pair(self.spec, poses, K, read_depth, key=seq.name), lambda i: depth[i])
-            desc = image_paths_descriptors(seq.image_paths)
-            out_poses, scales, extras["loop_closure"] = _close_loops(stream.alignments, out_poses, desc, measure)
+            online = _online_loops(stream, measure, self.loop_every)
+        for i in range(n):
+            r = stream.step(i)
+            depth[i] = r.depth
+            out_poses[i] = r.pose
+            if online is not None:
+                online.add(i, r.pose, image_paths_descriptors([seq.image_paths[i]])[0])
+        self.last_alignments = stream.alignments
+        extras = {"chunks": [a.to_json() for a in stream.alignments]}
+        if closing:
+            desc = image_paths_descriptors(seq.image_paths) if online is None else online.store.descriptors
+            out_poses, scales, extras["loop_closure"] = _close_loops(stream.alignments, out_poses, desc, measure,
+                                                                      online)
             depth *= scales[:, None, None].astype(np.float32)
         return Prediction(depth=depth, poses=out_poses, intrinsics=K, seconds=time.perf_counter() - t0,
                           extras=extras)
@@ -475,7 +529,8 @@ class DriftOraclePredictor:
 def _oracle_drift(opts: PredictorOptions) -> Predictor:
     from ..chunking.oracle import DriftSpec
 
-    return DriftOraclePredictor(DriftSpec.parse(opts.oracle_drift or ""), opts.chunks(), opts.loop_closure)
+    return DriftOraclePredictor(DriftSpec.parse(opts.oracle_drift or ""), opts.chunks(), opts.loop_closure,
+                                opts.loop_every)
 
 
 __all__ = ["DriftOraclePredictor", "GroundTruthPredictor", "Predictor", "PredictorOptions", "SessionPredictor",

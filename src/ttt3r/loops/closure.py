@@ -1,8 +1,11 @@
 """Loop closure over a chunked run: chunk nodes, sequential and loop edges, corrected frames.
 
 The chunk nodes are the chunk-to-world Sim(3) transforms the chunk aligner
-found (``run.json``'s chunk records). Consecutive chunks are joined by their
-alignment (``T_c^-1 T_{c+1}``, exactly met before loops are added). A verified
+found (``run.json``'s chunk records): the transforms the frames were written
+with. Consecutive chunks are joined by their alignment (``T_c^-1 T_{c+1}``,
+exactly met before loops are added; ``A_c^-1 T_{c+1}`` when loop closure during
+the run had moved chunk ``c`` to ``A_c`` before chunk ``c + 1`` was aligned to it,
+``aligned_to`` in the chunk record). A verified
 loop between frames ``i`` (chunk ``a``) and ``j`` (chunk ``b``) with measured
 relative ``M`` (:class:`~ttt3r.loops.verify.PairMeasurement`) becomes the chunk
 edge ``T_a^-1 T_b ~= (T_a^-1 P_i) M (P_j^-1 T_b)``, ``P`` the frames' current
@@ -64,7 +67,8 @@ class LoopClosure:
 
 
 def close_loops(nodes: np.ndarray, chunk_of: np.ndarray, poses: np.ndarray, loops: Sequence[VerifiedLoop],
-                sequential_weights: np.ndarray | None = None, **graph_options) -> LoopClosure:
+                sequential_weights: np.ndarray | None = None, aligned_to: Sequence[np.ndarray | None] | None = None,
+                **graph_options) -> LoopClosure:
     """Solve the chunk pose graph with the accepted ``loops`` and correct every frame.
 
     Args:
@@ -73,6 +77,8 @@ def close_loops(nodes: np.ndarray, chunk_of: np.ndarray, poses: np.ndarray, loop
         poses: (N, 4, 4) current camera-to-world poses of the frames.
         loops: verified candidates (only ``accepted`` ones become edges).
         sequential_weights: (C - 1,) weights of the sequential edges (default 1).
+        aligned_to: (C - 1,) for each chunk ``c + 1``, the (4, 4) transform of chunk ``c`` it was
+            aligned to, or None: ``nodes[c]`` (the default for all).
         graph_options: passed to :func:`~ttt3r.loops.pose_graph.optimize_pose_graph`.
     """
     nodes = np.asarray(nodes, np.float64)
@@ -84,7 +90,11 @@ def close_loops(nodes: np.ndarray, chunk_of: np.ndarray, poses: np.ndarray, loop
     if len(chunk_of) and (chunk_of.min() < 0 or chunk_of.max() >= n_chunks or np.any(np.diff(chunk_of) < 0)):
         raise TTT3RError(f"loop closure: chunk numbers must be non-decreasing in [0, {n_chunks})")
     w = np.ones(max(0, n_chunks - 1)) if sequential_weights is None else np.asarray(sequential_weights, float)
-    edges = [PoseEdge(c, c + 1, sim3_inverse(nodes[c]) @ nodes[c + 1], float(w[c]), "sequential")
+    prev = [None] * max(0, n_chunks - 1) if aligned_to is None else list(aligned_to)
+    if len(prev) != max(0, n_chunks - 1):
+        raise TTT3RError(f"loop closure: {len(prev)} aligned_to transforms for {n_chunks} chunks")
+    edges = [PoseEdge(c, c + 1, sim3_inverse(nodes[c] if prev[c] is None else np.asarray(prev[c], np.float64))
+                      @ nodes[c + 1], float(w[c]), "sequential")
              for c in range(n_chunks - 1)]
     edge_of = []
     for loop in loops:

@@ -28,9 +28,10 @@ from ..results import FrameResult
 from .closure import close_loops
 from .retrieval import find_loop_candidates
 from .rewrite import _read_json, read_camera, recover_rewrite, rewrite_run, run_frames
-from .verify import PairMeasurement, VerifySettings, depth_ratio, pair_to_run_units, verify_candidates
+from .verify import PairMeasurement, VerifiedLoop, VerifySettings, depth_ratio, pair_to_run_units, verify_candidates
 
-__all__ = ["LoopSettings", "RefineSummary", "chunk_graph", "pair_measure", "refine_run"]
+__all__ = ["LoopSettings", "RefineSummary", "alignment_graph", "chunk_graph", "detect_and_close", "pair_measure",
+           "refine_run"]
 
 
 @dataclass
@@ -181,26 +182,39 @@ def image_descriptors(run_dir: str | os.PathLike, frames: list[int]) -> np.ndarr
 def detect_and_close(nodes: np.ndarray, chunk_of: np.ndarray, poses: np.ndarray, descriptors: np.ndarray,
                      measure: Callable[[int, int], PairMeasurement | None], settings: LoopSettings, *,
                      frames: list[int] | None = None, scene_scale: float = 1.0,
-                     sequential_weights: np.ndarray | None = None, graph_options: dict | None = None):
+                     sequential_weights: np.ndarray | None = None, graph_options: dict | None = None,
+                     aligned_to: list | None = None, known: dict[tuple[int, int], VerifiedLoop] | None = None):
     """Candidates, verification and the chunk pose graph, in memory (no files): ``(closure,
     JSON records of the loops with frame indices, number of candidates)``.
 
     Args:
-        nodes, chunk_of, poses, sequential_weights: as :func:`~ttt3r.loops.closure.close_loops`.
+        nodes, chunk_of, poses, sequential_weights, aligned_to: as :func:`~ttt3r.loops.closure.close_loops`.
         descriptors: (N, D), one per frame in ``poses``' order.
         measure: ``(frame_i, frame_j) -> PairMeasurement | None`` (frame indices).
         settings: :class:`LoopSettings` (``min_gap`` None: twice the largest chunk).
         frames: the frame index of each row (default ``0..N-1``).
         scene_scale: the unit of the verification's translation check.
+        known: pairs ``(i, j)`` (frame indices) verified before (loop closure during the run):
+            a candidate among them is not measured again, and every one of them is used
+            (after the candidates, in their order), whether it is a candidate now or not.
+
+    ``closure.loops`` are the loops used with frame indices: the candidates' in their
+    order, then the known pairs that are not candidates now.
     """
     frames = list(range(len(poses))) if frames is None else list(frames)
     min_gap = settings.min_gap if settings.min_gap is not None else 2 * int(np.bincount(chunk_of).max())
     pos = {f: k for k, f in enumerate(frames)}
+    known = known or {}
     cands = find_loop_candidates(descriptors, np.asarray(frames), min_gap=min_gap, top_k=settings.top_k,
                                  min_similarity=settings.min_similarity, max_candidates=settings.max_candidates)
-    loops = verify_candidates(cands, measure, lambda f: poses[pos[f]], settings.verify, scene_scale=scene_scale)
+    fresh = verify_candidates([c for c in cands if (c.i, c.j) not in known], measure, lambda f: poses[pos[f]],
+                              settings.verify, scene_scale=scene_scale)
+    by_pair = {**known, **{(v.i, v.j): v for v in fresh}}
+    pairs = [(c.i, c.j) for c in cands]
+    pairs += [p for p in known if p not in set(pairs)]
+    loops = [by_pair[p] for p in pairs]
     local = [replace(v, i=pos[v.i], j=pos[v.j]) for v in loops]
-    closed = close_loops(nodes, chunk_of, poses, local, sequential_weights, **(graph_options or {}))
+    closed = close_loops(nodes, chunk_of, poses, local, sequential_weights, aligned_to, **(graph_options or {}))
     records = closed.records()
     for r, v in zip(records, loops):
         r["i"], r["j"] = v.i, v.j
@@ -208,9 +222,26 @@ def detect_and_close(nodes: np.ndarray, chunk_of: np.ndarray, poses: np.ndarray,
     return closed, records, len(cands)
 
 
+def alignment_graph(alignments) -> tuple[np.ndarray, np.ndarray, np.ndarray, list]:
+    """A chunk graph from the aligner's records (:class:`~ttt3r.chunking.ChunkAlignment`, or their
+    JSON, e.g. ``run.json``'s ``chunks``): (C, 4, 4) nodes, (C,) first frames, (C - 1,) sequential
+    weights (the alignment confidences, at least 0.05; 1 where there is none), (C - 1,) ``aligned_to``."""
+    def get(a, key):
+        return a.get(key) if isinstance(a, dict) else getattr(a, key)
+
+    nodes = np.stack([np.asarray(get(a, "matrix"), np.float64) for a in alignments])
+    starts = np.array([int(get(a, "first_frame")) for a in alignments])
+    conf = [get(a, "confidence") for a in alignments[1:]]
+    weights = np.array([1.0 if c is None else max(float(c), 0.05) for c in conf])
+    aligned = [None if get(a, "aligned_to") is None else np.asarray(get(a, "aligned_to"), np.float64)
+               for a in alignments[1:]]
+    return nodes, starts, weights, aligned
+
+
 def refine_run(run_dir: str | os.PathLike, measure: Callable[[int, int], PairMeasurement | None],
                settings: LoopSettings | None = None, descriptors: np.ndarray | None = None,
-               graph_options: dict | None = None) -> RefineSummary:
+               graph_options: dict | None = None, known: dict[tuple[int, int], VerifiedLoop] | None = None,
+               during_run: dict | None = None) -> RefineSummary:
     """Close the loops of a finished chunked run and rewrite its outputs (see the module doc).
 
     Args:
@@ -220,6 +251,12 @@ def refine_run(run_dir: str | os.PathLike, measure: Callable[[int, int], PairMea
         descriptors: (N, D), one per camera file in frame order (the network's);
             None: image descriptors of ``color/``.
         graph_options: passed to :func:`~ttt3r.loops.pose_graph.optimize_pose_graph`.
+        known: pairs verified during the run (:func:`detect_and_close`; ``--loop-every``).
+        during_run: recorded as ``run.json``'s ``loop_closure.during_run`` (the optimisations
+            during the run, :meth:`ttt3r.loops.online.OnlineLoops.record`).
+
+    The sequential edges follow the chunk records' ``aligned_to`` where loop closure
+    during the run moved a chunk before the next was aligned to it.
     """
     t0 = time.perf_counter()
     st = settings or LoopSettings()
@@ -227,6 +264,10 @@ def refine_run(run_dir: str | os.PathLike, measure: Callable[[int, int], PairMea
     recover_rewrite(run_dir)
     nodes, chunk_of, poses, weights, frames = chunk_graph(run_dir)
     info = _read_json(run_dir / "run.json", "run.json")
+    try:
+        aligned = alignment_graph(sorted(info["chunks"], key=lambda r: int(r["chunk"])))[3]
+    except (KeyError, TypeError, ValueError) as e:
+        raise TTT3RError(f"{run_dir / 'run.json'}: malformed chunk records ({type(e).__name__}: {e})") from None
     chunk = int((info.get("settings") or {}).get("chunk") or 0) or int(np.bincount(chunk_of).max())
     min_gap = st.min_gap if st.min_gap is not None else 2 * chunk
     desc = image_descriptors(run_dir, frames) if descriptors is None else np.asarray(descriptors, np.float32)
@@ -235,12 +276,14 @@ def refine_run(run_dir: str | os.PathLike, measure: Callable[[int, int], PairMea
     scene = float(np.median(np.load(DEMO_LAYOUT.paths(run_dir, frames[0])["depth"])))  # translation unit
     closed, records, n_cands = detect_and_close(nodes, chunk_of, poses, desc, measure, replace(st, min_gap=min_gap),
                                                 frames=frames, scene_scale=scene, sequential_weights=weights,
-                                                graph_options=graph_options)
+                                                graph_options=graph_options, aligned_to=aligned, known=known)
     loops = closed.loops
     kept = sum(1 for r in records if r["rejected_by_graph"] is False)
     seconds = time.perf_counter() - t0
     record = {"loops": records, "candidates": n_cands, "verified": sum(v.accepted for v in loops), "kept": kept,
               "settings": {**asdict(st), "min_gap": min_gap}, "detect_and_solve_s": round(seconds, 3),
               "graph_solves": closed.graph.solves if closed.graph is not None else 0}
+    if during_run is not None:
+        record["during_run"] = during_run
     rw = rewrite_run(run_dir, closed.poses, closed.depth_scales, record=record)
     return RefineSummary(n_cands, sum(v.accepted for v in loops), kept, rw.frames, seconds, rw.seconds)

@@ -189,13 +189,31 @@ class RunWriter:
         assert self._queue is not None
         while True:
             frame = self._queue.get()
-            if frame is None:
-                return
-            if self._error is None:  # after an error, drain the queue without writing
-                try:
-                    self._write(frame)
-                except BaseException as e:  # re-raised in the caller's thread
-                    self._error = e
+            try:
+                if frame is None:
+                    return
+                if self._error is None:  # after an error, drain the queue without writing
+                    try:
+                        self._write(frame)
+                    except BaseException as e:  # re-raised in the caller's thread
+                        self._error = e
+            finally:
+                self._queue.task_done()
+
+    def wait(self) -> None:
+        """Block until every frame added so far is written (a background writer), so that its
+        files can be read (under :attr:`write_dir`); a writer error is raised here."""
+        if self._queue is not None:
+            self._queue.join()
+        if self._error is not None:
+            self._error_reported = True
+            raise self._error
+
+    @property
+    def write_dir(self) -> Path:
+        """Where the files are being written: the output folder, or its scratch folder while an
+        earlier run is being replaced (the files move to the output folder when the run closes)."""
+        return self.guard.write_dir
 
     def close(self, interrupted: bool = False, failed: bool = False) -> None:
         """Finish every file; ``interrupted`` marks a partial run, ``failed`` one stopped by an error
