@@ -353,13 +353,10 @@ def _check_loop_closure(opts: ReconstructOptions, exports: tuple[str, ...]) -> N
 def _network_measure(sess, run_dir, opts: ReconstructOptions):
     """Loop verification by the run's network on a two-frame session of the run's saved images,
     in the units of its saved depth (:func:`ttt3r.loops.refine.pair_measure`)."""
-    import numpy as np
+    from .loops.refine import network_pair, pair_measure, run_depth_reader
 
-    from .io.layout import DEMO_LAYOUT
-    from .loops.refine import network_pair, pair_measure
-
-    return pair_measure(network_pair(sess.model, run_dir, opts.update, sess.size),
-                        lambda i: np.load(DEMO_LAYOUT.paths(run_dir, i)["depth"]), opts.conf_threshold)
+    return pair_measure(network_pair(sess.model, run_dir, opts.update, sess.size), run_depth_reader(run_dir),
+                        opts.conf_threshold)
 
 
 def _online_loops(sess, writer, opts: ReconstructOptions):

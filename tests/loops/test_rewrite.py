@@ -142,14 +142,37 @@ def test_rewritten_outputs_agree_with_each_other(run: Path):
 
 
 def test_a_second_rewrite_keeps_the_first_raw_pose(run: Path):
+    depth0 = [np.load(run / "depth" / f"{i:06d}.npy") for i in range(N)]
     raw, poses, scales = corrected(run)
     rw.rewrite_run(run, poses, scales)
-    rw.rewrite_run(run, raw, 1.0 / scales)  # back
+    for i in range(N):
+        assert rw.raw_camera(run, i)[2] == pytest.approx(scales[i])
+        np.testing.assert_array_equal(rw.raw_camera(run, i)[0], raw[i])
+        np.testing.assert_allclose(rw.raw_depth(run, i), depth0[i], rtol=1e-6)
+    rw.rewrite_run(run, raw)  # back: scales are relative to the raw depth, not the saved one
     for i in range(N):
         with np.load(run / "camera" / f"{i:06d}.npz") as z:
             np.testing.assert_allclose(z["pose"], raw[i], atol=1e-12)
             np.testing.assert_array_equal(z["pose_raw"], raw[i])
-            assert float(z["depth_scale"]) == pytest.approx(1.0)
+            assert float(z["depth_scale"]) == 1.0
+        np.testing.assert_allclose(np.load(run / "depth" / f"{i:06d}.npy"), depth0[i], rtol=1e-6)
+
+
+def test_rewrites_replace_each_other_and_do_not_compound(run: Path):
+    depth0 = [np.load(run / "depth" / f"{i:06d}.npy") for i in range(N)]
+    raw, poses, scales = corrected(run)
+    rw.rewrite_run(run, raw, 1.0 / scales)
+    rw.rewrite_run(run, poses, scales)  # the depth is depth0 * scales, not depth0 * scales / scales
+    once = snapshot(run)
+    rw.rewrite_run(run, poses, scales)  # the same rewrite again changes nothing
+    again = snapshot(run)
+    assert again.keys() == once.keys()  # (an .npz holds its write time: camera files compared by content)
+    assert all(again[k] == once[k] for k in once if not k.startswith("camera/"))
+    for i in range(N):
+        with np.load(run / "camera" / f"{i:06d}.npz") as z:
+            np.testing.assert_array_equal(z["pose_raw"], raw[i])
+            assert float(z["depth_scale"]) == scales[i]
+        np.testing.assert_allclose(np.load(run / "depth" / f"{i:06d}.npy"), depth0[i] * scales[i], rtol=1e-6)
 
 
 def test_interrupted_before_commit_leaves_the_run_untouched(run: Path, monkeypatch):

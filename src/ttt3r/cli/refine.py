@@ -8,6 +8,10 @@ the network on a two-frame session, verified, and closed in a Sim(3) pose
 graph over the chunks; then the camera files (old pose kept as ``pose_raw``),
 depth, trajectory, PLY, COLMAP, GLB and preview are rewritten and ``run.json``
 lists the loops with their residuals (docs/loop_closure.md).
+
+A refined run is refined again from its raw outputs (``pose_raw``, the depth
+before the recorded ``depth_scale``, the chunk records): the same options give
+the same result, other options replace the first refinement.
 """
 
 from __future__ import annotations
@@ -41,18 +45,14 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
     from ..api import load_model
-    from ..io.layout import DEMO_LAYOUT
-    from ..loops.refine import LoopSettings, chunk_graph, network_pair, pair_measure, refine_run
+    from ..loops.refine import LoopSettings, chunk_graph, network_pair, pair_measure, refine_run, run_depth_reader
     from ..pipeline import choose_weights
-
-    import numpy as np
 
     chunk_graph(args.run_dir)  # a chunked run? (one line if not, before loading any weights)
     model = load_model(choose_weights(args.weights, args.quiet), args.device, quiet=args.quiet)
     info = json.loads((Path(args.run_dir) / "run.json").read_text(encoding="utf-8"))
     size = (info.get("settings") or {}).get("size")
-    measure = pair_measure(network_pair(model, args.run_dir, args.update, size),
-                           lambda i: np.load(DEMO_LAYOUT.paths(args.run_dir, i)["depth"]))
+    measure = pair_measure(network_pair(model, args.run_dir, args.update, size), run_depth_reader(args.run_dir))
     st = LoopSettings(min_gap=args.min_gap, top_k=args.top_k, min_similarity=args.min_similarity,
                       max_candidates=args.max_candidates)
     s = refine_run(args.run_dir, measure, st)

@@ -8,8 +8,9 @@ the run had moved chunk ``c`` to ``A_c`` before chunk ``c + 1`` was aligned to i
 ``aligned_to`` in the chunk record). A verified
 loop between frames ``i`` (chunk ``a``) and ``j`` (chunk ``b``) with measured
 relative ``M`` (:class:`~ttt3r.loops.verify.PairMeasurement`) becomes the chunk
-edge ``T_a^-1 T_b ~= (T_a^-1 P_i) M (P_j^-1 T_b)``, ``P`` the frames' current
-poses; pairs inside one chunk are left out (a chunk is one rigid prediction).
+edge ``T_a^-1 T_b ~= (T_a^-1 P_i) M (P_j^-1 T_b)``, ``P`` the frames' poses as the
+nodes place them (on a run folder the raw ones, ``pose_raw``: the chunk records
+describe those); pairs inside one chunk are left out (a chunk is one rigid prediction).
 
 After the graph is solved, every frame of chunk ``c`` is moved by that chunk's
 correction ``C_c = T_c' T_c^-1``: its rigid pose becomes the rotation and
@@ -74,7 +75,7 @@ def close_loops(nodes: np.ndarray, chunk_of: np.ndarray, poses: np.ndarray, loop
     Args:
         nodes: (C, 4, 4) chunk-to-world Sim(3) of the run (chunk 0 defines the world).
         chunk_of: (N,) chunk of each frame.
-        poses: (N, 4, 4) current camera-to-world poses of the frames.
+        poses: (N, 4, 4) camera-to-world poses of the frames as ``nodes`` placed them.
         loops: verified candidates (only ``accepted`` ones become edges).
         sequential_weights: (C - 1,) weights of the sequential edges (default 1).
         aligned_to: (C - 1,) for each chunk ``c + 1``, the (4, 4) transform of chunk ``c`` it was

@@ -2,7 +2,14 @@
 ``ttt3r reconstruct --chunk N --loop-closure`` run after the last frame.
 
 1. The chunk graph is read from the folder: ``run.json``'s chunk records
-   (chunk-to-world ``matrix``, ``first_frame``, ``confidence``) and the camera files.
+   (chunk-to-world ``matrix``, ``first_frame``, ``confidence``, ``aligned_to``) and
+   the camera files' *raw* poses (``pose_raw``, the pose if never rewritten). The
+   chunk records describe the poses as the run first wrote them, and a rewrite
+   changes neither, so a refined run is refined again from its raw outputs: the
+   same settings give the same poses and depth, other settings replace the first
+   refinement's corrections rather than stack on them (docs/loop_closure.md).
+   A measurement must be in the units of the raw depth (:func:`~ttt3r.loops.rewrite.raw_depth`;
+   :func:`run_depth_reader`).
 2. Descriptors: given (the network's, collected while the run streamed), or
    image descriptors of ``color/*.png`` (:func:`~ttt3r.loops.descriptors.image_descriptor`).
 3. Candidates (:func:`~ttt3r.loops.retrieval.find_loop_candidates`), measured by a
@@ -27,11 +34,11 @@ from ..io.layout import DEMO_LAYOUT
 from ..results import FrameResult
 from .closure import close_loops
 from .retrieval import find_loop_candidates
-from .rewrite import _read_json, read_camera, recover_rewrite, rewrite_run, run_frames
+from .rewrite import _read_json, raw_camera, raw_depth, recover_rewrite, rewrite_run, run_frames
 from .verify import PairMeasurement, VerifiedLoop, VerifySettings, depth_ratio, pair_to_run_units, verify_candidates
 
 __all__ = ["LoopSettings", "RefineSummary", "alignment_graph", "chunk_graph", "detect_and_close", "pair_measure",
-           "refine_run"]
+           "refine_run", "run_depth_reader"]
 
 
 @dataclass
@@ -72,6 +79,9 @@ def chunk_graph(run_dir: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, np.
     """A chunked run's graph from disk: (C, 4, 4) chunk-to-world nodes, (N,) chunk of each frame,
     (N, 4, 4) camera poses, (C - 1,) sequential weights (the chunks' alignment confidences), frames.
 
+    The poses are the raw ones (``pose_raw`` of a rewritten camera file), the poses the chunk
+    records' matrices describe: on a refined run the graph is the unrefined run's.
+
     Raises:
         TTT3RError: the folder is not a chunked ttt3r run (one line).
     """
@@ -91,10 +101,16 @@ def chunk_graph(run_dir: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, np.
     if nodes.shape != (len(recs), 4, 4):
         raise TTT3RError(f"{run_dir / 'run.json'}: chunk matrices must be 4x4")
     frames = run_frames(run_dir)
-    poses = np.stack([read_camera(DEMO_LAYOUT.paths(run_dir, i)["camera"])[0] for i in frames])
+    poses = np.stack([raw_camera(run_dir, i)[0] for i in frames])
     chunk_of = np.searchsorted(starts, np.asarray(frames), side="right") - 1
     weights = np.array([1.0 if c is None else max(float(c), 0.05) for c in conf])
     return nodes, np.maximum(chunk_of, 0), poses, weights, frames
+
+
+def run_depth_reader(run_dir: str | os.PathLike) -> Callable[[int], np.ndarray]:
+    """``run_depth`` for :func:`pair_measure` on a run folder: frame -> (H, W) raw depth
+    (:func:`~ttt3r.loops.rewrite.raw_depth`), the units :func:`refine_run` solves in."""
+    return lambda i: raw_depth(run_dir, i)
 
 
 def pair_measure(predict_pair: Callable[[int, int], tuple[FrameResult, FrameResult]],
@@ -105,7 +121,8 @@ def pair_measure(predict_pair: Callable[[int, int], tuple[FrameResult, FrameResu
     Args:
         predict_pair: ``(i, j) -> (r_i, r_j)``: the two frames predicted together, in
             the pair's own frame and unit (e.g. a fresh two-frame session).
-        run_depth: frame index -> (H, W) depth in the run (``depth/%06d.npy``).
+        run_depth: frame index -> (H, W) depth in the run's units (on a run folder its raw
+            depth, :func:`run_depth_reader`).
 
     The relative pose is ``r_i.pose^-1 r_j.pose``, converted to the run's units by
     each frame's median depth ratio; the confidence is the mean share of the two
@@ -257,6 +274,11 @@ def refine_run(run_dir: str | os.PathLike, measure: Callable[[int, int], PairMea
 
     The sequential edges follow the chunk records' ``aligned_to`` where loop closure
     during the run moved a chunk before the next was aligned to it.
+
+    The graph starts from the run's raw outputs (:func:`chunk_graph`), so ``measure`` must
+    measure in the units of the raw depth (:func:`run_depth_reader`), and refining a refined
+    run replaces its loop-closure record and corrections (``pose_raw`` stays the first pose;
+    ``during_run``, what happened while the run streamed, is kept when none is given).
     """
     t0 = time.perf_counter()
     st = settings or LoopSettings()
@@ -273,7 +295,7 @@ def refine_run(run_dir: str | os.PathLike, measure: Callable[[int, int], PairMea
     desc = image_descriptors(run_dir, frames) if descriptors is None else np.asarray(descriptors, np.float32)
     if len(desc) != len(frames):
         raise TTT3RError(f"{run_dir}: {len(desc)} descriptors for {len(frames)} frames")
-    scene = float(np.median(np.load(DEMO_LAYOUT.paths(run_dir, frames[0])["depth"])))  # translation unit
+    scene = float(np.median(raw_depth(run_dir, frames[0])))  # translation unit
     closed, records, n_cands = detect_and_close(nodes, chunk_of, poses, desc, measure, replace(st, min_gap=min_gap),
                                                 frames=frames, scene_scale=scene, sequential_weights=weights,
                                                 graph_options=graph_options, aligned_to=aligned, known=known)
@@ -283,6 +305,9 @@ def refine_run(run_dir: str | os.PathLike, measure: Callable[[int, int], PairMea
     record = {"loops": records, "candidates": n_cands, "verified": sum(v.accepted for v in loops), "kept": kept,
               "settings": {**asdict(st), "min_gap": min_gap}, "detect_and_solve_s": round(seconds, 3),
               "graph_solves": closed.graph.solves if closed.graph is not None else 0}
+    if during_run is None:  # a refined run refined again: what happened during its run still holds
+        prev = info.get("loop_closure")
+        during_run = prev.get("during_run") if isinstance(prev, dict) else None
     if during_run is not None:
         record["during_run"] = during_run
     rw = rewrite_run(run_dir, closed.poses, closed.depth_scales, record=record)

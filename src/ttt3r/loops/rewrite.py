@@ -4,15 +4,22 @@ Given a run folder in the demo layout (:data:`ttt3r.io.layout.DEMO_LAYOUT`) and
 per-frame corrected poses (and depth scales, :mod:`ttt3r.loops.closure`), every
 output that depends on the poses is written again:
 
-* ``camera/%06d.npz``: the new ``pose``; the pre-optimisation one kept as
-  ``pose_raw`` (the first rewrite's input is kept by later ones) and the
-  ``depth_scale`` applied since (cumulative);
-* ``depth/%06d.npy``: times the frame's depth scale (only where it is not 1);
+* ``camera/%06d.npz``: the new ``pose``; the pose the run first wrote kept as
+  ``pose_raw`` (a later rewrite keeps it) and ``depth_scale``, the factor from
+  the depth the run first wrote to the saved depth;
+* ``depth/%06d.npy``: the run's raw depth (:func:`raw_depth`) times the
+  frame's new depth scale (rewritten only where the scale changes);
 * ``trajectory.txt`` (its timestamps kept), ``points.ply`` re-fused from the
   saved depth, confidence and colour, the COLMAP model, ``scene.glb`` and
   ``preview.png``: each only if the run wrote it (the manifest's exports),
   by the export registry's own writers (:mod:`ttt3r.writers.exports`), fed
   frame by frame: constant memory.
+
+Poses and depth scales are always given relative to the run's *raw* outputs,
+the ones it first wrote (``pose_raw``, :func:`raw_depth`), never to those of
+an earlier rewrite: rewriting twice with the same poses and scales is
+rewriting once, and a second rewrite replaces the first's corrections instead
+of stacking on them (``ttt3r refine`` on a refined run, docs/loop_closure.md).
 
 The fusion reads camera points as the unprojection of the saved depth with the
 saved intrinsics. It equals the run's own fusion bit for bit when the run's
@@ -47,7 +54,8 @@ from ..io.layout import DEMO_LAYOUT, save_camera, save_map
 from ..io.strict_json import write_json
 from ..results import FrameResult
 
-__all__ = ["STAGING", "RewriteSummary", "read_camera", "recover_rewrite", "rewrite_run", "run_frames"]
+__all__ = ["STAGING", "RewriteSummary", "raw_camera", "raw_depth", "read_camera", "recover_rewrite", "rewrite_run",
+           "run_frames"]
 
 #: the staging folder, inside the run folder
 STAGING = ".ttt3r-rewrite"
@@ -135,6 +143,29 @@ def read_camera(path: Path) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarra
     return pose, K, arrays
 
 
+def _raw_of(pose: np.ndarray, extra: dict[str, np.ndarray]) -> tuple[np.ndarray, float]:
+    """A camera file's raw pose and the depth scale applied since (1 when never rewritten)."""
+    return extra.get("pose_raw", pose), float(extra.get("depth_scale", 1.0))
+
+
+def raw_camera(run_dir: str | os.PathLike, idx: int) -> tuple[np.ndarray, np.ndarray, float]:
+    """Frame ``idx``'s camera as the run first wrote it, before any loop-closure rewrite:
+    (4, 4) camera-to-world ``pose_raw`` (the pose, if never rewritten), (3, 3) intrinsics,
+    and the cumulative ``depth_scale`` the saved depth carries since (1 if never rewritten)."""
+    pose, K, extra = read_camera(DEMO_LAYOUT.paths(run_dir, idx)["camera"])
+    pose_raw, scale = _raw_of(pose, extra)
+    return pose_raw, K, scale
+
+
+def raw_depth(run_dir: str | os.PathLike, idx: int) -> np.ndarray:
+    """(H, W) float64 depth of frame ``idx`` as the run first wrote it, in the units of
+    ``pose_raw``: the saved ``depth/%06d.npy`` divided by the camera file's ``depth_scale``
+    (to float32 rounding of the saved map; exact when the scale is 1)."""
+    depth = np.load(DEMO_LAYOUT.paths(run_dir, idx)["depth"]).astype(np.float64)
+    scale = raw_camera(run_dir, idx)[2]
+    return depth if scale == 1.0 else depth / scale
+
+
 def _read_frame(run_dir: Path, idx: int) -> dict[str, np.ndarray]:
     from PIL import Image
 
@@ -188,7 +219,8 @@ def rewrite_run(run_dir: str | os.PathLike, poses: np.ndarray, depth_scales: np.
     Args:
         run_dir: a finished ttt3r run (demo layout, ``run.json``, manifest).
         poses: (N, 4, 4) corrected camera-to-world poses, one per camera file, in frame order.
-        depth_scales: (N,) factors for the depth maps (default: all 1).
+        depth_scales: (N,) factors from the run's raw depth (:func:`raw_depth`, the depth it
+            first wrote) to the new depth, not from the saved one (default: all 1: the raw depth).
         record: stored in ``run.json`` under ``"loop_closure"`` (loops, residuals, ...),
             with ``"status": "done"``.
 
@@ -225,16 +257,16 @@ def rewrite_run(run_dir: str | os.PathLike, poses: np.ndarray, depth_scales: np.
         for k, idx in enumerate(frames):
             f = _read_frame(run_dir, idx)
             p = DEMO_LAYOUT.paths(run_dir, idx)
-            pose_raw = f["extra"].get("pose_raw", f["pose"])
-            scale0 = float(f["extra"].get("depth_scale", 1.0))
+            pose_raw, scale0 = _raw_of(f["pose"], f["extra"])
             depth = f["depth"]
-            if scales[k] != 1.0:
-                depth = (depth.astype(np.float64) * scales[k]).astype(np.float32)
+            if scales[k] != scale0:  # raw depth (saved / scale0) times the new scale
+                raw = depth.astype(np.float64) if scale0 == 1.0 else depth.astype(np.float64) / scale0
+                depth = (raw * scales[k]).astype(np.float32)
                 rel = p["depth"].relative_to(run_dir).as_posix()
                 save_map(staging / rel, depth)
                 staged_depth.append(rel)
             rel = p["camera"].relative_to(run_dir).as_posix()
-            save_camera(staging / rel, poses[k], f["intrinsics"], pose_raw=pose_raw, depth_scale=scale0 * scales[k])
+            save_camera(staging / rel, poses[k], f["intrinsics"], pose_raw=pose_raw, depth_scale=scales[k])
             with np.errstate(all="ignore"):  # a degenerate focal gives non-finite points: not fused
                 pts = unproject(depth, f["intrinsics"]).astype(np.float32)
             frame = FrameResult(index=idx, name=f"{idx:06d}", pts3d_cam=pts,
