@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +16,7 @@ from ttt3r.cli import main as cli
 from ttt3r.errors import TTT3RError
 from ttt3r.geometry import umeyama
 from ttt3r.io.layout import DEMO_LAYOUT, load_camera
-from ttt3r.loops.refine import LoopSettings, chunk_graph, oracle_pair, pair_measure, refine_run
+from ttt3r.loops.refine import LoopSettings, chunk_graph, oracle_pair, pair_measure, refine_run, run_depth_reader
 from ttt3r.loops.retrieval import revisit_pairs
 from ttt3r.writers import RunWriter
 
@@ -38,6 +39,13 @@ def chunked_run(tmp_path: Path, truth) -> Path:
     return out
 
 
+def oracle_measure(run: Path, truth: np.ndarray):
+    """Loops measured by the drift oracle on two-frame chunks, in the run's raw depth units."""
+    predict_pair = oracle_pair(DriftSpec.parse("scale=2,rot=0.3,noise=0,seed=9"), truth,
+                               np.tile(K, (len(truth), 1, 1)), lambda i: view(truth[i])[0])
+    return pair_measure(predict_pair, run_depth_reader(run))
+
+
 def ate(poses: np.ndarray, truth: np.ndarray) -> float:
     sim = umeyama(poses[:, :3, 3], truth[:, :3, 3])
     return float(np.sqrt(np.mean(np.sum((sim.apply_points(poses[:, :3, 3]) - truth[:, :3, 3]) ** 2, axis=1))))
@@ -47,10 +55,7 @@ def test_refine_closes_the_loops_of_a_drifted_chunked_run(chunked_run: Path, tru
     nodes, chunk_of, poses, weights, frames = chunk_graph(chunked_run)
     assert len(nodes) == len(truth) // 8 and chunk_of.tolist() == [i // 8 for i in range(len(truth))]
     before = ate(poses, truth)
-    predict_pair = oracle_pair(DriftSpec.parse("scale=2,rot=0.3,noise=0,seed=9"), truth,
-                               np.tile(K, (len(truth), 1, 1)), lambda i: view(truth[i])[0])
-    measure = pair_measure(predict_pair, lambda i: np.load(DEMO_LAYOUT.paths(chunked_run, i)["depth"]))
-    s = refine_run(chunked_run, measure, LoopSettings(min_gap=24, min_similarity=0.8))
+    s = refine_run(chunked_run, oracle_measure(chunked_run, truth), LoopSettings(min_gap=24, min_similarity=0.8))
     assert s.kept >= 10 and s.frames == len(truth)
     after = ate(np.stack([load_camera(DEMO_LAYOUT.paths(chunked_run, i)["camera"])[0] for i in frames]), truth)
     assert after < 0.5 * before, (before, after)
@@ -106,3 +111,59 @@ def test_eval_oracle_drift_with_loop_closure(tmp_path: Path, truth):
     assert ates[True] < 0.5 * ates[False], ates
     with pytest.raises(TTT3RError, match="--loop-closure needs --chunk N"):
         create_predictor("oracle_drift", PredictorOptions(oracle_drift="scale=2", loop_closure=True))
+
+
+def outputs(run: Path) -> dict[str, np.ndarray]:
+    """Every frame's pose, pose_raw, depth_scale (1 and the pose when never rewritten) and depth, stacked."""
+    out: dict[str, list] = {"pose": [], "pose_raw": [], "depth_scale": [], "depth": []}
+    for i in chunk_graph(run)[4]:
+        p = DEMO_LAYOUT.paths(run, i)
+        with np.load(p["camera"]) as z:
+            out["pose"].append(z["pose"])
+            out["pose_raw"].append(z["pose_raw"] if "pose_raw" in z.files else z["pose"])
+            out["depth_scale"].append(float(z["depth_scale"]) if "depth_scale" in z.files else 1.0)
+        out["depth"].append(np.load(p["depth"]))
+    return {k: np.stack(v) for k, v in out.items()}
+
+
+SAME = LoopSettings(min_gap=24, min_similarity=0.8)
+OTHER = LoopSettings(min_gap=40, min_similarity=0.9, max_candidates=6)
+
+
+def test_refining_a_refined_run_again_gives_the_same_outputs(chunked_run: Path, truth):
+    first = outputs(chunked_run)
+    chunks = json.loads((chunked_run / "run.json").read_text())["chunks"]
+    s1 = refine_run(chunked_run, oracle_measure(chunked_run, truth), SAME)
+    once = outputs(chunked_run)
+    assert np.abs(once["pose"] - first["pose"]).max() > 0.1  # the refinement moved the cameras
+    assert np.abs(np.log(once["depth_scale"])).max() > 1e-3  # and rescaled the depth (compounded: squared)
+    s2 = refine_run(chunked_run, oracle_measure(chunked_run, truth), SAME)
+    twice = outputs(chunked_run)
+    assert (s2.candidates, s2.verified, s2.kept) == (s1.candidates, s1.verified, s1.kept)
+    np.testing.assert_allclose(twice["pose"], once["pose"], atol=1e-6)
+    np.testing.assert_allclose(twice["depth_scale"], once["depth_scale"], rtol=1e-6)  # not squared
+    np.testing.assert_allclose(twice["depth"], once["depth"], rtol=1e-6)
+    np.testing.assert_allclose(twice["depth"], first["depth"] * twice["depth_scale"][:, None, None], rtol=1e-6)
+    np.testing.assert_array_equal(twice["pose_raw"], first["pose"])  # the pose the run wrote, after two refines
+    info = json.loads((chunked_run / "run.json").read_text())
+    assert info["chunks"] == chunks  # they describe the raw poses, which a rewrite keeps
+    assert info["loop_closure"]["status"] == "done" and len(info["loop_closure"]["loops"]) == s1.candidates
+
+
+def test_refining_with_other_settings_replaces_the_first_refinement(chunked_run: Path, truth, tmp_path: Path):
+    fresh = Path(shutil.copytree(chunked_run, tmp_path / "fresh"))
+    first = outputs(chunked_run)
+    refine_run(chunked_run, oracle_measure(chunked_run, truth), SAME)
+    same = outputs(chunked_run)
+    s = refine_run(chunked_run, oracle_measure(chunked_run, truth), OTHER)
+    replaced = outputs(chunked_run)
+    s_fresh = refine_run(fresh, oracle_measure(fresh, truth), OTHER)
+    direct = outputs(fresh)
+    assert s.kept >= 1 and (s.candidates, s.kept) == (s_fresh.candidates, s_fresh.kept)
+    assert np.abs(direct["pose"] - same["pose"]).max() > 0.02  # the other settings give other poses
+    np.testing.assert_allclose(replaced["pose"], direct["pose"], atol=1e-6)
+    np.testing.assert_allclose(replaced["depth_scale"], direct["depth_scale"], rtol=1e-6)
+    np.testing.assert_allclose(replaced["depth"], direct["depth"], rtol=1e-6)
+    np.testing.assert_array_equal(replaced["pose_raw"], first["pose"])
+    lc = json.loads((chunked_run / "run.json").read_text())["loop_closure"]
+    assert lc["settings"]["min_gap"] == 40 and len(lc["loops"]) == s.candidates  # the record replaced too
