@@ -133,7 +133,8 @@ OTHER = LoopSettings(min_gap=40, min_similarity=0.9, max_candidates=6)
 def test_refining_a_refined_run_again_gives_the_same_outputs(chunked_run: Path, truth):
     first = outputs(chunked_run)
     chunks = json.loads((chunked_run / "run.json").read_text())["chunks"]
-    s1 = refine_run(chunked_run, oracle_measure(chunked_run, truth), SAME)
+    during = {"every": 2, "optimisations": [], "measured": 0, "seconds": 0.0}  # as if --loop-every had run
+    s1 = refine_run(chunked_run, oracle_measure(chunked_run, truth), SAME, during_run=during)
     once = outputs(chunked_run)
     assert np.abs(once["pose"] - first["pose"]).max() > 0.1  # the refinement moved the cameras
     assert np.abs(np.log(once["depth_scale"])).max() > 1e-3  # and rescaled the depth (compounded: squared)
@@ -148,6 +149,7 @@ def test_refining_a_refined_run_again_gives_the_same_outputs(chunked_run: Path, 
     info = json.loads((chunked_run / "run.json").read_text())
     assert info["chunks"] == chunks  # they describe the raw poses, which a rewrite keeps
     assert info["loop_closure"]["status"] == "done" and len(info["loop_closure"]["loops"]) == s1.candidates
+    assert info["loop_closure"]["during_run"] == during  # what happened while the run streamed still holds
 
 
 def test_refining_with_other_settings_replaces_the_first_refinement(chunked_run: Path, truth, tmp_path: Path):
