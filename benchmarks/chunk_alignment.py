@@ -256,6 +256,8 @@ def main() -> None:
     ap.add_argument("--refeed-networks", default="cut3r_512_dpt_4_64,cut3r_224_linear_4",
                     help="the full-size architectures timed by the refeed part (the 224 one also end to end)")
     ap.add_argument("--refeed-threads", type=int, default=2)
+    ap.add_argument("--refeed-e2e", type=int, nargs=3, default=(80, 20, 4), metavar=("FRAMES", "N", "K"),
+                    help="the end-to-end check on the 224 network: frames, --chunk, --overlap")
     ap.add_argument("--parts", default="oracle,floor,network,refeed",
                     help="which parts to run; the others are kept from an existing --out file")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "chunk_alignment.json")
@@ -296,8 +298,9 @@ def main() -> None:
         res["refeed"] = {}
         for net in args.refeed_networks.split(","):
             small = "224" in net  # the end-to-end check runs on the cheaper network only
-            res["refeed"][net] = refeed_part(net, args.refeed_threads, reps=5, e2e_frames=24 if small else 0,
-                                             e2e_chunk=6, e2e_overlap=2)
+            res["refeed"][net] = refeed_part(net, args.refeed_threads, reps=5,
+                                             e2e_frames=args.refeed_e2e[0] if small else 0,
+                                             e2e_chunk=args.refeed_e2e[1], e2e_overlap=args.refeed_e2e[2])
             save()
     summary = {}
     for part in ("oracle", "oracle_extra", "network"):

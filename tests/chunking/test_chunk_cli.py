@@ -45,7 +45,7 @@ def test_eval_rejects(tmp_path, capsys, args, message):
 
 
 def test_default_overlap():
-    assert chunk_settings(100).overlap == 8
+    assert chunk_settings(100).overlap == 4
     assert chunk_settings(4).overlap == 3
     assert chunk_settings(0) is None
     with pytest.raises(TTT3RError, match="--chunk-align"):

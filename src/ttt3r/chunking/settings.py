@@ -21,7 +21,7 @@ ChunkAlign = Literal["sim3", "se3"]
 ``se3``: the pose chain through the first overlap frame (the original demo's)."""
 
 CHUNK_ALIGNS: tuple[str, ...] = get_args(ChunkAlign)
-DEFAULT_OVERLAP = 8
+DEFAULT_OVERLAP = 4
 """Overlap when none is given (at most ``chunk - 1``)."""
 
 

@@ -38,7 +38,7 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--chunk", type=int, default=0, metavar="N",
                    help="overlapping chunks: reset every N frames, align chunks on the overlap (0: none)")
     p.add_argument("--overlap", type=int, default=None, metavar="K",
-                   help="with --chunk: frames re-fed from the previous chunk (1 <= K < N; default min(8, N-1))")
+                   help="with --chunk: frames re-fed from the previous chunk (1 <= K < N; default min(4, N-1))")
     p.add_argument("--chunk-align", choices=["sim3", "se3"], default="sim3",
                    help="with --chunk: robust Sim(3) on the overlap's point maps, or the SE(3) pose chain")
     p.add_argument("--frames", default=None, metavar="N[,N...]",

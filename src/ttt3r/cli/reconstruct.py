@@ -50,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
                          "on re-fed overlap frames (0: no chunks; see docs/long_sequences.md)")
     ap.add_argument("--overlap", type=int, default=None, metavar="K",
                     help="with --chunk: re-feed the last K frames of each chunk at the start of the next "
-                         "(1 <= K < N; default min(8, N-1))")
+                         "(1 <= K < N; default min(4, N-1))")
     ap.add_argument("--loop-closure", action="store_true",
                     help="with --chunk: after the last frame, find revisits, close them in a Sim(3) pose graph over "
                          "the chunks and rewrite the outputs (old poses kept as pose_raw; docs/loop_closure.md)")
