@@ -15,8 +15,9 @@ ground truth. Time per frame is wall time of the stream (prediction, re-feeds,
 fits); peak memory is tracemalloc's peak of Python/numpy allocations during
 the stream (torch's CPU allocator is not traced), outputs not kept.
 
-    PYTHONPATH=src python benchmarks/chunk_alignment.py            # ~15 min on 2 busy cores (one thread)
-    PYTHONPATH=src python benchmarks/chunk_alignment.py --parts network   # rerun one part, keep the other
+    PYTHONPATH=src python benchmarks/chunk_alignment.py            # under an hour on 2 busy cores
+    PYTHONPATH=src python benchmarks/chunk_alignment.py --parts network   # rerun parts, keep the others
+    (parts: oracle, floor, network, refeed)
     -> benchmarks/results/chunk_alignment.json, docs/figures/chunk_alignment.png
 """
 
@@ -249,8 +250,8 @@ def main() -> None:
     ap.add_argument("--oracle-drift-extra", default="scale=2,noise=0.01",
                     help="a second oracle setting (default: the same without rotation drift)")
     ap.add_argument("--seeds", type=int, default=3)
-    ap.add_argument("--network-frames", type=int, default=100)
-    ap.add_argument("--network-chunk", type=int, default=25)
+    ap.add_argument("--network-frames", type=int, default=500)
+    ap.add_argument("--network-chunk", type=int, default=100)
     ap.add_argument("--threads", type=int, default=1,
                     help="torch CPU threads for the network (1: steady timings on a shared machine)")
     ap.add_argument("--refeed-networks", default="cut3r_512_dpt_4_64,cut3r_224_linear_4",
