@@ -309,7 +309,8 @@ def test_skip_bad_and_overwrite_keeps_foreign_files(inputs, ckpt, tmp_path, caps
         Image.fromarray(f).save(src / f"f{i}.png")
     (src / "f1b.png").write_bytes(b"broken")
     out = tmp_path / "o"
-    assert run_cli(src, "--out", out, "--weights", ckpt, "--skip-bad") == 0
+    with pytest.warns(UserWarning, match=r"skipping bad frame: .*f1b\.png: cannot read image"):
+        assert run_cli(src, "--out", out, "--weights", ckpt, "--skip-bad") == 0
     assert len(list((out / "depth").iterdir())) == 3
     (out / "notes.txt").write_text("keep me")
     assert run_cli(src, "--out", out, "--weights", ckpt, "--skip-bad", "--overwrite", "--max-frames", "2") == 0
