@@ -85,7 +85,9 @@ def test_refine_closes_the_loops_of_a_drifted_chunked_run(chunked_run: Path, tru
     predict_pair = oracle_pair(DriftSpec.parse("scale=2,rot=0.3,noise=0,seed=9"), truth,
                                np.tile(K, (len(truth), 1, 1)), lambda i: view(truth[i])[0])
     measure = pair_measure(predict_pair, lambda i: np.load(DEMO_LAYOUT.paths(chunked_run, i)["depth"]))
-    s = refine_run(chunked_run, measure, LoopSettings(min_gap=24, min_similarity=0.8))
+    # every frame's best candidate, no budget (the per-chunk-pair budgeted default: below)
+    s = refine_run(chunked_run, measure, LoopSettings(min_gap=24, min_similarity=0.8, verify_budget=None,
+                                                      per_chunk_pair=False))
     assert s.kept >= 10 and s.frames == len(truth)
     after = ate(np.stack([load_camera(DEMO_LAYOUT.paths(chunked_run, i)["camera"])[0] for i in frames]), truth)
     assert after < 0.5 * before, (before, after)
@@ -96,6 +98,31 @@ def test_refine_closes_the_loops_of_a_drifted_chunked_run(chunked_run: Path, tru
     revisits = revisit_pairs(truth[:, :3, 3], radius=0.3, min_gap=24)  # ground truth: the same place
     assert {(r["i"], r["j"]) for r in kept} <= revisits
     assert len(kept) >= 0.8 * LAP
+
+
+def test_refine_budget_one_loop_per_chunk_pair(chunked_run: Path, truth):
+    """The budgeted default: at most floor(budget * frames / 2) candidates, one per chunk pair, and the
+    drift still halved."""
+    nodes, chunk_of, poses, weights, frames = chunk_graph(chunked_run)
+    before = ate(poses, truth)
+    predict_pair = oracle_pair(DriftSpec.parse("scale=2,rot=0.3,noise=0,seed=9"), truth,
+                               np.tile(K, (len(truth), 1, 1)), lambda i: view(truth[i])[0])
+    calls = []
+
+    def measure(i, j):
+        calls.append((i, j))
+        return pair_measure(predict_pair, lambda k: np.load(DEMO_LAYOUT.paths(chunked_run, k)["depth"]))(i, j)
+
+    st = LoopSettings(min_gap=24, min_similarity=0.8, verify_budget=0.1)
+    assert st.candidate_cap(len(truth)) == 4  # floor(0.1 * 96 / 2); 6 chunk pairs revisit
+    s = refine_run(chunked_run, measure, st)
+    assert s.candidates == len(calls) == 4
+    assert len({(i // 8, j // 8) for i, j in calls}) == len(calls)  # chunks of 8 frames: one pair each
+    after = ate(np.stack([load_camera(DEMO_LAYOUT.paths(chunked_run, i)["camera"])[0] for i in frames]), truth)
+    assert after < 0.5 * before, (before, after)
+    lc = json.loads((chunked_run / "run.json").read_text())["loop_closure"]
+    assert lc["settings"]["candidate_cap"] == 4 and set(lc["timings"]) == {
+        "descriptors_s", "retrieval_s", "verify_s", "graph_s"}
 
 
 def test_refine_needs_a_chunked_run(tmp_path: Path, truth, capsys):
@@ -137,7 +164,18 @@ def test_eval_oracle_drift_with_loop_closure(tmp_path: Path, truth):
         p.check(len(truth), "room")
         ates[lc] = absolute_trajectory_error(truth, p.poses).rmse
     rec = p.extras["loop_closure"]
-    assert rec["kept"] >= 10 and pred.describe()["loop_closure"] is True
-    assert ates[True] < 0.5 * ates[False], ates
+    # the default budget: 4% of 96 frames in two-frame checks, one candidate (the best pair of two chunks)
+    assert LoopSettings().candidate_cap(len(truth)) == 1
+    assert rec["candidates"] == 1 and rec["kept"] == 1 and pred.describe()["loop_closure"] is True
+    assert ates[True] < 0.8 * ates[False], ates  # one loop on a 96-frame run (halved with more: below)
     with pytest.raises(TTT3RError, match="--loop-closure needs --chunk N"):
         create_predictor("oracle_drift", PredictorOptions(oracle_drift="scale=2", loop_closure=True))
+
+
+def test_candidate_cap():
+    assert LoopSettings().candidate_cap(2000) == 40 and LoopSettings().candidate_cap(5000) == 100
+    assert LoopSettings().candidate_cap(20_000) == 200  # max_candidates still caps
+    assert LoopSettings(verify_budget=None).candidate_cap(10) == 200
+    assert LoopSettings(verify_budget=0.05).candidate_cap(99) == 2  # floor(2.475)
+    with pytest.raises(TTT3RError, match="verify_budget"):
+        LoopSettings(verify_budget=-0.1).candidate_cap(100)

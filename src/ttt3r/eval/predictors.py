@@ -312,7 +312,8 @@ def _close_loops(alignments, poses: np.ndarray, descriptors: np.ndarray, measure
                                           sequential_weights=weights)
     kept = sum(1 for r in records if r["rejected_by_graph"] is False)
     record = {"candidates": n, "verified": sum(1 for r in records if r["accepted"]), "kept": kept,
-              "seconds": round(time.perf_counter() - t0, 3), "loops": records}
+              "seconds": round(time.perf_counter() - t0, 3),
+              "timings": {k: round(v, 4) for k, v in closed.timings.items()}, "loops": records}
     return closed.poses, closed.depth_scales, record
 
 

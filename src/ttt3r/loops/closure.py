@@ -20,7 +20,7 @@ A run without chunks can use one node per frame (``chunk_of = arange(N)``,
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -41,6 +41,8 @@ class LoopClosure:
         graph: the solved pose graph (sequential edges first, then loop edges).
         loops: the loops given, in order; ``edge_of[k]`` is the graph edge of
             ``loops[k]`` (-1: not used: rejected by verification, or inside one chunk).
+        timings: wall seconds of the steps, filled by the caller that timed them
+            (:func:`ttt3r.loops.refine.detect_and_close`: retrieval, verification, graph).
     """
 
     poses: np.ndarray
@@ -48,6 +50,7 @@ class LoopClosure:
     graph: PoseGraphResult | None
     loops: list[VerifiedLoop]
     edge_of: list[int]
+    timings: dict = field(default_factory=dict)
 
     def records(self) -> list[dict]:
         """One JSON record per loop, with its graph residual and whether the graph kept it."""

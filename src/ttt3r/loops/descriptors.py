@@ -30,9 +30,10 @@ THUMB_HW = (48, 64)
 
 def normalize(x: np.ndarray, eps: float = 1e-12) -> np.ndarray:
     """Rows of ``x`` (..., D) scaled to unit length (a zero row stays zero), float32."""
-    x = np.asarray(x, np.float64)
+    x = np.asarray(x)
+    x = x if x.dtype == np.float32 else x.astype(np.float64)  # float32 stays float32 (retrieval's (N, D))
     n = np.linalg.norm(x, axis=-1, keepdims=True)
-    return (x / np.maximum(n, eps)).astype(np.float32)
+    return (x / np.maximum(n, eps)).astype(np.float32, copy=False)
 
 
 def encoder_descriptor(global_feat: np.ndarray) -> np.ndarray:

@@ -41,7 +41,15 @@ class LoopSettings:
         min_gap: frames a pair must be apart (None: twice the chunk size).
         top_k: candidates per frame.
         min_similarity: descriptor cosine a candidate needs.
-        max_candidates: candidates measured at most (the most similar).
+        max_candidates: candidates measured at most.
+        verify_budget: the most the two-frame verifications may cost, as a share of the
+            run's frames: each candidate is two network steps, so at most
+            ``floor(verify_budget * frames / 2)`` candidates are measured (0.04: 2% of
+            the frames, i.e. 4% more network steps than the run). None: no budget.
+        per_chunk_pair: keep at most one candidate per pair of chunks (the most
+            similar pair of frames between them) and spread the budget over the
+            chunks (:func:`~ttt3r.loops.retrieval.find_loop_candidates` ``groups``);
+            False: the ``top_k`` most similar per frame, most similar first.
         verify: :class:`VerifySettings`.
         conf_threshold: pixels above this confidence count for depth ratios and confidence.
     """
@@ -50,14 +58,29 @@ class LoopSettings:
     top_k: int = 1
     min_similarity: float = 0.8
     max_candidates: int = 200
+    verify_budget: float | None = 0.04
+    per_chunk_pair: bool = True
     verify: VerifySettings = field(default_factory=VerifySettings)
     conf_threshold: float = 1.5
+
+    def candidate_cap(self, frames: int) -> int:
+        """Candidates measured at most on a run of ``frames`` frames: ``max_candidates``, and
+        ``floor(verify_budget * frames / 2)`` when there is a budget."""
+        if self.max_candidates < 0 or (self.verify_budget is not None and not 0.0 <= self.verify_budget <= 2.0):
+            raise TTT3RError(f"loop closure: need max_candidates >= 0 and verify_budget in [0, 2], "
+                             f"got {self.max_candidates}, {self.verify_budget}")
+        cap = int(self.max_candidates)
+        if self.verify_budget is not None:
+            cap = min(cap, int(np.floor(self.verify_budget * frames / 2 + 1e-9)))
+        return cap
 
 
 @dataclass
 class RefineSummary:
     """What :func:`refine_run` did: candidates measured, loops kept by verification and by the graph,
-    frames rewritten, seconds (detection + graph, and the rewrite)."""
+    frames rewritten, seconds (detection + graph, and the rewrite), and ``timings``: seconds of
+    each step (``descriptors_s`` (0 when given), ``retrieval_s``, ``verify_s``, ``graph_s``,
+    ``rewrite_s``)."""
 
     candidates: int
     verified: int
@@ -65,6 +88,7 @@ class RefineSummary:
     frames: int
     seconds: float
     rewrite_s: float
+    timings: dict = field(default_factory=dict)
 
 
 def chunk_graph(run_dir: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[int]]:
@@ -196,15 +220,21 @@ def detect_and_close(nodes: np.ndarray, chunk_of: np.ndarray, poses: np.ndarray,
     frames = list(range(len(poses))) if frames is None else list(frames)
     min_gap = settings.min_gap if settings.min_gap is not None else 2 * int(np.bincount(chunk_of).max())
     pos = {f: k for k, f in enumerate(frames)}
+    t0 = time.perf_counter()
     cands = find_loop_candidates(descriptors, np.asarray(frames), min_gap=min_gap, top_k=settings.top_k,
-                                 min_similarity=settings.min_similarity, max_candidates=settings.max_candidates)
+                                 min_similarity=settings.min_similarity,
+                                 max_candidates=settings.candidate_cap(len(frames)),
+                                 groups=np.asarray(chunk_of) if settings.per_chunk_pair else None)
+    t1 = time.perf_counter()
     loops = verify_candidates(cands, measure, lambda f: poses[pos[f]], settings.verify, scene_scale=scene_scale)
+    t2 = time.perf_counter()
     local = [replace(v, i=pos[v.i], j=pos[v.j]) for v in loops]
     closed = close_loops(nodes, chunk_of, poses, local, sequential_weights, **(graph_options or {}))
     records = closed.records()
     for r, v in zip(records, loops):
         r["i"], r["j"] = v.i, v.j
     closed.loops = loops
+    closed.timings = {"retrieval_s": t1 - t0, "verify_s": t2 - t1, "graph_s": time.perf_counter() - t2}
     return closed, records, len(cands)
 
 
@@ -229,7 +259,9 @@ def refine_run(run_dir: str | os.PathLike, measure: Callable[[int, int], PairMea
     info = _read_json(run_dir / "run.json", "run.json")
     chunk = int((info.get("settings") or {}).get("chunk") or 0) or int(np.bincount(chunk_of).max())
     min_gap = st.min_gap if st.min_gap is not None else 2 * chunk
+    t_desc = time.perf_counter()
     desc = image_descriptors(run_dir, frames) if descriptors is None else np.asarray(descriptors, np.float32)
+    t_desc = time.perf_counter() - t_desc if descriptors is None else 0.0
     if len(desc) != len(frames):
         raise TTT3RError(f"{run_dir}: {len(desc)} descriptors for {len(frames)} frames")
     scene = float(np.median(np.load(DEMO_LAYOUT.paths(run_dir, frames[0])["depth"])))  # translation unit
@@ -239,8 +271,11 @@ def refine_run(run_dir: str | os.PathLike, measure: Callable[[int, int], PairMea
     loops = closed.loops
     kept = sum(1 for r in records if r["rejected_by_graph"] is False)
     seconds = time.perf_counter() - t0
+    timings = {"descriptors_s": t_desc, **closed.timings}
     record = {"loops": records, "candidates": n_cands, "verified": sum(v.accepted for v in loops), "kept": kept,
-              "settings": {**asdict(st), "min_gap": min_gap}, "detect_and_solve_s": round(seconds, 3),
+              "settings": {**asdict(st), "min_gap": min_gap, "candidate_cap": st.candidate_cap(len(frames))},
+              "detect_and_solve_s": round(seconds, 3), "timings": {k: round(v, 4) for k, v in timings.items()},
               "graph_solves": closed.graph.solves if closed.graph is not None else 0}
     rw = rewrite_run(run_dir, closed.poses, closed.depth_scales, record=record)
-    return RefineSummary(n_cands, sum(v.accepted for v in loops), kept, rw.frames, seconds, rw.seconds)
+    return RefineSummary(n_cands, sum(v.accepted for v in loops), kept, rw.frames, seconds, rw.seconds,
+                         timings | {"rewrite_s": rw.seconds})
