@@ -34,3 +34,26 @@ def test_failed_write_leaves_the_old_file(tmp_path, how):
                 raise RuntimeError("writer failed")
     assert target.read_bytes() == b"old weights"
     assert [p.name for p in tmp_path.iterdir()] == ["model.safetensors"]
+
+
+def test_unsynced_write_is_still_atomic_and_synced_later(tmp_path, monkeypatch):
+    """``sync=False``: no fsync while writing (the caller syncs many files at once), still whole or absent."""
+    from ttt3r.io import atomic
+
+    calls = []
+    monkeypatch.setattr(atomic.os, "fsync", lambda fd: calls.append(fd))
+    target = tmp_path / "a.bin"
+    with atomic.atomic_open(target, sync=False) as f:
+        f.write(b"abc")
+        assert not target.exists()
+    assert target.read_bytes() == b"abc" and calls == []
+    with atomic.atomic_open(tmp_path / "b.bin") as f:  # the default still syncs each file
+        f.write(b"x")
+    assert len(calls) == 1
+    synced = []
+    monkeypatch.setattr(atomic.os, "sync", lambda: synced.append(1), raising=False)
+    atomic.sync_files([target])
+    assert synced == [1] and len(calls) == 1  # one flush for all
+    monkeypatch.delattr(atomic.os, "sync")
+    atomic.sync_files([target, tmp_path / "b.bin"])
+    assert len(calls) == 3  # no os.sync: one fsync per file

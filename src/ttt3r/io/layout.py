@@ -43,21 +43,24 @@ def png_bytes(rgb: np.ndarray, compress_level: int = 1) -> bytes:
     return buf.getvalue()
 
 
-def save_map(path: str | os.PathLike, arr: np.ndarray) -> None:
-    """Write an (H, W) map (depth or confidence) as a float32 ``.npy``, atomically."""
-    with atomic_open(path) as f:
+def save_map(path: str | os.PathLike, arr: np.ndarray, sync: bool = True) -> None:
+    """Write an (H, W) map (depth or confidence) as a float32 ``.npy``, atomically
+    (``sync``: :func:`ttt3r.io.atomic.atomic_path`'s)."""
+    with atomic_open(path, sync=sync) as f:
         np.save(f, np.ascontiguousarray(arr, dtype=np.float32))
 
 
-def save_camera(path: str | os.PathLike, pose: np.ndarray, K: np.ndarray, **extra: np.ndarray) -> None:
+def save_camera(path: str | os.PathLike, pose: np.ndarray, K: np.ndarray, *, sync: bool = True,
+                **extra: np.ndarray) -> None:
     """Write ``pose`` (4, 4) camera-to-world and ``intrinsics`` (3, 3) as float64 in an ``.npz``, atomically.
 
     ``extra``: more float64 arrays to store beside them, ``None`` ones left out
     (``pose_pred``: the network's pose beside a given one; loop closure keeps the
-    pre-optimisation ``pose_raw`` and the ``depth_scale`` it applied).
+    pre-optimisation ``pose_raw`` and the ``depth_scale`` it applied). ``sync``: as
+    :func:`save_map`.
     """
     arrays = {k: np.asarray(v, np.float64) for k, v in extra.items() if v is not None}
-    with atomic_open(path) as f:
+    with atomic_open(path, sync=sync) as f:
         np.savez(f, pose=np.asarray(pose, np.float64), intrinsics=np.asarray(K, np.float64), **arrays)
 
 
