@@ -36,24 +36,38 @@ def test_failed_write_leaves_the_old_file(tmp_path, how):
     assert [p.name for p in tmp_path.iterdir()] == ["model.safetensors"]
 
 
-def test_unsynced_write_is_still_atomic_and_synced_later(tmp_path, monkeypatch):
-    """``sync=False``: no fsync while writing (the caller syncs many files at once), still whole or absent."""
+def test_staged_writes_and_one_sync(tmp_path, monkeypatch):
+    """Staged files: written in place without a sync; ``sync_files`` flushes them all at once
+    (one ``os.sync``), or one fsync each where there is no ``os.sync``."""
     from ttt3r.io import atomic
 
     calls = []
     monkeypatch.setattr(atomic.os, "fsync", lambda fd: calls.append(fd))
-    target = tmp_path / "a.bin"
-    with atomic.atomic_open(target, sync=False) as f:
+    target = tmp_path / "stage" / "a.bin"
+    with atomic.staged_open(target) as f:
         f.write(b"abc")
-        assert not target.exists()
     assert target.read_bytes() == b"abc" and calls == []
-    with atomic.atomic_open(tmp_path / "b.bin") as f:  # the default still syncs each file
+    with atomic_open(tmp_path / "b.bin") as f:  # atomic writes still sync each file
         f.write(b"x")
     assert len(calls) == 1
     synced = []
     monkeypatch.setattr(atomic.os, "sync", lambda: synced.append(1), raising=False)
     atomic.sync_files([target])
-    assert synced == [1] and len(calls) == 1  # one flush for all
+    assert synced == [1] and len(calls) == 1
     monkeypatch.delattr(atomic.os, "sync")
     atomic.sync_files([target, tmp_path / "b.bin"])
-    assert len(calls) == 3  # no os.sync: one fsync per file
+    assert len(calls) == 3
+
+
+def test_staged_write_on_a_full_disk_is_one_line(tmp_path, monkeypatch):
+    import errno
+
+    from ttt3r.errors import TTT3RError
+    from ttt3r.io import atomic
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(atomic, "open", full, raising=False)
+    with pytest.raises(TTT3RError, match=r"x\.npy: no space left on device"), atomic.staged_open(tmp_path / "x.npy"):
+        pass

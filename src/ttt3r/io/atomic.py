@@ -25,14 +25,10 @@ _FILE_MODE = 0o666 & ~_current_umask()
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike, sync: bool = True) -> Iterator[Path]:
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``, for writers that take a file name
     (``safetensors.torch.save_file``, ``torch.save``); on success the file is synced to
     disk, given the usual permissions (0666 minus the umask) and renamed onto ``path``.
-
-    ``sync=False`` leaves out the sync: the file is still never seen half-written by
-    a reader or after the writing process dies, but may be lost in a power cut until
-    the caller syncs it (:func:`sync_files`; e.g. many staged files synced at once).
 
     On any exception the temporary file is removed and ``path`` is untouched.
     A full disk, or a folder that cannot be written, becomes a one-line
@@ -45,27 +41,22 @@ def atomic_path(path: str | os.PathLike, sync: bool = True) -> Iterator[Path]:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         os.close(fd)
         yield Path(tmp)
-        if sync:
-            _fsync(tmp)
+        _fsync(tmp)
         os.chmod(tmp, _FILE_MODE)
         os.replace(tmp, path)
     except OSError as e:
         _remove_quietly(tmp)
-        if e.errno in (errno.ENOSPC, errno.EDQUOT):
-            raise TTT3RError(f"{path}: no space left on device while writing") from e
-        if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-            raise TTT3RError(f"{path}: cannot write ({e.strerror or e})") from e
-        raise
+        _raise_write_error(path, e)
     except BaseException:
         _remove_quietly(tmp)
         raise
 
 
 @contextlib.contextmanager
-def atomic_open(path: str | os.PathLike, mode: str = "wb", sync: bool = True) -> Iterator[IO]:
+def atomic_open(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
     """Open a temporary file beside ``path``; on success rename it onto ``path``
-    (as :func:`atomic_path`, whose errors and ``sync`` it shares)."""
-    with atomic_path(path, sync) as tmp, open(tmp, mode) as f:
+    (as :func:`atomic_path`, whose errors it shares)."""
+    with atomic_path(path) as tmp, open(tmp, mode) as f:
         yield f
         f.flush()
 
@@ -81,6 +72,29 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
+def _raise_write_error(path: Path, e: OSError):
+    """A full disk or a folder that cannot be written as one line naming ``path``; else ``e``."""
+    if e.errno in (errno.ENOSPC, errno.EDQUOT):
+        raise TTT3RError(f"{path}: no space left on device while writing") from e
+    if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        raise TTT3RError(f"{path}: cannot write ({e.strerror or e})") from e
+    raise e
+
+
+@contextlib.contextmanager
+def staged_open(path: str | os.PathLike) -> Iterator[IO]:
+    """A plain binary ``open`` (no temporary file, no sync) for files in a private staging folder
+    that their caller syncs (:func:`sync_files`) and makes visible as a whole; the errors of
+    :func:`atomic_path`."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "wb") as f:
+            yield f
+    except OSError as e:
+        _raise_write_error(path, e)
+
+
 def _fsync(path: str | os.PathLike) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -90,8 +104,9 @@ def _fsync(path: str | os.PathLike) -> None:
 
 
 def sync_files(paths) -> None:
-    """Make files written with ``sync=False`` durable: one ``os.sync()`` where the platform has
-    it (one flush for all of them, instead of one per file), else an fsync per file."""
+    """Make files written without a sync durable (e.g. a staging folder's, before a marker file
+    says they are complete): one ``os.sync()`` where the platform has it (one flush for all of
+    them, instead of one per file), else an fsync per file."""
     if hasattr(os, "sync"):
         os.sync()
         return

@@ -235,10 +235,10 @@ def rewrite_run(run_dir: str | os.PathLike, poses: np.ndarray, depth_scales: np.
             if scales[k] != 1.0:
                 depth = (depth.astype(np.float64) * scales[k]).astype(np.float32)
                 rel = p["depth"].relative_to(run_dir).as_posix()
-                save_map(staging / rel, depth, sync=False)  # synced together below
+                save_map(staging / rel, depth, staged=True)  # synced together below
                 staged_depth.append(rel)
             rel = p["camera"].relative_to(run_dir).as_posix()
-            save_camera(staging / rel, poses[k], f["intrinsics"], sync=False, pose_raw=pose_raw,
+            save_camera(staging / rel, poses[k], f["intrinsics"], staged=True, pose_raw=pose_raw,
                         depth_scale=scale0 * scales[k])
             with np.errstate(all="ignore"):  # a degenerate focal gives non-finite points: not fused
                 pts = unproject(depth, f["intrinsics"]).astype(np.float32)
