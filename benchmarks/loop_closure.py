@@ -184,7 +184,7 @@ def run_sequence(seq, motion: str, spec_text: str, seeds, chunk: ChunkSettings, 
 
             def close(st=st, measure=measure, graph=(nodes, chunk_of, poses), weights=weights):
                 return detect_and_close(*graph, desc, measure, replace(st, min_gap=min_gap),
-                                        sequential_weights=weights)
+                                        sequential_weights=weights, kind="image")
 
             (closed, records, _), lc_s = timed(close)
             ate1 = float(absolute_trajectory_error(gt, closed.poses).rmse)
@@ -383,8 +383,8 @@ def main() -> None:
     ap.add_argument("--overlap", type=int, default=4)
     ap.add_argument("--oracle-drift", default="scale=2,rot=0.05,noise=0.01")
     ap.add_argument("--seeds", type=int, default=3)
-    ap.add_argument("--min-similarity", type=float, default=0.6,
-                    help="the second loop setting's descriptor threshold (the first: the library default)")
+    ap.add_argument("--min-similarity", type=float, default=0.8,
+                    help="the second loop setting's descriptor threshold (the first: the library default, 0.6)")
     ap.add_argument("--revisit-dist", type=float, default=0.25, help="metres, ground-truth revisit threshold")
     ap.add_argument("--revisit-deg", type=float, default=20.0, help="degrees, ground-truth revisit threshold")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "loop_closure.json")
@@ -411,7 +411,8 @@ def main() -> None:
     loop_settings = {
         "default": default,
         f"sim>={args.min_similarity:g}": replace(default, min_similarity=args.min_similarity),
-        "before: per frame, max 200": replace(default, verify_budget=None, per_chunk_pair=False)}
+        "before: per frame, max 200": replace(default, min_similarity=0.8, verify_budget=None,
+                                              per_chunk_pair=False)}
     chunk = ChunkSettings(args.chunk, args.overlap, "sim3")
     res: dict = {"settings": {"frames": args.frames, "synth_size": [128, 96], "chunk": args.chunk,
                               "overlap": args.overlap, "chunk_align": "sim3", "oracle_drift": args.oracle_drift,

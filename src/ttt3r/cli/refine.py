@@ -41,8 +41,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--update", default="ttt3r", help="state-update rule of the two-frame sessions (default: ttt3r)")
     p.add_argument("--min-gap", type=int, default=None, metavar="F",
                    help="frames a loop's two frames must be apart (default: twice the chunk size)")
-    p.add_argument("--min-similarity", type=float, default=0.8, metavar="S",
-                   help="descriptor cosine similarity a candidate needs (default: 0.8)")
+    p.add_argument("--min-similarity", type=float, default=None, metavar="S",
+                   help="descriptor cosine similarity a candidate needs (default: 0.6, for the image "
+                        "descriptors of the saved images)")
     p.add_argument("--top-k", type=int, default=1, metavar="K", help="candidates per frame (default: 1)")
     p.add_argument("--max-candidates", type=int, default=200, metavar="M",
                    help="candidates verified at most (default: 200)")

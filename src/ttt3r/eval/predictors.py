@@ -252,13 +252,14 @@ class SessionPredictor:
                              for k in (i, j))
 
             measure = pair_measure(pair, lambda i: depth_a[i])
-            if len(feats) == len(seq.image_paths):
+            kind = "encoder" if len(feats) == len(seq.image_paths) else "image"
+            if kind == "encoder":
                 desc = np.stack([encoder_descriptor(f) for f in feats])
             else:  # a step without the pooled token: describe the images instead
                 from ..loops.refine import image_paths_descriptors
 
                 desc = image_paths_descriptors(seq.image_paths)
-            poses_a, scales, extras["loop_closure"] = _close_loops(session.alignments, poses_a, desc, measure)
+            poses_a, scales, extras["loop_closure"] = _close_loops(session.alignments, poses_a, desc, measure, kind)
             depth_a = depth_a * scales[:, None, None].astype(np.float32)
         return Prediction(
             depth=depth_a,
@@ -299,7 +300,7 @@ def _known_cameras(seq: Sequence, source_hw: tuple[int, int], size: int, known: 
     return cams
 
 
-def _close_loops(alignments, poses: np.ndarray, descriptors: np.ndarray, measure):
+def _close_loops(alignments, poses: np.ndarray, descriptors: np.ndarray, measure, kind: str):
     """Loop closure over a chunked stream held in memory: (corrected poses, depth scales, JSON record)."""
     from ..loops.refine import LoopSettings, detect_and_close
 
@@ -309,7 +310,7 @@ def _close_loops(alignments, poses: np.ndarray, descriptors: np.ndarray, measure
     chunk_of = np.searchsorted(starts, np.arange(len(poses)), side="right") - 1
     weights = np.array([1.0 if a.confidence is None else max(float(a.confidence), 0.05) for a in alignments[1:]])
     closed, records, n = detect_and_close(nodes, chunk_of, poses, descriptors, measure, LoopSettings(),
-                                          sequential_weights=weights)
+                                          sequential_weights=weights, kind=kind)
     kept = sum(1 for r in records if r["rejected_by_graph"] is False)
     record = {"candidates": n, "verified": sum(1 for r in records if r["accepted"]), "kept": kept,
               "seconds": round(time.perf_counter() - t0, 3),
@@ -466,7 +467,8 @@ class DriftOraclePredictor:
             # the same drift model on a two-frame chunk
             measure = pair_measure(oracle_pair(self.spec, poses, K, read_depth, key=seq.name), lambda i: depth[i])
             desc = image_paths_descriptors(seq.image_paths)
-            out_poses, scales, extras["loop_closure"] = _close_loops(stream.alignments, out_poses, desc, measure)
+            out_poses, scales, extras["loop_closure"] = _close_loops(stream.alignments, out_poses, desc, measure,
+                                                                     "image")
             depth *= scales[:, None, None].astype(np.float32)
         return Prediction(depth=depth, poses=out_poses, intrinsics=K, seconds=time.perf_counter() - t0,
                           extras=extras)

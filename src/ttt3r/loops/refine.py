@@ -40,7 +40,8 @@ class LoopSettings:
     Attributes:
         min_gap: frames a pair must be apart (None: twice the chunk size).
         top_k: candidates per frame.
-        min_similarity: descriptor cosine a candidate needs.
+        min_similarity: descriptor cosine a candidate needs (None: the descriptor kind's
+            default, :data:`~ttt3r.loops.descriptors.MIN_SIMILARITY`).
         max_candidates: candidates measured at most.
         verify_budget: the most the two-frame verifications may cost, as a share of the
             run's frames: each candidate is two network steps, so at most
@@ -56,12 +57,18 @@ class LoopSettings:
 
     min_gap: int | None = None
     top_k: int = 1
-    min_similarity: float = 0.8
+    min_similarity: float | None = None
     max_candidates: int = 200
     verify_budget: float | None = 0.04
     per_chunk_pair: bool = True
     verify: VerifySettings = field(default_factory=VerifySettings)
     conf_threshold: float = 1.5
+
+    def similarity_for(self, kind: str) -> float:
+        """The threshold for descriptors of ``kind`` (``"encoder"`` or ``"image"``)."""
+        from .descriptors import MIN_SIMILARITY
+
+        return float(MIN_SIMILARITY[kind] if self.min_similarity is None else self.min_similarity)
 
     def candidate_cap(self, frames: int) -> int:
         """Candidates measured at most on a run of ``frames`` frames: ``max_candidates``, and
@@ -205,7 +212,8 @@ def image_descriptors(run_dir: str | os.PathLike, frames: list[int]) -> np.ndarr
 def detect_and_close(nodes: np.ndarray, chunk_of: np.ndarray, poses: np.ndarray, descriptors: np.ndarray,
                      measure: Callable[[int, int], PairMeasurement | None], settings: LoopSettings, *,
                      frames: list[int] | None = None, scene_scale: float = 1.0,
-                     sequential_weights: np.ndarray | None = None, graph_options: dict | None = None):
+                     sequential_weights: np.ndarray | None = None, graph_options: dict | None = None,
+                     kind: str = "encoder"):
     """Candidates, verification and the chunk pose graph, in memory (no files): ``(closure,
     JSON records of the loops with frame indices, number of candidates)``.
 
@@ -216,13 +224,14 @@ def detect_and_close(nodes: np.ndarray, chunk_of: np.ndarray, poses: np.ndarray,
         settings: :class:`LoopSettings` (``min_gap`` None: twice the largest chunk).
         frames: the frame index of each row (default ``0..N-1``).
         scene_scale: the unit of the verification's translation check.
+        kind: the descriptors' kind, ``"encoder"`` or ``"image"`` (their default threshold).
     """
     frames = list(range(len(poses))) if frames is None else list(frames)
     min_gap = settings.min_gap if settings.min_gap is not None else 2 * int(np.bincount(chunk_of).max())
     pos = {f: k for k, f in enumerate(frames)}
     t0 = time.perf_counter()
     cands = find_loop_candidates(descriptors, np.asarray(frames), min_gap=min_gap, top_k=settings.top_k,
-                                 min_similarity=settings.min_similarity,
+                                 min_similarity=settings.similarity_for(kind),
                                  max_candidates=settings.candidate_cap(len(frames)),
                                  groups=np.asarray(chunk_of) if settings.per_chunk_pair else None)
     t1 = time.perf_counter()
@@ -265,7 +274,9 @@ def refine_run(run_dir: str | os.PathLike, measure: Callable[[int, int], PairMea
     if len(desc) != len(frames):
         raise TTT3RError(f"{run_dir}: {len(desc)} descriptors for {len(frames)} frames")
     scene = float(np.median(np.load(DEMO_LAYOUT.paths(run_dir, frames[0])["depth"])))  # translation unit
+    kind = "image" if descriptors is None else "encoder"
     closed, records, n_cands = detect_and_close(nodes, chunk_of, poses, desc, measure, replace(st, min_gap=min_gap),
+                                                kind=kind,
                                                 frames=frames, scene_scale=scene, sequential_weights=weights,
                                                 graph_options=graph_options)
     loops = closed.loops
@@ -273,7 +284,8 @@ def refine_run(run_dir: str | os.PathLike, measure: Callable[[int, int], PairMea
     seconds = time.perf_counter() - t0
     timings = {"descriptors_s": t_desc, **closed.timings}
     record = {"loops": records, "candidates": n_cands, "verified": sum(v.accepted for v in loops), "kept": kept,
-              "settings": {**asdict(st), "min_gap": min_gap, "candidate_cap": st.candidate_cap(len(frames))},
+              "settings": {**asdict(st), "min_gap": min_gap, "min_similarity": st.similarity_for(kind),
+                           "descriptors": kind, "candidate_cap": st.candidate_cap(len(frames))},
               "detect_and_solve_s": round(seconds, 3), "timings": {k: round(v, 4) for k, v in timings.items()},
               "graph_solves": closed.graph.solves if closed.graph is not None else 0}
     rw = rewrite_run(run_dir, closed.poses, closed.depth_scales, record=record)
