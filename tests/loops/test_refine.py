@@ -179,3 +179,17 @@ def test_candidate_cap():
     assert LoopSettings(verify_budget=0.05).candidate_cap(99) == 2  # floor(2.475)
     with pytest.raises(TTT3RError, match="verify_budget"):
         LoopSettings(verify_budget=-0.1).candidate_cap(100)
+
+
+def test_no_loop_kept_rewrites_nothing(chunked_run: Path):
+    """No candidate could be measured: nothing moved, so no file but run.json changes."""
+    before = {p.relative_to(chunked_run).as_posix(): p.read_bytes() for p in chunked_run.rglob("*")
+              if p.is_file() and p.name != "run.json"}
+    s = refine_run(chunked_run, lambda i, j: None, LoopSettings(min_gap=24, min_similarity=0.8))
+    assert s.candidates > 0 and s.verified == s.kept == s.frames == 0
+    after = {p.relative_to(chunked_run).as_posix(): p.read_bytes() for p in chunked_run.rglob("*")
+             if p.is_file() and p.name != "run.json"}
+    assert after == before
+    lc = json.loads((chunked_run / "run.json").read_text())["loop_closure"]
+    assert lc["status"] == "done" and lc["rewritten"] is False and lc["candidates"] == s.candidates
+    assert all(r["reason"] == "no measurement" for r in lc["loops"])

@@ -101,6 +101,8 @@ def close_loops(nodes: np.ndarray, chunk_of: np.ndarray, poses: np.ndarray, loop
     if not any(e >= 0 for e in edge_of):
         return LoopClosure(poses.copy(), np.ones(len(poses)), None, list(loops), edge_of)
     graph = optimize_pose_graph(nodes, edges, **graph_options)
+    if all(graph.rejected[e] for e in edge_of if e >= 0):  # every loop rejected: the sequential edges alone
+        return LoopClosure(poses.copy(), np.ones(len(poses)), graph, list(loops), edge_of)  # met as they were
     corr = graph.corrections(nodes)[chunk_of] @ poses
     s, R, t = sim3_split(corr)
     new = np.tile(np.eye(4), (len(poses), 1, 1))

@@ -24,6 +24,7 @@ import numpy as np
 
 from ..errors import TTT3RError
 from ..io.layout import DEMO_LAYOUT
+from ..io.strict_json import write_json
 from ..results import FrameResult
 from .closure import close_loops
 from .retrieval import find_loop_candidates
@@ -85,7 +86,7 @@ class LoopSettings:
 @dataclass
 class RefineSummary:
     """What :func:`refine_run` did: candidates measured, loops kept by verification and by the graph,
-    frames rewritten, seconds (detection + graph, and the rewrite), and ``timings``: seconds of
+    frames rewritten (0 when no loop was kept: then nothing moved and no file is rewritten), seconds (detection + graph, and the rewrite), and ``timings``: seconds of
     each step (``descriptors_s`` (0 when given), ``retrieval_s``, ``verify_s``, ``graph_s``,
     ``rewrite_s``)."""
 
@@ -288,6 +289,12 @@ def refine_run(run_dir: str | os.PathLike, measure: Callable[[int, int], PairMea
                            "descriptors": kind, "candidate_cap": st.candidate_cap(len(frames))},
               "detect_and_solve_s": round(seconds, 3), "timings": {k: round(v, 4) for k, v in timings.items()},
               "graph_solves": closed.graph.solves if closed.graph is not None else 0}
-    rw = rewrite_run(run_dir, closed.poses, closed.depth_scales, record=record)
+    if not kept:  # no loop kept: no pose or depth changed, so no file is rewritten
+        t1 = time.perf_counter()
+        info["loop_closure"] = {**record, "status": "done", "frames": 0, "rewritten": False, "rewrite_s": 0.0}
+        write_json(run_dir / "run.json", info, indent=2)
+        return RefineSummary(n_cands, sum(v.accepted for v in loops), 0, 0, seconds, 0.0,
+                             timings | {"rewrite_s": time.perf_counter() - t1})
+    rw = rewrite_run(run_dir, closed.poses, closed.depth_scales, record=record | {"rewritten": True})
     return RefineSummary(n_cands, sum(v.accepted for v in loops), kept, rw.frames, seconds, rw.seconds,
                          timings | {"rewrite_s": rw.seconds})
