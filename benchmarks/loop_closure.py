@@ -12,9 +12,22 @@ the path ``--loop-closure`` takes with ``--oracle-drift``: HOG image
 descriptors of the input images, candidates, each measured by the drift model
 on a two-frame chunk and verified, then the chunk pose graph
 (:func:`ttt3r.loops.refine.detect_and_close`), once after the last frame.
-Three loop settings: the library's defaults (``LoopSettings()``: cosine >=
-0.8, at most 200 candidates), a lower threshold (``--min-similarity``) with
-200 candidates, and with fewer (``--max-candidates``).
+Three loop settings: the library's defaults (``LoopSettings()``: image
+descriptors' cosine >= 0.6, one candidate per chunk pair spread over the
+chunks, at most ``floor(0.04 * frames / 2)`` verified), the same with a higher
+threshold (``--min-similarity``, 0.8), and the defaults before the
+verification budget (cosine >= 0.8, each frame's most similar, the 200 most
+similar overall).
+
+``--parts network``: the bundled small model (``src/ttt3r/assets/models/synth_small``,
+what ``ttt3r reconstruct`` falls back to offline) through the real pipeline,
+``ttt3r reconstruct SEQ/rgb --chunk 100 --overlap 4 [--loop-closure]`` on the
+CPU, one fresh process per run (reading, network, writers, loop closure, the
+rewrite), on ``--net-frames`` frames of each sequence; the process's wall time
+and peak RSS (``wait4``), ``run.json``'s stream time and loop-closure step
+timings, ATE of ``pose_raw`` (chunks only) and ``pose`` (loop-closed) against
+the synth ground truth, and the loops' precision and recall.
+-> ``--net-out`` (benchmarks/results/loop_closure_network.json).
 
 Metrics:
 
@@ -41,8 +54,9 @@ Metrics:
   (its poses and depth kept, as eval does) and during loop closure, on the
   first seed, in a second, untimed pass (tracemalloc triples the graph's time).
 
-    PYTHONPATH=src python benchmarks/loop_closure.py      # ~5 min on 2 busy cores (one thread), after rendering (~3 min a sequence)
+    PYTHONPATH=src python benchmarks/loop_closure.py      # ~4 min on 2 busy cores (one thread), after rendering (~3 min a sequence)
     -> benchmarks/results/loop_closure.json, docs/figures/loop_closure.png
+    PYTHONPATH=src python benchmarks/loop_closure.py --parts network   # ~14 min: 6 runs of 2,000 frames
 """
 
 from __future__ import annotations

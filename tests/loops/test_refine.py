@@ -193,3 +193,21 @@ def test_no_loop_kept_rewrites_nothing(chunked_run: Path):
     lc = json.loads((chunked_run / "run.json").read_text())["loop_closure"]
     assert lc["status"] == "done" and lc["rewritten"] is False and lc["candidates"] == s.candidates
     assert all(r["reason"] == "no measurement" for r in lc["loops"])
+
+
+@pytest.mark.parametrize("value", ["-0.1", "abc", "3"])
+def test_refine_bad_verify_budget_is_one_line(tmp_path: Path, capsys, value):
+    with pytest.raises(SystemExit) as e:
+        cli(["refine", str(tmp_path), "--verify-budget", value])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert "--verify-budget" in err and "must be a share in [0, 2] or 'none'" in err
+
+
+def test_refine_verify_budget_parses():
+    from ttt3r.cli.refine import _parser
+
+    assert _parser().parse_args(["R"]).verify_budget == 0.04
+    assert _parser().parse_args(["R", "--verify-budget", "none"]).verify_budget is None
+    assert _parser().parse_args(["R", "--verify-budget", "0.1"]).verify_budget == 0.1
+    assert _parser().parse_args(["R"]).per_frame is False and _parser().parse_args(["R", "--per-frame"]).per_frame

@@ -1,7 +1,7 @@
 """``ttt3r refine RUN_DIR``: loop closure on a finished chunked run (``reconstruct --chunk N``).
 
     ttt3r refine RUN_DIR [--weights W] [--device auto] [--min-gap F] [--min-similarity S]
-                         [--top-k K] [--max-candidates M] [--verify-budget B]
+                         [--per-frame --top-k K] [--max-candidates M] [--verify-budget B]
 
 Revisits are found from the run's saved images (``color/``), each measured by
 the network on a two-frame session, verified, and closed in a Sim(3) pose
@@ -44,7 +44,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--min-similarity", type=float, default=None, metavar="S",
                    help="descriptor cosine similarity a candidate needs (default: 0.6, for the image "
                         "descriptors of the saved images)")
-    p.add_argument("--top-k", type=int, default=1, metavar="K", help="candidates per frame (default: 1)")
+    p.add_argument("--top-k", type=int, default=1, metavar="K",
+                   help="with --per-frame: candidates per frame (default: 1)")
+    p.add_argument("--per-frame", action="store_true",
+                   help="each frame's --top-k most similar frames, most similar first, instead of the best "
+                        "pair of each chunk pair spread over the chunks (the default)")
     p.add_argument("--max-candidates", type=int, default=200, metavar="M",
                    help="candidates verified at most (default: 200)")
     p.add_argument("--verify-budget", type=_budget, default=0.04, metavar="B",
@@ -70,7 +74,8 @@ def main(argv: list[str]) -> int:
     measure = pair_measure(network_pair(model, args.run_dir, args.update, size),
                            lambda i: np.load(DEMO_LAYOUT.paths(args.run_dir, i)["depth"]))
     st = LoopSettings(min_gap=args.min_gap, top_k=args.top_k, min_similarity=args.min_similarity,
-                      max_candidates=args.max_candidates, verify_budget=args.verify_budget)
+                      max_candidates=args.max_candidates, verify_budget=args.verify_budget,
+                      per_chunk_pair=not args.per_frame)
     s = refine_run(args.run_dir, measure, st)
     if not args.quiet:
         print(dumps({"candidates": s.candidates, "verified": s.verified, "kept": s.kept, "frames": s.frames,
