@@ -12,9 +12,22 @@ the path ``--loop-closure`` takes with ``--oracle-drift``: HOG image
 descriptors of the input images, candidates, each measured by the drift model
 on a two-frame chunk and verified, then the chunk pose graph
 (:func:`ttt3r.loops.refine.detect_and_close`), once after the last frame.
-Three loop settings: the library's defaults (``LoopSettings()``: cosine >=
-0.8, at most 200 candidates), a lower threshold (``--min-similarity``) with
-200 candidates, and with fewer (``--max-candidates``).
+Three loop settings: the library's defaults (``LoopSettings()``: image
+descriptors' cosine >= 0.6, one candidate per chunk pair spread over the
+chunks, at most ``floor(0.04 * frames / 2)`` verified), the same with a higher
+threshold (``--min-similarity``, 0.8), and the defaults before the
+verification budget (cosine >= 0.8, each frame's most similar, the 200 most
+similar overall).
+
+``--parts network``: the bundled small model (``src/ttt3r/assets/models/synth_small``,
+what ``ttt3r reconstruct`` falls back to offline) through the real pipeline,
+``ttt3r reconstruct SEQ/rgb --chunk 100 --overlap 4 [--loop-closure]`` on the
+CPU, one fresh process per run (reading, network, writers, loop closure, the
+rewrite), on ``--net-frames`` frames of each sequence; the process's wall time
+and peak RSS (``wait4``), ``run.json``'s stream time and loop-closure step
+timings, ATE of ``pose_raw`` (chunks only) and ``pose`` (loop-closed) against
+the synth ground truth, and the loops' precision and recall.
+-> ``--net-out`` (benchmarks/results/loop_closure_network.json).
 
 Metrics:
 
@@ -41,8 +54,9 @@ Metrics:
   (its poses and depth kept, as eval does) and during loop closure, on the
   first seed, in a second, untimed pass (tracemalloc triples the graph's time).
 
-    PYTHONPATH=src python benchmarks/loop_closure.py      # ~5 min on 2 busy cores (one thread), after rendering (~3 min a sequence)
+    PYTHONPATH=src python benchmarks/loop_closure.py      # ~4 min on 2 busy cores (one thread), after rendering (~3 min a sequence)
     -> benchmarks/results/loop_closure.json, docs/figures/loop_closure.png
+    PYTHONPATH=src python benchmarks/loop_closure.py --parts network   # ~14 min: 6 runs of 2,000 frames
 """
 
 from __future__ import annotations
@@ -57,6 +71,7 @@ import argparse  # noqa: E402
 import json  # noqa: E402
 import platform  # noqa: E402
 import subprocess  # noqa: E402
+import sys  # noqa: E402
 import time  # noqa: E402
 import tracemalloc  # noqa: E402
 from dataclasses import asdict, replace  # noqa: E402
@@ -136,11 +151,11 @@ def traced_peak(fn) -> float:
 
 
 def stream(spec: DriftSpec, gt, K, depth, motion: str, chunk: ChunkSettings):
-    """The chunked drift-oracle stream, poses and depth kept as eval keeps them:
-    ((N, 4, 4) poses, (N, H, W) float32 depth, the chunk alignments)."""
-    cs = ChunkedSession(DriftOracle(spec, gt, K, depth.__getitem__, key=motion), chunk)
+    """The chunked drift-oracle stream, poses and depth kept as eval keeps them (``depth``: frame ->
+    ground-truth depth, read from disk): ((N, 4, 4) poses, (N, H, W) float32 depth, the chunk alignments)."""
+    cs = ChunkedSession(DriftOracle(spec, gt, K, depth, key=motion), chunk)
     poses = np.empty((len(gt), 4, 4))
-    run_depth = np.empty((len(gt), *depth[0].shape), np.float32)
+    run_depth = np.empty((len(gt), *depth(0).shape), np.float32)
     for i in range(len(gt)):
         r = cs.step(i)
         poses[i], run_depth[i] = r.pose, r.depth
@@ -152,15 +167,16 @@ def run_sequence(seq, motion: str, spec_text: str, seeds, chunk: ChunkSettings, 
     gt = np.asarray(seq.poses)
     n = len(seq)
     K = np.tile(seq.intrinsics, (n, 1, 1))
-    depth = [seq.depth(i) for i in range(n)]
+    depth = seq.depth  # read from disk when needed, as eval does (the stream and the two-frame checks)
     t0 = time.perf_counter()
-    desc = np.stack([image_descriptor(seq.rgb(i)) for i in range(n)])
+    desc = np.stack([image_descriptor(seq.rgb(i)) for i in range(n)])  # image decoding included
     desc_s = time.perf_counter() - t0
     min_gap = 2 * chunk.size
     truth = revisits(gt, dist, deg, min_gap)
     best = find_loop_candidates(desc, min_gap=min_gap, min_similarity=-1.0, max_candidates=1)
     az = np.unwrap(np.arctan2(gt[:, 1, 3], gt[:, 0, 3]))  # camera centre's azimuth about the scene's z axis
     out: dict = {"frames": n, "true_revisit_pairs": len(truth), "descriptor_s": desc_s,
+                 "descriptor_ms_per_frame": 1e3 * desc_s / n,
                  "laps_about_centre": float(abs(az[-1] - az[0]) / (2 * np.pi)),
                  "best_similarity": best[0].similarity if best else None,
                  "path_length_m": float(np.linalg.norm(np.diff(gt[:, :3, 3], axis=0), axis=1).sum()), "seeds": []}
@@ -178,11 +194,11 @@ def run_sequence(seq, motion: str, spec_text: str, seeds, chunk: ChunkSettings, 
         if seed == seeds[0]:  # memory: the same work again under tracemalloc (which slows it, so not timed)
             rec["stream_peak_traced_mib"] = traced_peak(lambda spec=spec: stream(spec, gt, K, depth, motion, chunk))
         for name, st in loop_settings.items():
-            measure = pair_measure(oracle_pair(spec, gt, K, depth.__getitem__, key=motion), run_depth.__getitem__)
+            measure = pair_measure(oracle_pair(spec, gt, K, depth, key=motion), run_depth.__getitem__)
 
             def close(st=st, measure=measure, graph=(nodes, chunk_of, poses), weights=weights):
                 return detect_and_close(*graph, desc, measure, replace(st, min_gap=min_gap),
-                                        sequential_weights=weights)
+                                        sequential_weights=weights, kind="image")
 
             (closed, records, _), lc_s = timed(close)
             ate1 = float(absolute_trajectory_error(gt, closed.poses).rmse)
@@ -192,6 +208,8 @@ def run_sequence(seq, motion: str, spec_text: str, seeds, chunk: ChunkSettings, 
                    for k, t in NET_S_PER_FRAME.items()}
             rec["loop_closure"][name] = sc | {
                 "ate": ate1, "ate_ratio": ate1 / ate0, "detect_and_close_s": lc_s, "seconds": cost,
+                "timings": {"descriptors_s": desc_s, **closed.timings},
+                "candidate_cap": replace(st, min_gap=min_gap).candidate_cap(n),
                 "share_of_run": cost / (stream_s + cost), "network_share_estimate": net,
                 "graph_solves": closed.graph.solves if closed.graph is not None else 0}
             if seed == seeds[0]:
@@ -276,8 +294,102 @@ def cpu_name() -> str:
                 platform.processor())
 
 
+def network_run(folder: Path, out: Path, chunk: int, overlap: int, loop_closure: bool) -> dict:
+    """One ``ttt3r reconstruct FOLDER/rgb --chunk --overlap [--loop-closure]`` in a fresh process (the
+    bundled small model: no ``--weights``, offline), its wall seconds and peak RSS (``wait4``)."""
+    cmd = [sys.executable, "-m", "ttt3r", "reconstruct", str(folder / "rgb"), "--out", str(out), "--chunk",
+           str(chunk), "--overlap", str(overlap), "--device", "cpu", "--quiet", "--overwrite"]
+    cmd += ["--loop-closure"] if loop_closure else []
+    env = os.environ | {"PYTHONPATH": str(ROOT / "src")}
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    text = proc.stdout.read().decode(errors="replace") if proc.stdout else ""
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t0
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed:\n{text[-2000:]}")
+    info = json.loads((out / "run.json").read_text(encoding="utf-8"))
+    return {"process_wall_s": wall, "peak_rss_mib": usage.ru_maxrss / 1024, "info": info}
+
+
+def network_sequence(seq_dir: Path, work: Path, motion: str, chunk: int, overlap: int, baseline: bool,
+                     dist: float, deg: float) -> dict:
+    """The network part for one sequence (module doc): with ``--loop-closure``, and, with ``baseline``,
+    the same run without it."""
+    from ttt3r.io.layout import DEMO_LAYOUT
+    from ttt3r.loops.rewrite import run_frames
+    from ttt3r.synth import load_sequence
+
+    seq = load_sequence(seq_dir)
+    gt = np.asarray(seq.poses)
+    out: dict = {"frames": len(seq)}
+    runs = {"loop_closure": True} | ({"chunks_only": False} if baseline else {})
+    raw_poses = {}
+    for name, lc in runs.items():
+        r = network_run(seq_dir, work / f"{motion}_{name}", chunk, overlap, lc)
+        info = r.pop("info")
+        run_dir = work / f"{motion}_{name}"
+        frames = run_frames(run_dir)
+        cams = [np.load(DEMO_LAYOUT.paths(run_dir, i)["camera"]) for i in frames]
+        poses = np.stack([c["pose"] for c in cams]).astype(np.float64)
+        raw = np.stack([c["pose_raw"] if "pose_raw" in c.files else c["pose"] for c in cams]).astype(np.float64)
+        raw_poses[name] = raw
+        starts = np.array(sorted(int(c["first_frame"]) for c in info["chunks"]))
+        chunk_of = np.searchsorted(starts, np.asarray(frames), side="right") - 1
+        rec = r | {"stream_wall_s": info["wall_time_s"], "network_mean_s": info["per_frame_s"]["network_mean"],
+                   "host_rss_peak_mib": info["memory"]["host_rss_peak_mib"], "chunks": len(starts),
+                   "frames_fed": len(frames) + overlap * (len(starts) - 1),
+                   "ate_chunks": float(absolute_trajectory_error(gt[frames], raw).rmse),
+                   "ate": float(absolute_trajectory_error(gt[frames], poses).rmse)}
+        if lc:
+            lcr = info["loop_closure"]
+            truth = revisits(gt, dist, deg, lcr["settings"]["min_gap"])
+            sc = scores(lcr["loops"], gt, truth, chunk_of, dist, deg)
+            steps = lcr["timings"] | {"rewrite_s": lcr["rewrite_s"]}
+            total = sum(steps.values())
+            rec |= {"loop_closure": sc | {"candidate_cap": lcr["settings"]["candidate_cap"], "timings": steps,
+                                          "seconds": total, "verify_steps": 2 * sc["candidates"],
+                                          "share_of_run": total / (info["wall_time_s"] + total)},
+                    "ate_ratio": rec["ate"] / rec["ate_chunks"]}
+        out[name] = rec
+        print(f"network {motion:8s} {name:13s} ATE {rec['ate_chunks']:.4f} -> {rec['ate']:.4f}  stream "
+              f"{rec['stream_wall_s']:.1f} s  process {rec['process_wall_s']:.1f} s  peak {rec['peak_rss_mib']:.0f} MiB"
+              + (f"  lc {rec['loop_closure']['seconds']:.2f} s ({rec['loop_closure']['share_of_run']:.1%}) "
+                 f"cand {rec['loop_closure']['candidates']} kept {rec['loop_closure']['kept']} "
+                 f"P {rec['loop_closure']['precision_kept']}" if lc else ""), flush=True)
+    if baseline:  # the same stream with and without --loop-closure: the cost seen from outside
+        out["process_wall_difference_s"] = out["loop_closure"]["process_wall_s"] - out["chunks_only"]["process_wall_s"]
+        ra, rb = raw_poses["loop_closure"], raw_poses["chunks_only"]
+        out["raw_pose_max_diff_vs_chunks_only_run"] = float(np.abs(ra - rb).max()) if ra.shape == rb.shape else None
+    return out
+
+
+def network_part(args) -> dict:
+    work = args.data / "network_runs"
+    res: dict = {"settings": {"frames": args.net_frames, "synth_size": [128, 96], "chunk": args.chunk,
+                              "overlap": args.overlap, "model": "bundled synth_small (src/ttt3r/assets/models)",
+                              "device": "cpu", "loop_settings": asdict(LoopSettings()),
+                              "revisit_dist_m": args.revisit_dist, "revisit_deg": args.revisit_deg},
+                 "machine": machine(), "sequences": {}}
+    t0 = time.perf_counter()
+    for motion in (m.strip() for m in args.net_motions.split(",")):
+        load(args.data, motion, args.net_frames)  # rendered if missing
+        res["sequences"][motion] = network_sequence(args.data / f"{motion}{args.net_frames}", work, motion,
+                                                    args.chunk, args.overlap, not args.no_baseline,
+                                                    args.revisit_dist, args.revisit_deg)
+    res["seconds"] = time.perf_counter() - t0
+    return res
+
+
+def machine() -> dict:
+    return {"cpu": cpu_name(), "platform": platform.platform(), "cpus": os.cpu_count(),
+            "threads": int(os.environ["OMP_NUM_THREADS"]),
+            "load_average_at_start": list(os.getloadavg())}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--parts", default="oracle", help="comma list: oracle, network (default: oracle)")
     ap.add_argument("--data", type=Path, default=Path(os.environ.get("TMPDIR", "/tmp")) / "ttt3r_loop_bench")
     ap.add_argument("--frames", type=int, default=5000)
     ap.add_argument("--motions", default=",".join(MOTIONS))
@@ -285,23 +397,36 @@ def main() -> None:
     ap.add_argument("--overlap", type=int, default=4)
     ap.add_argument("--oracle-drift", default="scale=2,rot=0.05,noise=0.01")
     ap.add_argument("--seeds", type=int, default=3)
-    ap.add_argument("--min-similarity", type=float, default=0.6,
-                    help="the second loop setting's descriptor threshold (the first: the library default)")
-    ap.add_argument("--max-candidates", type=int, default=50,
-                    help="the third loop setting's candidate cap (the second: the library default)")
+    ap.add_argument("--min-similarity", type=float, default=0.8,
+                    help="the second loop setting's descriptor threshold (the first: the library default, 0.6)")
     ap.add_argument("--revisit-dist", type=float, default=0.25, help="metres, ground-truth revisit threshold")
     ap.add_argument("--revisit-deg", type=float, default=20.0, help="degrees, ground-truth revisit threshold")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "loop_closure.json")
     ap.add_argument("--plot", type=Path, default=ROOT / "docs" / "figures" / "loop_closure.png")
+    ap.add_argument("--net-frames", type=int, default=2000, help="network part: frames per sequence")
+    ap.add_argument("--net-motions", default=",".join(MOTIONS))
+    ap.add_argument("--no-baseline", action="store_true", help="network part: skip the runs without --loop-closure")
+    ap.add_argument("--net-out", type=Path, default=ROOT / "benchmarks" / "results" / "loop_closure_network.json")
     args = ap.parse_args()
     from ttt3r.io.atomic import atomic_write_text
 
+    parts = {p.strip() for p in args.parts.split(",")}
+    if not parts <= {"oracle", "network"}:
+        raise SystemExit(f"--parts: oracle and/or network, got {args.parts!r}")
+    if "network" in parts:
+        net = network_part(args)
+        args.net_out.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(args.net_out, json.dumps(net, indent=1) + "\n")
+        print(f"wrote {args.net_out} in {net['seconds']:.0f} s")
+    if "oracle" not in parts:
+        return
     t_all = time.perf_counter()
     default = LoopSettings()
-    loop_settings = {f"sim>={default.min_similarity:g} max {default.max_candidates}": default}
-    for m in (default.max_candidates, args.max_candidates):
-        loop_settings[f"sim>={args.min_similarity:g} max {m}"] = replace(default, min_similarity=args.min_similarity,
-                                                                        max_candidates=m)
+    loop_settings = {
+        "default": default,
+        f"sim>={args.min_similarity:g}": replace(default, min_similarity=args.min_similarity),
+        "before: per frame, max 200": replace(default, min_similarity=0.8, verify_budget=None,
+                                              per_chunk_pair=False)}
     chunk = ChunkSettings(args.chunk, args.overlap, "sim3")
     res: dict = {"settings": {"frames": args.frames, "synth_size": [128, 96], "chunk": args.chunk,
                               "overlap": args.overlap, "chunk_align": "sim3", "oracle_drift": args.oracle_drift,
@@ -310,9 +435,7 @@ def main() -> None:
                               "loop_settings": {k: asdict(v) | {"min_gap": 2 * args.chunk}
                                                 for k, v in loop_settings.items()},
                               "network_s_per_frame": NET_S_PER_FRAME},
-                 "machine": {"cpu": cpu_name(), "platform": platform.platform(), "cpus": os.cpu_count(),
-                             "threads": int(os.environ["OMP_NUM_THREADS"])},
-                 "sequences": {}}
+                 "machine": machine(), "sequences": {}}
     for motion in (m.strip() for m in args.motions.split(",")):
         t0 = time.perf_counter()
         seq = load(args.data, motion, args.frames)

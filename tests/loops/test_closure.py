@@ -96,3 +96,17 @@ def test_depth_ratio_and_units():
     m = pair_to_run_units(rel, 2.0, 4.0)
     s, _, t = sim3_split(m)
     assert s == pytest.approx(0.5) and np.allclose(t, [2.0, 0, 0])
+
+
+def test_only_false_loops_leave_every_pose_exactly_as_it_was():
+    """A loop the graph rejects (it contradicts the sequential edges by far) moves nothing: the
+    poses come back bit for bit and every depth scale is exactly 1."""
+    from ttt3r.loops.verify import VerifiedLoop
+
+    truth = truth_poses()
+    nodes, chunk_of, poses, _ = drifted_run(truth)
+    far = sim3_matrix(1.0, Rotation.from_euler("y", 20, degrees=True).as_matrix(), [30.0, 0.0, 0.0])
+    loop = VerifiedLoop(100, 5, 0.9, far, 0.9, 0.0, 0.0, 0.0, True)  # accepted by verification
+    res = close_loops(nodes, chunk_of, poses, [loop])
+    assert res.graph is not None and res.graph.rejected[-1] and res.records()[0]["rejected_by_graph"] is True
+    assert np.array_equal(res.poses, poses) and np.array_equal(res.depth_scales, np.ones(len(poses)))

@@ -154,7 +154,7 @@ def job_runs(released_ckpt, revisits, tmp_path_factory):
 
     mp = pytest.MonkeyPatch()
     wide = VerifySettings(min_confidence=0.0, max_rot_deg=180.0, max_scale_ratio=1e3)
-    mp.setattr(refine, "LoopSettings", functools.partial(refine.LoopSettings, verify=wide))
+    mp.setattr(refine, "LoopSettings", functools.partial(refine.LoopSettings, verify=wide, verify_budget=None, per_chunk_pair=False))
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -242,7 +242,7 @@ def test_eval_with_the_network_and_loop_every(released_ckpt, monkeypatch):
     from ttt3r.loops.verify import VerifySettings
 
     wide = VerifySettings(min_confidence=0.0, max_rot_deg=180.0, max_scale_ratio=1e3)
-    monkeypatch.setattr(refine, "LoopSettings", functools.partial(refine.LoopSettings, verify=wide))
+    monkeypatch.setattr(refine, "LoopSettings", functools.partial(refine.LoopSettings, verify=wide, verify_budget=None, per_chunk_pair=False))
     seq = Sequence("synthetic", "revisits", sorted((PARITY / "tiny224" / "frames").glob("*.png")) * 3)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)

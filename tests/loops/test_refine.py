@@ -55,7 +55,9 @@ def test_refine_closes_the_loops_of_a_drifted_chunked_run(chunked_run: Path, tru
     nodes, chunk_of, poses, weights, frames = chunk_graph(chunked_run)
     assert len(nodes) == len(truth) // 8 and chunk_of.tolist() == [i // 8 for i in range(len(truth))]
     before = ate(poses, truth)
-    s = refine_run(chunked_run, oracle_measure(chunked_run, truth), LoopSettings(min_gap=24, min_similarity=0.8))
+    # every frame's best candidate, no budget (the per-chunk-pair budgeted default: below)
+    s = refine_run(chunked_run, oracle_measure(chunked_run, truth),
+                   LoopSettings(min_gap=24, min_similarity=0.8, verify_budget=None, per_chunk_pair=False))
     assert s.kept >= 10 and s.frames == len(truth)
     after = ate(np.stack([load_camera(DEMO_LAYOUT.paths(chunked_run, i)["camera"])[0] for i in frames]), truth)
     assert after < 0.5 * before, (before, after)
@@ -66,6 +68,31 @@ def test_refine_closes_the_loops_of_a_drifted_chunked_run(chunked_run: Path, tru
     revisits = revisit_pairs(truth[:, :3, 3], radius=0.3, min_gap=24)  # ground truth: the same place
     assert {(r["i"], r["j"]) for r in kept} <= revisits
     assert len(kept) >= 0.8 * LAP
+
+
+def test_refine_budget_one_loop_per_chunk_pair(chunked_run: Path, truth):
+    """The budgeted default: at most floor(budget * frames / 2) candidates, one per chunk pair, and the
+    drift still halved."""
+    nodes, chunk_of, poses, weights, frames = chunk_graph(chunked_run)
+    before = ate(poses, truth)
+    predict_pair = oracle_pair(DriftSpec.parse("scale=2,rot=0.3,noise=0,seed=9"), truth,
+                               np.tile(K, (len(truth), 1, 1)), lambda i: view(truth[i])[0])
+    calls = []
+
+    def measure(i, j):
+        calls.append((i, j))
+        return pair_measure(predict_pair, lambda k: np.load(DEMO_LAYOUT.paths(chunked_run, k)["depth"]))(i, j)
+
+    st = LoopSettings(min_gap=24, min_similarity=0.8, verify_budget=0.1)
+    assert st.candidate_cap(len(truth)) == 4  # floor(0.1 * 96 / 2); 6 chunk pairs revisit
+    s = refine_run(chunked_run, measure, st)
+    assert s.candidates == len(calls) == 4
+    assert len({(i // 8, j // 8) for i, j in calls}) == len(calls)  # chunks of 8 frames: one pair each
+    after = ate(np.stack([load_camera(DEMO_LAYOUT.paths(chunked_run, i)["camera"])[0] for i in frames]), truth)
+    assert after < 0.5 * before, (before, after)
+    lc = json.loads((chunked_run / "run.json").read_text())["loop_closure"]
+    assert lc["settings"]["candidate_cap"] == 4 and set(lc["timings"]) == {
+        "descriptors_s", "retrieval_s", "verify_s", "graph_s"}
 
 
 def test_refine_needs_a_chunked_run(tmp_path: Path, truth, capsys):
@@ -107,8 +134,10 @@ def test_eval_oracle_drift_with_loop_closure(tmp_path: Path, truth):
         p.check(len(truth), "room")
         ates[lc] = absolute_trajectory_error(truth, p.poses).rmse
     rec = p.extras["loop_closure"]
-    assert rec["kept"] >= 10 and pred.describe()["loop_closure"] is True
-    assert ates[True] < 0.5 * ates[False], ates
+    # the default budget: 4% of 96 frames in two-frame checks, one candidate (the best pair of two chunks)
+    assert LoopSettings().candidate_cap(len(truth)) == 1
+    assert rec["candidates"] == 1 and rec["kept"] == 1 and pred.describe()["loop_closure"] is True
+    assert ates[True] < 0.8 * ates[False], ates  # one loop on a 96-frame run (halved with more: below)
     with pytest.raises(TTT3RError, match="--loop-closure needs --chunk N"):
         create_predictor("oracle_drift", PredictorOptions(oracle_drift="scale=2", loop_closure=True))
 
@@ -126,8 +155,9 @@ def outputs(run: Path) -> dict[str, np.ndarray]:
     return {k: np.stack(v) for k, v in out.items()}
 
 
-SAME = LoopSettings(min_gap=24, min_similarity=0.8)
-OTHER = LoopSettings(min_gap=40, min_similarity=0.9, max_candidates=6)
+# every frame's best candidate, no budget: many loops, so other settings give other poses
+SAME = LoopSettings(min_gap=24, min_similarity=0.8, verify_budget=None, per_chunk_pair=False)
+OTHER = LoopSettings(min_gap=40, min_similarity=0.9, max_candidates=6, verify_budget=None, per_chunk_pair=False)
 
 
 def test_refining_a_refined_run_again_gives_the_same_outputs(chunked_run: Path, truth):
@@ -169,3 +199,44 @@ def test_refining_with_other_settings_replaces_the_first_refinement(chunked_run:
     np.testing.assert_array_equal(replaced["pose_raw"], first["pose"])
     lc = json.loads((chunked_run / "run.json").read_text())["loop_closure"]
     assert lc["settings"]["min_gap"] == 40 and len(lc["loops"]) == s.candidates  # the record replaced too
+
+
+def test_candidate_cap():
+    assert LoopSettings().candidate_cap(2000) == 40 and LoopSettings().candidate_cap(5000) == 100
+    assert LoopSettings().candidate_cap(20_000) == 200  # max_candidates still caps
+    assert LoopSettings(verify_budget=None).candidate_cap(10) == 200
+    assert LoopSettings(verify_budget=0.05).candidate_cap(99) == 2  # floor(2.475)
+    with pytest.raises(TTT3RError, match="verify_budget"):
+        LoopSettings(verify_budget=-0.1).candidate_cap(100)
+
+
+def test_no_loop_kept_rewrites_nothing(chunked_run: Path):
+    """No candidate could be measured: nothing moved, so no file but run.json changes."""
+    before = {p.relative_to(chunked_run).as_posix(): p.read_bytes() for p in chunked_run.rglob("*")
+              if p.is_file() and p.name != "run.json"}
+    s = refine_run(chunked_run, lambda i, j: None, LoopSettings(min_gap=24, min_similarity=0.8))
+    assert s.candidates > 0 and s.verified == s.kept == s.frames == 0
+    after = {p.relative_to(chunked_run).as_posix(): p.read_bytes() for p in chunked_run.rglob("*")
+             if p.is_file() and p.name != "run.json"}
+    assert after == before
+    lc = json.loads((chunked_run / "run.json").read_text())["loop_closure"]
+    assert lc["status"] == "done" and lc["rewritten"] is False and lc["candidates"] == s.candidates
+    assert all(r["reason"] == "no measurement" for r in lc["loops"])
+
+
+@pytest.mark.parametrize("value", ["-0.1", "abc", "3"])
+def test_refine_bad_verify_budget_is_one_line(tmp_path: Path, capsys, value):
+    with pytest.raises(SystemExit) as e:
+        cli(["refine", str(tmp_path), "--verify-budget", value])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert "--verify-budget" in err and "must be a share in [0, 2] or 'none'" in err
+
+
+def test_refine_verify_budget_parses():
+    from ttt3r.cli.refine import _parser
+
+    assert _parser().parse_args(["R"]).verify_budget == 0.04
+    assert _parser().parse_args(["R", "--verify-budget", "none"]).verify_budget is None
+    assert _parser().parse_args(["R", "--verify-budget", "0.1"]).verify_budget == 0.1
+    assert _parser().parse_args(["R"]).per_frame is False and _parser().parse_args(["R", "--per-frame"]).per_frame

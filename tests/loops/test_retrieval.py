@@ -129,3 +129,50 @@ def test_block_search_equals_every_pair_by_hand():
         a, b = np.searchsorted(frames, c.i), np.searchsorted(frames, c.j)
         assert c.similarity == pytest.approx(full[a, b], abs=1e-5)
     assert [c.similarity for c in got] == sorted((c.similarity for c in got), reverse=True)
+
+
+def test_one_candidate_per_group_pair_by_hand():
+    """With groups (chunks), exactly the most similar valid pair of every group pair of the full
+    cosine matrix, over more than one block, with empty groups and uneven group sizes; ordered by
+    each later group's rank (its best first), then similarity; a cap keeps a prefix of that order."""
+    from ttt3r.loops.retrieval import BLOCK
+
+    rng = np.random.default_rng(5)
+    n, d, gap, thr = BLOCK + 201, 10, 30, 0.2
+    base = rng.normal(size=(25, d))
+    x = base[rng.integers(0, 25, n)] + 0.6 * rng.normal(size=(n, d))
+    frames = np.cumsum(rng.integers(1, 3, n))
+    groups = np.sort(rng.choice([0, 1, 2, 4, 5, 6, 7, 9, 10, 11, 12, 13], n))  # 3 and 8 empty
+    got = find_loop_candidates(x, frames, min_gap=gap, min_similarity=thr, groups=groups)
+    y = x - x.mean(axis=0)
+    y /= np.linalg.norm(y, axis=1, keepdims=True)
+    full = y @ y.T
+    best: dict[tuple[int, int], tuple[float, int, int]] = {}
+    for a in range(n):
+        for b in range(n):
+            if frames[a] - frames[b] >= gap and full[a, b] >= thr:
+                key = (int(groups[a]), int(groups[b]))
+                if key not in best or full[a, b] > best[key][0]:
+                    best[key] = (float(full[a, b]), int(frames[a]), int(frames[b]))
+    assert len(best) > 40
+    assert {(c.i, c.j) for c in got} == {(i, j) for _, i, j in best.values()} and len(got) == len(best)
+    pos = {int(f): k for k, f in enumerate(frames)}
+    for c in got:
+        assert c.similarity == pytest.approx(full[pos[c.i], pos[c.j]], abs=1e-5)
+    # the order: rank of the pair among its later group's pairs (by similarity), then similarity
+    rank = {}
+    for g in {k[0] for k in best}:
+        mine = sorted((v for k, v in best.items() if k[0] == g), key=lambda v: -v[0])
+        rank |= {(i, j): r for r, (_, i, j) in enumerate(mine)}
+    keys = [(rank[(c.i, c.j)], -c.similarity) for c in got]
+    assert keys == sorted(keys)
+    assert rank[(got[0].i, got[0].j)] == 0 and rank[(got[-1].i, got[-1].j)] > 0
+    capped = find_loop_candidates(x, frames, min_gap=gap, min_similarity=thr, groups=groups, max_candidates=7)
+    assert capped == got[:7]
+    n_later = len({k[0] for k in best})
+    assert len({groups[pos[c.i]] for c in got[:n_later]}) == n_later  # the first round: one per later group
+
+
+def test_groups_must_be_non_decreasing():
+    with pytest.raises(ValueError, match="groups"):
+        find_loop_candidates(np.eye(3), min_gap=1, groups=[0, 1, 0])

@@ -159,8 +159,9 @@ def main(argv: list[str]) -> int:
               file=sys.stderr)
         lc = summary.loop_closure
         if lc is not None:
+            done = f"outputs rewritten in {lc.rewrite_s:.1f} s" if lc.frames else "outputs unchanged"
             print(f"loop closure: {lc.kept} loops kept ({lc.verified} verified of {lc.candidates} candidates) "
-                  f"in {lc.seconds:.1f} s; outputs rewritten in {lc.rewrite_s:.1f} s", file=sys.stderr)
+                  f"in {lc.seconds:.1f} s; {done}", file=sys.stderr)
     if summary.viewer is not None:
         print("viewer running; press Ctrl-C to stop", file=sys.stderr)
         try:

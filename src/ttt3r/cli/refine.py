@@ -1,7 +1,7 @@
 """``ttt3r refine RUN_DIR``: loop closure on a finished chunked run (``reconstruct --chunk N``).
 
     ttt3r refine RUN_DIR [--weights W] [--device auto] [--min-gap F] [--min-similarity S]
-                         [--top-k K] [--max-candidates M]
+                         [--per-frame --top-k K] [--max-candidates M] [--verify-budget B]
 
 Revisits are found from the run's saved images (``color/``), each measured by
 the network on a two-frame session, verified, and closed in a Sim(3) pose
@@ -24,6 +24,18 @@ from pathlib import Path
 from ..io.strict_json import dumps
 
 
+def _budget(text: str) -> float | None:
+    if text.strip().lower() == "none":
+        return None
+    try:
+        b = float(text)
+    except ValueError:
+        b = -1.0
+    if not 0.0 <= b <= 2.0:
+        raise argparse.ArgumentTypeError(f"must be a share in [0, 2] or 'none', got {text!r}")
+    return b
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ttt3r refine", description="Loop closure on a finished chunked ttt3r run.")
     p.add_argument("run_dir", metavar="RUN_DIR", help="output folder of 'ttt3r reconstruct --chunk N'")
@@ -33,11 +45,19 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--update", default="ttt3r", help="state-update rule of the two-frame sessions (default: ttt3r)")
     p.add_argument("--min-gap", type=int, default=None, metavar="F",
                    help="frames a loop's two frames must be apart (default: twice the chunk size)")
-    p.add_argument("--min-similarity", type=float, default=0.8, metavar="S",
-                   help="descriptor cosine similarity a candidate needs (default: 0.8)")
-    p.add_argument("--top-k", type=int, default=1, metavar="K", help="candidates per frame (default: 1)")
+    p.add_argument("--min-similarity", type=float, default=None, metavar="S",
+                   help="descriptor cosine similarity a candidate needs (default: 0.6, for the image "
+                        "descriptors of the saved images)")
+    p.add_argument("--top-k", type=int, default=1, metavar="K",
+                   help="with --per-frame: candidates per frame (default: 1)")
+    p.add_argument("--per-frame", action="store_true",
+                   help="each frame's --top-k most similar frames, most similar first, instead of the best "
+                        "pair of each chunk pair spread over the chunks (the default)")
     p.add_argument("--max-candidates", type=int, default=200, metavar="M",
                    help="candidates verified at most (default: 200)")
+    p.add_argument("--verify-budget", type=_budget, default=0.04, metavar="B",
+                   help="two-frame verifications cost at most this share of the run's frames: at most "
+                        "floor(B * frames / 2) candidates (default: 0.04; 'none': only --max-candidates)")
     p.add_argument("--quiet", action="store_true", help="no summary line")
     return p
 
@@ -54,7 +74,8 @@ def main(argv: list[str]) -> int:
     size = (info.get("settings") or {}).get("size")
     measure = pair_measure(network_pair(model, args.run_dir, args.update, size), run_depth_reader(args.run_dir))
     st = LoopSettings(min_gap=args.min_gap, top_k=args.top_k, min_similarity=args.min_similarity,
-                      max_candidates=args.max_candidates)
+                      max_candidates=args.max_candidates, verify_budget=args.verify_budget,
+                      per_chunk_pair=not args.per_frame)
     s = refine_run(args.run_dir, measure, st)
     if not args.quiet:
         print(dumps({"candidates": s.candidates, "verified": s.verified, "kept": s.kept, "frames": s.frames,

@@ -267,15 +267,17 @@ class SessionPredictor:
         if closing:
             from ..loops.descriptors import encoder_descriptor
 
+            kind = "encoder" if len(feats) == len(seq.image_paths) else "image"
             if online is not None:
                 desc = online.store.descriptors
-            elif len(feats) == len(seq.image_paths):
+            elif kind == "encoder":
                 desc = np.stack([encoder_descriptor(f) for f in feats])
             else:  # a step without the pooled token: describe the images instead
                 from ..loops.refine import image_paths_descriptors
 
                 desc = image_paths_descriptors(seq.image_paths)
-            poses_a, scales, extras["loop_closure"] = _close_loops(session.alignments, poses_a, desc, measure, online)
+            poses_a, scales, extras["loop_closure"] = _close_loops(session.alignments, poses_a, desc, measure, kind,
+                                                                   online)
             depth_a = depth_a * scales[:, None, None].astype(np.float32)
         return Prediction(
             depth=depth_a,
@@ -316,7 +318,7 @@ def _known_cameras(seq: Sequence, source_hw: tuple[int, int], size: int, known: 
     return cams
 
 
-def _online_loops(stream, measure, every: int | None):
+def _online_loops(stream, measure, every: int | None, kind: str = "encoder"):
     """With ``every`` (``--loop-every M``): an :class:`ttt3r.loops.online.OnlineLoops` hooked into the
     chunked ``stream`` (its corrections move the chunk aligner between chunks); else None."""
     if every is None:
@@ -324,7 +326,7 @@ def _online_loops(stream, measure, every: int | None):
     from ..loops.online import OnlineLoops
     from ..loops.refine import LoopSettings
 
-    online = OnlineLoops(measure, LoopSettings(), every)
+    online = OnlineLoops(measure, LoopSettings(), every, kind=kind)
     stream.between_chunks = lambda done: online.between_chunks(stream.alignments, done)
     return online
 
@@ -340,9 +342,10 @@ def _frame_descriptor(r, path) -> np.ndarray:
     return image_paths_descriptors([path])[0]
 
 
-def _close_loops(alignments, poses: np.ndarray, descriptors: np.ndarray, measure, online=None):
+def _close_loops(alignments, poses: np.ndarray, descriptors: np.ndarray, measure, kind: str, online=None):
     """Loop closure over a chunked stream held in memory: (corrected poses, depth scales, JSON record).
 
+    ``kind``: the descriptors' kind (``"encoder"`` or ``"image"``: their default similarity threshold).
     ``online``: the :class:`ttt3r.loops.online.OnlineLoops` of a ``--loop-every`` stream (its
     verified pairs are reused, its optimisations recorded)."""
     from ..loops.refine import LoopSettings, alignment_graph, detect_and_close
@@ -351,11 +354,12 @@ def _close_loops(alignments, poses: np.ndarray, descriptors: np.ndarray, measure
     nodes, starts, weights, aligned = alignment_graph(alignments)
     chunk_of = np.searchsorted(starts, np.arange(len(poses)), side="right") - 1
     closed, records, n = detect_and_close(nodes, chunk_of, poses, descriptors, measure, LoopSettings(),
-                                          sequential_weights=weights, aligned_to=aligned,
+                                          sequential_weights=weights, aligned_to=aligned, kind=kind,
                                           known=None if online is None else online.measured)
     kept = sum(1 for r in records if r["rejected_by_graph"] is False)
     record = {"candidates": n, "verified": sum(1 for r in records if r["accepted"]), "kept": kept,
-              "seconds": round(time.perf_counter() - t0, 3), "loops": records}
+              "seconds": round(time.perf_counter() - t0, 3),
+              "timings": {k: round(v, 4) for k, v in closed.timings.items()}, "loops": records}
     if online is not None:
         record["during_run"] = online.record()
     return closed.poses, closed.depth_scales, record
@@ -507,7 +511,7 @@ class DriftOraclePredictor:
 
             # the same drift model on a two-frame chunk
             measure = pair_measure(oracle_pair(self.spec, poses, K, read_depth, key=seq.name), lambda i: depth[i])
-            online = _online_loops(stream, measure, self.loop_every)
+            online = _online_loops(stream, measure, self.loop_every, "image")
         for i in range(n):
             r = stream.step(i)
             depth[i] = r.depth
@@ -519,7 +523,7 @@ class DriftOraclePredictor:
         if closing:
             desc = image_paths_descriptors(seq.image_paths) if online is None else online.store.descriptors
             out_poses, scales, extras["loop_closure"] = _close_loops(stream.alignments, out_poses, desc, measure,
-                                                                      online)
+                                                                      "image", online)
             depth *= scales[:, None, None].astype(np.float32)
         return Prediction(depth=depth, poses=out_poses, intrinsics=K, seconds=time.perf_counter() - t0,
                           extras=extras)

@@ -41,20 +41,12 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         os.close(fd)
         yield Path(tmp)
-        fd = os.open(tmp, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        _fsync(tmp)
         os.chmod(tmp, _FILE_MODE)
         os.replace(tmp, path)
     except OSError as e:
         _remove_quietly(tmp)
-        if e.errno in (errno.ENOSPC, errno.EDQUOT):
-            raise TTT3RError(f"{path}: no space left on device while writing") from e
-        if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-            raise TTT3RError(f"{path}: cannot write ({e.strerror or e})") from e
-        raise
+        _raise_write_error(path, e)
     except BaseException:
         _remove_quietly(tmp)
         raise
@@ -78,6 +70,48 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     """Write ``text`` (UTF-8) to ``path`` atomically."""
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def _raise_write_error(path: Path, e: OSError):
+    """A full disk or a folder that cannot be written as one line naming ``path``; else ``e``."""
+    if e.errno in (errno.ENOSPC, errno.EDQUOT):
+        raise TTT3RError(f"{path}: no space left on device while writing") from e
+    if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        raise TTT3RError(f"{path}: cannot write ({e.strerror or e})") from e
+    raise e
+
+
+@contextlib.contextmanager
+def staged_open(path: str | os.PathLike) -> Iterator[IO]:
+    """A plain binary ``open`` (no temporary file, no sync) for files in a private staging folder
+    that their caller syncs (:func:`sync_files`) and makes visible as a whole; the errors of
+    :func:`atomic_path`."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "wb") as f:
+            yield f
+    except OSError as e:
+        _raise_write_error(path, e)
+
+
+def _fsync(path: str | os.PathLike) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def sync_files(paths) -> None:
+    """Make files written without a sync durable (e.g. a staging folder's, before a marker file
+    says they are complete): one ``os.sync()`` where the platform has it (one flush for all of
+    them, instead of one per file), else an fsync per file."""
+    if hasattr(os, "sync"):
+        os.sync()
+        return
+    for p in paths:
+        _fsync(p)
 
 
 def _remove_quietly(p: str) -> None:

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import TTT3RError
-from .atomic import atomic_open, atomic_write_bytes
+from .atomic import atomic_open, atomic_write_bytes, staged_open
 
 __all__ = ["DEMO_LAYOUT", "FrameLayout", "load_camera", "png_bytes", "read_frame_files", "save_camera", "save_map"]
 
@@ -43,21 +43,30 @@ def png_bytes(rgb: np.ndarray, compress_level: int = 1) -> bytes:
     return buf.getvalue()
 
 
-def save_map(path: str | os.PathLike, arr: np.ndarray) -> None:
-    """Write an (H, W) map (depth or confidence) as a float32 ``.npy``, atomically."""
-    with atomic_open(path) as f:
+def _opened(path: str | os.PathLike, staged: bool):
+    """``atomic_open(path)``, or with ``staged`` :func:`ttt3r.io.atomic.staged_open` (no temporary
+    file, no sync: for a staging folder synced and made visible as a whole by its caller)."""
+    return staged_open(path) if staged else atomic_open(path)
+
+
+def save_map(path: str | os.PathLike, arr: np.ndarray, staged: bool = False) -> None:
+    """Write an (H, W) map (depth or confidence) as a float32 ``.npy``, atomically (``staged``:
+    :func:`_opened`)."""
+    with _opened(path, staged) as f:
         np.save(f, np.ascontiguousarray(arr, dtype=np.float32))
 
 
-def save_camera(path: str | os.PathLike, pose: np.ndarray, K: np.ndarray, **extra: np.ndarray) -> None:
+def save_camera(path: str | os.PathLike, pose: np.ndarray, K: np.ndarray, *, staged: bool = False,
+                **extra: np.ndarray) -> None:
     """Write ``pose`` (4, 4) camera-to-world and ``intrinsics`` (3, 3) as float64 in an ``.npz``, atomically.
 
     ``extra``: more float64 arrays to store beside them, ``None`` ones left out
     (``pose_pred``: the network's pose beside a given one; loop closure keeps the
-    pre-optimisation ``pose_raw`` and the ``depth_scale`` it applied).
+    pre-optimisation ``pose_raw`` and the ``depth_scale`` it applied). ``staged``: as
+    :func:`save_map`.
     """
     arrays = {k: np.asarray(v, np.float64) for k, v in extra.items() if v is not None}
-    with atomic_open(path) as f:
+    with _opened(path, staged) as f:
         np.savez(f, pose=np.asarray(pose, np.float64), intrinsics=np.asarray(K, np.float64), **arrays)
 
 

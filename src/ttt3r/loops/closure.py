@@ -24,7 +24,7 @@ A run without chunks can use one node per frame (``chunk_of = arange(N)``,
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -45,6 +45,8 @@ class LoopClosure:
         graph: the solved pose graph (sequential edges first, then loop edges).
         loops: the loops given, in order; ``edge_of[k]`` is the graph edge of
             ``loops[k]`` (-1: not used: rejected by verification, or inside one chunk).
+        timings: wall seconds of the steps, filled by the caller that timed them
+            (:func:`ttt3r.loops.refine.detect_and_close`: retrieval, verification, graph).
     """
 
     poses: np.ndarray
@@ -52,6 +54,7 @@ class LoopClosure:
     graph: PoseGraphResult | None
     loops: list[VerifiedLoop]
     edge_of: list[int]
+    timings: dict = field(default_factory=dict)
 
     def records(self) -> list[dict]:
         """One JSON record per loop, with its graph residual and whether the graph kept it."""
@@ -109,6 +112,8 @@ def close_loops(nodes: np.ndarray, chunk_of: np.ndarray, poses: np.ndarray, loop
     if not any(e >= 0 for e in edge_of):
         return LoopClosure(poses.copy(), np.ones(len(poses)), None, list(loops), edge_of)
     graph = optimize_pose_graph(nodes, edges, **graph_options)
+    if all(graph.rejected[e] for e in edge_of if e >= 0):  # every loop rejected: the sequential edges alone
+        return LoopClosure(poses.copy(), np.ones(len(poses)), graph, list(loops), edge_of)  # met as they were
     corr = graph.corrections(nodes)[chunk_of] @ poses
     s, R, t = sim3_split(corr)
     new = np.tile(np.eye(4), (len(poses), 1, 1))

@@ -70,6 +70,7 @@ class OnlineLoops:
         before: called before each optimisation (e.g. to let a background writer finish
             the frames so far, which ``measure`` reads).
         graph_options: passed to :func:`~ttt3r.loops.pose_graph.optimize_pose_graph`.
+        kind: the descriptors' kind, ``"encoder"`` or ``"image"`` (their default threshold).
 
     Attributes:
         measured: every pair verified so far, ``(i, j) -> VerifiedLoop`` (frame indices).
@@ -82,6 +83,7 @@ class OnlineLoops:
     scene_scale: float = 1.0
     before: Callable[[], None] | None = None
     graph_options: dict | None = None
+    kind: str = "encoder"
     measured: dict[tuple[int, int], VerifiedLoop] = field(default_factory=dict)
     optimisations: list[dict] = field(default_factory=list)
 
@@ -130,7 +132,7 @@ class OnlineLoops:
         closed, records, n_cands = detect_and_close(
             nodes, chunk_of, self.poses, self.store.descriptors, self.measure, self.settings,
             frames=list(self._frames), scene_scale=self.scene_scale, sequential_weights=weights,
-            graph_options=self.graph_options, aligned_to=aligned, known=self.measured)
+            graph_options=self.graph_options, aligned_to=aligned, known=self.measured, kind=self.kind)
         for v in closed.loops:
             self.measured.setdefault((v.i, v.j), v)
         correction = None if closed.graph is None else closed.graph.corrections(nodes)[-1]

@@ -31,6 +31,7 @@ import numpy as np
 
 from ..errors import TTT3RError
 from ..io.layout import DEMO_LAYOUT
+from ..io.strict_json import write_json
 from ..results import FrameResult
 from .closure import close_loops
 from .retrieval import find_loop_candidates
@@ -48,24 +49,54 @@ class LoopSettings:
     Attributes:
         min_gap: frames a pair must be apart (None: twice the chunk size).
         top_k: candidates per frame.
-        min_similarity: descriptor cosine a candidate needs.
-        max_candidates: candidates measured at most (the most similar).
+        min_similarity: descriptor cosine a candidate needs (None: the descriptor kind's
+            default, :data:`~ttt3r.loops.descriptors.MIN_SIMILARITY`).
+        max_candidates: candidates measured at most.
+        verify_budget: the most the two-frame verifications may cost, as a share of the
+            run's frames: each candidate is two network steps, so at most
+            ``floor(verify_budget * frames / 2)`` candidates are measured (0.04: 2% of
+            the frames, i.e. 4% more network steps than the run). None: no budget.
+        per_chunk_pair: keep at most one candidate per pair of chunks (the most
+            similar pair of frames between them) and spread the budget over the
+            chunks (:func:`~ttt3r.loops.retrieval.find_loop_candidates` ``groups``);
+            False: the ``top_k`` most similar per frame, most similar first.
         verify: :class:`VerifySettings`.
         conf_threshold: pixels above this confidence count for depth ratios and confidence.
     """
 
     min_gap: int | None = None
     top_k: int = 1
-    min_similarity: float = 0.8
+    min_similarity: float | None = None
     max_candidates: int = 200
+    verify_budget: float | None = 0.04
+    per_chunk_pair: bool = True
     verify: VerifySettings = field(default_factory=VerifySettings)
     conf_threshold: float = 1.5
+
+    def similarity_for(self, kind: str) -> float:
+        """The threshold for descriptors of ``kind`` (``"encoder"`` or ``"image"``)."""
+        from .descriptors import MIN_SIMILARITY
+
+        return float(MIN_SIMILARITY[kind] if self.min_similarity is None else self.min_similarity)
+
+    def candidate_cap(self, frames: int) -> int:
+        """Candidates measured at most on a run of ``frames`` frames: ``max_candidates``, and
+        ``floor(verify_budget * frames / 2)`` when there is a budget."""
+        if self.max_candidates < 0 or (self.verify_budget is not None and not 0.0 <= self.verify_budget <= 2.0):
+            raise TTT3RError(f"loop closure: need max_candidates >= 0 and verify_budget in [0, 2], "
+                             f"got {self.max_candidates}, {self.verify_budget}")
+        cap = int(self.max_candidates)
+        if self.verify_budget is not None:
+            cap = min(cap, int(np.floor(self.verify_budget * frames / 2 + 1e-9)))
+        return cap
 
 
 @dataclass
 class RefineSummary:
     """What :func:`refine_run` did: candidates measured, loops kept by verification and by the graph,
-    frames rewritten, seconds (detection + graph, and the rewrite)."""
+    frames rewritten (0 when no loop was kept: then nothing moved and no file is rewritten), seconds (detection + graph, and the rewrite), and ``timings``: seconds of
+    each step (``descriptors_s`` (0 when given), ``retrieval_s``, ``verify_s``, ``graph_s``,
+    ``rewrite_s``)."""
 
     candidates: int
     verified: int
@@ -73,6 +104,7 @@ class RefineSummary:
     frames: int
     seconds: float
     rewrite_s: float
+    timings: dict = field(default_factory=dict)
 
 
 def chunk_graph(run_dir: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[int]]:
@@ -200,7 +232,8 @@ def detect_and_close(nodes: np.ndarray, chunk_of: np.ndarray, poses: np.ndarray,
                      measure: Callable[[int, int], PairMeasurement | None], settings: LoopSettings, *,
                      frames: list[int] | None = None, scene_scale: float = 1.0,
                      sequential_weights: np.ndarray | None = None, graph_options: dict | None = None,
-                     aligned_to: list | None = None, known: dict[tuple[int, int], VerifiedLoop] | None = None):
+                     aligned_to: list | None = None, known: dict[tuple[int, int], VerifiedLoop] | None = None,
+                     kind: str = "encoder"):
     """Candidates, verification and the chunk pose graph, in memory (no files): ``(closure,
     JSON records of the loops with frame indices, number of candidates)``.
 
@@ -217,15 +250,21 @@ def detect_and_close(nodes: np.ndarray, chunk_of: np.ndarray, poses: np.ndarray,
 
     ``closure.loops`` are the loops used with frame indices: the candidates' in their
     order, then the known pairs that are not candidates now.
+        kind: the descriptors' kind, ``"encoder"`` or ``"image"`` (their default threshold).
     """
     frames = list(range(len(poses))) if frames is None else list(frames)
     min_gap = settings.min_gap if settings.min_gap is not None else 2 * int(np.bincount(chunk_of).max())
     pos = {f: k for k, f in enumerate(frames)}
     known = known or {}
+    t0 = time.perf_counter()
     cands = find_loop_candidates(descriptors, np.asarray(frames), min_gap=min_gap, top_k=settings.top_k,
-                                 min_similarity=settings.min_similarity, max_candidates=settings.max_candidates)
+                                 min_similarity=settings.similarity_for(kind),
+                                 max_candidates=settings.candidate_cap(len(frames)),
+                                 groups=np.asarray(chunk_of) if settings.per_chunk_pair else None)
+    t1 = time.perf_counter()
     fresh = verify_candidates([c for c in cands if (c.i, c.j) not in known], measure, lambda f: poses[pos[f]],
                               settings.verify, scene_scale=scene_scale)
+    t2 = time.perf_counter()
     by_pair = {**known, **{(v.i, v.j): v for v in fresh}}
     pairs = [(c.i, c.j) for c in cands]
     pairs += [p for p in known if p not in set(pairs)]
@@ -236,6 +275,7 @@ def detect_and_close(nodes: np.ndarray, chunk_of: np.ndarray, poses: np.ndarray,
     for r, v in zip(records, loops):
         r["i"], r["j"] = v.i, v.j
     closed.loops = loops
+    closed.timings = {"retrieval_s": t1 - t0, "verify_s": t2 - t1, "graph_s": time.perf_counter() - t2}
     return closed, records, len(cands)
 
 
@@ -292,23 +332,39 @@ def refine_run(run_dir: str | os.PathLike, measure: Callable[[int, int], PairMea
         raise TTT3RError(f"{run_dir / 'run.json'}: malformed chunk records ({type(e).__name__}: {e})") from None
     chunk = int((info.get("settings") or {}).get("chunk") or 0) or int(np.bincount(chunk_of).max())
     min_gap = st.min_gap if st.min_gap is not None else 2 * chunk
+    t_desc = time.perf_counter()
     desc = image_descriptors(run_dir, frames) if descriptors is None else np.asarray(descriptors, np.float32)
+    t_desc = time.perf_counter() - t_desc if descriptors is None else 0.0
     if len(desc) != len(frames):
         raise TTT3RError(f"{run_dir}: {len(desc)} descriptors for {len(frames)} frames")
     scene = float(np.median(raw_depth(run_dir, frames[0])))  # translation unit
+    kind = "image" if descriptors is None else "encoder"
     closed, records, n_cands = detect_and_close(nodes, chunk_of, poses, desc, measure, replace(st, min_gap=min_gap),
+                                                kind=kind,
                                                 frames=frames, scene_scale=scene, sequential_weights=weights,
                                                 graph_options=graph_options, aligned_to=aligned, known=known)
     loops = closed.loops
     kept = sum(1 for r in records if r["rejected_by_graph"] is False)
     seconds = time.perf_counter() - t0
+    timings = {"descriptors_s": t_desc, **closed.timings}
     record = {"loops": records, "candidates": n_cands, "verified": sum(v.accepted for v in loops), "kept": kept,
-              "settings": {**asdict(st), "min_gap": min_gap}, "detect_and_solve_s": round(seconds, 3),
+              "settings": {**asdict(st), "min_gap": min_gap, "min_similarity": st.similarity_for(kind),
+                           "descriptors": kind, "candidate_cap": st.candidate_cap(len(frames))},
+              "detect_and_solve_s": round(seconds, 3), "timings": {k: round(v, 4) for k, v in timings.items()},
               "graph_solves": closed.graph.solves if closed.graph is not None else 0}
-    if during_run is None:  # a refined run refined again: what happened during its run still holds
-        prev = info.get("loop_closure")
-        during_run = prev.get("during_run") if isinstance(prev, dict) else None
+    prev = info.get("loop_closure")
+    prev = prev if isinstance(prev, dict) else None
+    if during_run is None and prev is not None:  # a refined run refined again: what happened during its run holds
+        during_run = prev.get("during_run")
     if during_run is not None:
         record["during_run"] = during_run
-    rw = rewrite_run(run_dir, closed.poses, closed.depth_scales, record=record)
-    return RefineSummary(n_cands, sum(v.accepted for v in loops), kept, rw.frames, seconds, rw.seconds)
+    never_rewritten = prev is None or prev.get("rewritten") is False
+    if not kept and never_rewritten:  # no loop kept and the files hold the raw outputs: nothing to rewrite
+        t1 = time.perf_counter()
+        info["loop_closure"] = {**record, "status": "done", "frames": 0, "rewritten": False, "rewrite_s": 0.0}
+        write_json(run_dir / "run.json", info, indent=2)
+        return RefineSummary(n_cands, sum(v.accepted for v in loops), 0, 0, seconds, 0.0,
+                             timings | {"rewrite_s": time.perf_counter() - t1})
+    rw = rewrite_run(run_dir, closed.poses, closed.depth_scales, record=record | {"rewritten": True})
+    return RefineSummary(n_cands, sum(v.accepted for v in loops), kept, rw.frames, seconds, rw.seconds,
+                         timings | {"rewrite_s": rw.seconds})

@@ -50,6 +50,7 @@ import numpy as np
 
 from ..errors import TTT3RError
 from ..geometry import unproject
+from ..io.atomic import sync_files
 from ..io.layout import DEMO_LAYOUT, save_camera, save_map
 from ..io.strict_json import write_json
 from ..results import FrameResult
@@ -251,9 +252,12 @@ def rewrite_run(run_dir: str | os.PathLike, poses: np.ndarray, depth_scales: np.
     staging.mkdir()
     wanted = [e for e in _POSE_EXPORTS if e in exports]
     opts = _writer_options(info, run_dir / "run.json")
-    opts.info_every = 10**9  # the staged run.json is not used
+    # staged files are not seen before the commit: no intermediate run.json or trajectory (flush_every
+    # stays the run's: the fusion's periodic reduction shapes the fused cloud)
+    opts.info_every = opts.trajectory_every = 10**9
     staged_depth: list[str] = []
-    with RunWriter(staging, wanted, options=opts, info={"rewrite_of": os.fspath(run_dir)}) as writer:
+    with RunWriter(staging, wanted, options=opts, info={"rewrite_of": os.fspath(run_dir)},
+                   background=True) as writer:  # fusion and exports beside the reading
         for k, idx in enumerate(frames):
             f = _read_frame(run_dir, idx)
             p = DEMO_LAYOUT.paths(run_dir, idx)
@@ -263,10 +267,11 @@ def rewrite_run(run_dir: str | os.PathLike, poses: np.ndarray, depth_scales: np.
                 raw = depth.astype(np.float64) if scale0 == 1.0 else depth.astype(np.float64) / scale0
                 depth = (raw * scales[k]).astype(np.float32)
                 rel = p["depth"].relative_to(run_dir).as_posix()
-                save_map(staging / rel, depth)
+                save_map(staging / rel, depth, staged=True)  # synced together below
                 staged_depth.append(rel)
             rel = p["camera"].relative_to(run_dir).as_posix()
-            save_camera(staging / rel, poses[k], f["intrinsics"], pose_raw=pose_raw, depth_scale=scales[k])
+            save_camera(staging / rel, poses[k], f["intrinsics"], staged=True, pose_raw=pose_raw,
+                        depth_scale=scales[k])
             with np.errstate(all="ignore"):  # a degenerate focal gives non-finite points: not fused
                 pts = unproject(depth, f["intrinsics"]).astype(np.float32)
             frame = FrameResult(index=idx, name=f"{idx:06d}", pts3d_cam=pts,
@@ -282,6 +287,7 @@ def rewrite_run(run_dir: str | os.PathLike, poses: np.ndarray, depth_scales: np.
     bulk = [r for r in bulk if any(re.fullmatch(pat, r) for pat in own)]
     cameras = [DEMO_LAYOUT.paths(run_dir, i)["camera"].relative_to(run_dir).as_posix() for i in frames]
     files = bulk + staged_depth + cameras  # camera files last: a frame's camera file says it is complete
+    sync_files([staging / r for r in staged_depth + cameras])  # durable before READY.json says they are there
     write_json(staging / _READY, {"files": files}, indent=None)
     info["loop_closure"] = {"status": "committing"}
     write_json(run_dir / "run.json", info, indent=2)
