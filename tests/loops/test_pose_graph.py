@@ -101,3 +101,30 @@ def test_bad_graphs_get_one_line_errors():
         optimize_pose_graph(nodes, [PoseEdge(0, 7, rel[0])])
     with pytest.raises(TTT3RError, match="weight must be > 0"):
         optimize_pose_graph(nodes, [PoseEdge(0, 1, rel[0], weight=0.0)])
+
+
+def test_edgewise_jacobian_equals_generic_finite_differences():
+    """The solver's edge-by-edge Jacobian is the Jacobian scipy's own sparse finite differences give."""
+    from scipy.optimize._numdiff import approx_derivative
+
+    from ttt3r.loops.pose_graph import _nodes_to_params, _Problem
+
+    rng = np.random.default_rng(3)
+    n = 7
+    nodes = np.stack([sim3_matrix(np.exp(rng.normal(0, 0.2)), Rotation.from_rotvec(rng.normal(0, 0.5, 3)).as_matrix(),
+                                  rng.normal(0, 2, 3)) for _ in range(n)])
+    pairs = [(c, c + 1) for c in range(n - 1)] + [(0, 4), (2, 6), (1, 5), (5, 1)]
+    edges = [PoseEdge(i, j, sim3_matrix(np.exp(rng.normal(0, 0.1)), Rotation.from_rotvec(rng.normal(0, 0.3, 3))
+                                        .as_matrix(), rng.normal(0, 1, 3)), float(rng.uniform(0.5, 2)),
+                      "sequential" if j == i + 1 else "loop") for i, j in pairs]
+    x0 = _nodes_to_params(nodes)
+    prob = _Problem(n, edges, x0[0], np.array([0.05, 0.05, 0.05, 0.05, 0.3, 0.3, 0.3]))
+    active = np.ones(len(edges), bool)
+    active[7] = False  # a left-out edge has no rows
+    x = x0[1:].ravel()
+    got = prob.jacobian(x, active).toarray()
+    want = approx_derivative(lambda v: prob.residuals(v, active), x, method="3-point")
+    assert got.shape == want.shape == (7 * active.sum(), 7 * (n - 1))
+    np.testing.assert_allclose(got, want, atol=2e-5 * np.abs(want).max())
+    assert np.count_nonzero(got[:7, :7]) > 20 and np.all(got[:7, 7:] == 0)  # edge (0, 1): node 1's columns only
+    assert np.all(got[7 * 3:7 * 4, :7] == 0)  # edge (3, 4) does not touch node 1
