@@ -38,3 +38,20 @@ def view(pose: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         f = sum(rng.normal() * np.sin((k + 1) * th + rng.uniform(0, 6)) for k in range(8))
         col.append(128 + 60 * np.tanh(f) * np.cos(1.3 * hit[..., 1] + ch))
     return t.astype(np.float32), np.clip(np.stack(col, -1), 0, 255).astype(np.uint8)
+
+
+def room_sequence(truth: np.ndarray, folder):
+    """The room seen from ``truth`` (N, 4, 4) as an eval :class:`Sequence`: images written to
+    ``folder`` (a pathlib.Path), exact depth read on demand, the ground-truth poses and intrinsics."""
+    from PIL import Image
+
+    from ttt3r.eval.datasets.base import Sequence
+
+    paths = []
+    for i in range(len(truth)):
+        paths.append(folder / f"{i:04d}.png")
+        Image.fromarray(view(truth[i])[1]).save(paths[-1])
+    seq = Sequence("synthetic", "room", paths, poses=truth, intrinsics=np.tile(K, (len(truth), 1, 1)))
+    seq.depth_paths = list(range(len(truth)))
+    seq.depth_reader = lambda i: view(truth[i])[0]
+    return seq

@@ -9,12 +9,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
 from scipy.spatial.transform import Rotation
 
 import ttt3r
 from helpers import PARITY
-from room_scene import K, truth_poses, view
+from room_scene import K, room_sequence, truth_poses, view
 from ttt3r.chunking import ChunkedSession, chunk_settings
 from ttt3r.chunking.oracle import DriftOracle, DriftSpec
 from ttt3r.cli import main as cli
@@ -77,16 +76,7 @@ def test_a_correction_puts_the_next_chunks_on_the_moved_map(align):
 @pytest.fixture(scope="module")
 def room3(tmp_path_factory):
     """Three laps around the room of test_refine (144 frames), with images on disk."""
-    truth = truth_poses(3)
-    d = tmp_path_factory.mktemp("room3")
-    paths = []
-    for i in range(len(truth)):
-        paths.append(d / f"{i:04d}.png")
-        Image.fromarray(view(truth[i])[1]).save(paths[-1])
-    seq = Sequence("synthetic", "room", paths, poses=truth, intrinsics=np.tile(K, (len(truth), 1, 1)))
-    seq.depth_paths = list(range(len(truth)))
-    seq.depth_reader = lambda i: view(truth[i])[0]
-    return seq
+    return room_sequence(truth_poses(3), tmp_path_factory.mktemp("room3"))
 
 
 def _no_seconds(x):

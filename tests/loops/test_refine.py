@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from room_scene import LAP, H, K, W, truth_poses, view
+from room_scene import LAP, H, K, W, room_sequence, truth_poses, view
 from ttt3r.chunking import ChunkedSession, chunk_settings
 from ttt3r.chunking.oracle import DriftOracle, DriftSpec
 from ttt3r.cli import main as cli
@@ -113,19 +113,10 @@ def test_refine_needs_a_chunked_run(tmp_path: Path, truth, capsys):
 
 
 def test_eval_oracle_drift_with_loop_closure(tmp_path: Path, truth):
-    from PIL import Image
-
-    from ttt3r.eval.datasets.base import Sequence
     from ttt3r.eval.metrics_pose import absolute_trajectory_error
     from ttt3r.eval.predictors import PredictorOptions, create_predictor
 
-    paths = []
-    for i in range(len(truth)):
-        paths.append(tmp_path / f"{i:04d}.png")
-        Image.fromarray(view(truth[i])[1]).save(paths[-1])
-    seq = Sequence("synthetic", "room", paths, poses=truth, intrinsics=np.tile(K, (len(truth), 1, 1)))
-    seq.depth_paths = list(range(len(truth)))
-    seq.depth_reader = lambda i: view(truth[i])[0]
+    seq = room_sequence(truth, tmp_path)
     ates = {}
     for lc in (False, True):
         opts = PredictorOptions(oracle_drift="scale=2,rot=0.3,noise=0,seed=1", chunk=8, overlap=2, loop_closure=lc)
