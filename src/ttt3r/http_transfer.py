@@ -158,18 +158,9 @@ def _looks_like_html(head: bytes) -> bool:
 
 def _progress(total: int | None, desc: str, quiet: bool) -> Any:
     """A byte progress bar (size, rate, ETA) on stderr; a no-op when ``quiet``."""
-    from tqdm import tqdm
+    from .progress import progress_bar
 
-    return tqdm(
-        total=total,
-        desc=desc,
-        unit="B",
-        unit_scale=True,
-        unit_divisor=1024,
-        disable=quiet,
-        dynamic_ncols=True,
-        leave=True,
-    )
+    return progress_bar(total, desc, enabled=not quiet, scale_bytes=True)
 
 
 def describe(exc: BaseException) -> str:

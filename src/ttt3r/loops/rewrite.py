@@ -53,6 +53,7 @@ from ..geometry import unproject
 from ..io.atomic import sync_files
 from ..io.layout import DEMO_LAYOUT, save_camera, save_map
 from ..io.strict_json import write_json
+from ..progress import progress_bar
 from ..results import FrameResult
 
 __all__ = ["STAGING", "RewriteSummary", "raw_camera", "raw_depth", "read_camera", "recover_rewrite", "rewrite_run",
@@ -214,7 +215,7 @@ def recover_rewrite(run_dir: str | os.PathLike) -> bool:
 
 
 def rewrite_run(run_dir: str | os.PathLike, poses: np.ndarray, depth_scales: np.ndarray | None = None,
-                record: dict | None = None) -> RewriteSummary:
+                record: dict | None = None, progress: bool = False) -> RewriteSummary:
     """Rewrite ``run_dir``'s pose-dependent outputs with ``poses`` (see the module doc).
 
     Args:
@@ -224,6 +225,7 @@ def rewrite_run(run_dir: str | os.PathLike, poses: np.ndarray, depth_scales: np.
             first wrote) to the new depth, not from the saved one (default: all 1: the raw depth).
         record: stored in ``run.json`` under ``"loop_closure"`` (loops, residuals, ...),
             with ``"status": "done"``.
+        progress: show a progress bar (frames, rate, ETA) on stderr.
 
     Raises:
         TTT3RError: one line: not a run folder, a count that does not match, a
@@ -257,7 +259,8 @@ def rewrite_run(run_dir: str | os.PathLike, poses: np.ndarray, depth_scales: np.
     opts.info_every = opts.trajectory_every = 10**9
     staged_depth: list[str] = []
     with RunWriter(staging, wanted, options=opts, info={"rewrite_of": os.fspath(run_dir)},
-                   background=True) as writer:  # fusion and exports beside the reading
+                   background=True) as writer, \
+            progress_bar(len(frames), "loop closure: rewrite", enabled=progress) as bar:  # fusion beside the reading
         for k, idx in enumerate(frames):
             f = _read_frame(run_dir, idx)
             p = DEMO_LAYOUT.paths(run_dir, idx)
@@ -279,6 +282,7 @@ def rewrite_run(run_dir: str | os.PathLike, poses: np.ndarray, depth_scales: np.
             if stamps[k] is not None:
                 frame.extras["timestamp"] = stamps[k]
             writer.add(frame)
+            bar.update(1)
 
     from ..writers.outdir import patterns_for
 

@@ -350,18 +350,8 @@ def _versions() -> dict:
     return {"ttt3r": __version__, "pybullet": pb, "numpy": np.__version__}
 
 
-class _NoBar:
-    def update(self, n: int) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
 def _progress(total: int, done: int, enabled: bool):
-    if not enabled:
-        return _NoBar()
-    from tqdm import tqdm
+    from ..progress import progress_bar
 
-    return tqdm(total=total, initial=done, unit="frame", desc="synth", smoothing=0.1, mininterval=0.5)
+    return progress_bar(total, "synth", enabled=enabled, initial=done)
 
