@@ -407,7 +407,6 @@ def _given_cameras(source, opts: ReconstructOptions):
 
 
 def _progress(total: int | None, quiet: bool):
-    from tqdm import tqdm
+    from .progress import progress_bar
 
-    return tqdm(total=total or None, unit="frame", desc="reconstruct", disable=quiet, dynamic_ncols=True,
-                smoothing=0.1, file=sys.stderr)
+    return progress_bar(total, "reconstruct", enabled=not quiet)
