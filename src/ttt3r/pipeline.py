@@ -380,13 +380,13 @@ def _close_loops(out_dir, sess, store, opts: ReconstructOptions, online=None):
     from .loops.refine import LoopSettings, refine_run
 
     desc = store.descriptors if len(store) else None
-    known = during = None
-    if online is not None:
-        known, during = online.measured, online.record()
+    known = during = limit = None
+    if online is not None:  # its measurements are reused and count against the run's one budget
+        known, during, limit = online.measured, online.record(), online.remaining(online.frames)
         if len(store) != online.frames:  # a frame without the pooled token: image descriptors instead
             desc = None
     return refine_run(out_dir, _network_measure(sess, out_dir, opts), LoopSettings(conf_threshold=opts.conf_threshold),
-                      descriptors=desc, known=known, during_run=during)
+                      descriptors=desc, known=known, during_run=during, measure_limit=limit)
 
 
 def _given_cameras(source, opts: ReconstructOptions):

@@ -347,17 +347,21 @@ def _close_loops(alignments, poses: np.ndarray, descriptors: np.ndarray, measure
 
     ``kind``: the descriptors' kind (``"encoder"`` or ``"image"``: their default similarity threshold).
     ``online``: the :class:`ttt3r.loops.online.OnlineLoops` of a ``--loop-every`` stream (its
-    verified pairs are reused, its optimisations recorded)."""
+    measured pairs are reused, the rest of its verification budget is this closure's, its
+    optimisations are recorded). The record's ``measurements``: pairs measured over the whole run."""
     from ..loops.refine import LoopSettings, alignment_graph, detect_and_close
 
     t0 = time.perf_counter()
     nodes, starts, weights, aligned = alignment_graph(alignments)
     chunk_of = np.searchsorted(starts, np.arange(len(poses)), side="right") - 1
+    known = None if online is None else online.measured
     closed, records, n = detect_and_close(nodes, chunk_of, poses, descriptors, measure, LoopSettings(),
-                                          sequential_weights=weights, aligned_to=aligned, kind=kind,
-                                          known=None if online is None else online.measured)
+                                          sequential_weights=weights, aligned_to=aligned, kind=kind, known=known,
+                                          measure_limit=None if online is None else online.remaining(len(poses)))
     kept = sum(1 for r in records if r["rejected_by_graph"] is False)
     record = {"candidates": n, "verified": sum(1 for r in records if r["accepted"]), "kept": kept,
+              "measured": closed.measured, "measurements": len(known or {}) + closed.measured,
+              "candidate_cap": LoopSettings().candidate_cap(len(poses)),
               "seconds": round(time.perf_counter() - t0, 3),
               "timings": {k: round(v, 4) for k, v in closed.timings.items()}, "loops": records}
     if online is not None:

@@ -47,6 +47,8 @@ class LoopClosure:
             ``loops[k]`` (-1: not used: rejected by verification, or inside one chunk).
         timings: wall seconds of the steps, filled by the caller that timed them
             (:func:`ttt3r.loops.refine.detect_and_close`: retrieval, verification, graph).
+        measured: pairs measured for this closure (calls of ``measure``), filled by
+            :func:`ttt3r.loops.refine.detect_and_close` (0 here).
     """
 
     poses: np.ndarray
@@ -55,6 +57,7 @@ class LoopClosure:
     loops: list[VerifiedLoop]
     edge_of: list[int]
     timings: dict = field(default_factory=dict)
+    measured: int = 0
 
     def records(self) -> list[dict]:
         """One JSON record per loop, with its graph residual and whether the graph kept it."""

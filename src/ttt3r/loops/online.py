@@ -5,9 +5,12 @@ first), :meth:`OnlineLoops.between_chunks`
 
 1. finds loop candidates among the frames so far (their descriptors are
    collected as the frames stream, :meth:`OnlineLoops.add`);
-2. measures and verifies only the pairs not verified before; the verified
-   measurements are kept (O(loops)) and every one of them is used again by
-   later optimisations and the final one;
+2. measures and verifies only the pairs not measured before, within the run's
+   one verification budget (:meth:`OnlineLoops.remaining`: the whole run, these
+   optimisations and the final one, measures at most
+   ``settings.candidate_cap(N)`` pairs, N the run's frames); every measurement,
+   kept or rejected, is kept (O(loops)): it is never measured again, and every
+   one of them is used again by later optimisations and the final one;
 3. solves the chunk pose graph over the chunks so far
    (:func:`~ttt3r.loops.refine.detect_and_close`), and
 4. returns the latest chunk's correction ``C = T' T^-1`` (world to world, Sim(3)),
@@ -73,7 +76,8 @@ class OnlineLoops:
         kind: the descriptors' kind, ``"encoder"`` or ``"image"`` (their default threshold).
 
     Attributes:
-        measured: every pair verified so far, ``(i, j) -> VerifiedLoop`` (frame indices).
+        measured: every pair measured so far, ``(i, j) -> VerifiedLoop`` (frame indices), kept
+            by verification or not: ``len(measured)`` is the calls of ``measure`` so far.
         optimisations: one JSON record per optimisation during the run.
     """
 
@@ -111,6 +115,14 @@ class OnlineLoops:
         """(N, 4, 4) the frames' poses as emitted."""
         return np.stack(self._poses) if self._poses else np.empty((0, 4, 4))
 
+    def remaining(self, frames: int) -> int | None:
+        """New pairs an optimisation over ``frames`` frames may measure: the verification budget
+        ``settings.candidate_cap(frames)`` less the pairs measured so far (at least 0); None
+        without a budget (``verify_budget`` None: each optimisation measures up to its cap)."""
+        if self.settings.verify_budget is None:
+            return None
+        return max(self.settings.candidate_cap(frames) - len(self.measured), 0)
+
     def between_chunks(self, alignments, completed: int) -> np.ndarray | None:
         """After ``completed`` chunks (``alignments``: their records, chunk 0 first): the latest
         chunk's (4, 4) correction when this is an M-th chunk and the graph moved, else None."""
@@ -128,15 +140,16 @@ class OnlineLoops:
         chunk_of = np.searchsorted(starts, frames, side="right") - 1
         if len(chunk_of) and chunk_of.min() < 0:
             raise TTT3RError("loop closure during the run: a frame before chunk 0's first frame")
-        n_known = len(self.measured)
+        limit = self.remaining(len(self._frames))
         closed, records, n_cands = detect_and_close(
             nodes, chunk_of, self.poses, self.store.descriptors, self.measure, self.settings,
             frames=list(self._frames), scene_scale=self.scene_scale, sequential_weights=weights,
-            graph_options=self.graph_options, aligned_to=aligned, known=self.measured, kind=self.kind)
+            graph_options=self.graph_options, aligned_to=aligned, known=self.measured, kind=self.kind,
+            measure_limit=limit)
         for v in closed.loops:
             self.measured.setdefault((v.i, v.j), v)
         correction = None if closed.graph is None else closed.graph.corrections(nodes)[-1]
-        rec |= {"candidates": n_cands, "measured": len(self.measured) - n_known,
+        rec |= {"candidates": n_cands, "measured": closed.measured, "measure_limit": limit,
                 "loops": sum(1 for r in records if r["accepted"]),
                 "kept": sum(1 for r in records if r["rejected_by_graph"] is False),
                 "moved": correction is not None, "seconds": round(time.perf_counter() - t0, 3)}

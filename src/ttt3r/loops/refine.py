@@ -233,7 +233,7 @@ def detect_and_close(nodes: np.ndarray, chunk_of: np.ndarray, poses: np.ndarray,
                      frames: list[int] | None = None, scene_scale: float = 1.0,
                      sequential_weights: np.ndarray | None = None, graph_options: dict | None = None,
                      aligned_to: list | None = None, known: dict[tuple[int, int], VerifiedLoop] | None = None,
-                     kind: str = "encoder"):
+                     kind: str = "encoder", measure_limit: int | None = None):
     """Candidates, verification and the chunk pose graph, in memory (no files): ``(closure,
     JSON records of the loops with frame indices, number of candidates)``.
 
@@ -248,9 +248,15 @@ def detect_and_close(nodes: np.ndarray, chunk_of: np.ndarray, poses: np.ndarray,
             a candidate among them is not measured again, and every one of them is used
             (after the candidates, in their order), whether it is a candidate now or not.
 
-    ``closure.loops`` are the loops used with frame indices: the candidates' in their
-    order, then the known pairs that are not candidates now.
         kind: the descriptors' kind, ``"encoder"`` or ``"image"`` (their default threshold).
+        measure_limit: at most this many candidates not in ``known`` are measured, the first
+            in candidate order (best first); the later ones are not candidates of this solve
+            (the rest of a run's verification budget, :meth:`ttt3r.loops.online.OnlineLoops.remaining`).
+            None: every candidate (at most ``settings.candidate_cap(N)``) is measured.
+
+    ``closure.loops`` are the loops used with frame indices: the candidates' in their
+    order, then the known pairs that are not candidates now; ``closure.measured`` is the
+    number of pairs measured (calls of ``measure``).
     """
     frames = list(range(len(poses))) if frames is None else list(frames)
     min_gap = settings.min_gap if settings.min_gap is not None else 2 * int(np.bincount(chunk_of).max())
@@ -261,6 +267,16 @@ def detect_and_close(nodes: np.ndarray, chunk_of: np.ndarray, poses: np.ndarray,
                                  min_similarity=settings.similarity_for(kind),
                                  max_candidates=settings.candidate_cap(len(frames)),
                                  groups=np.asarray(chunk_of) if settings.per_chunk_pair else None)
+    if measure_limit is not None:  # the known candidates, and the first measure_limit new ones
+        budget = max(int(measure_limit), 0)
+        kept = []
+        for c in cands:
+            if (c.i, c.j) not in known:
+                if not budget:
+                    continue
+                budget -= 1
+            kept.append(c)
+        cands = kept
     t1 = time.perf_counter()
     fresh = verify_candidates([c for c in cands if (c.i, c.j) not in known], measure, lambda f: poses[pos[f]],
                               settings.verify, scene_scale=scene_scale)
@@ -275,6 +291,7 @@ def detect_and_close(nodes: np.ndarray, chunk_of: np.ndarray, poses: np.ndarray,
     for r, v in zip(records, loops):
         r["i"], r["j"] = v.i, v.j
     closed.loops = loops
+    closed.measured = len(fresh)
     closed.timings = {"retrieval_s": t1 - t0, "verify_s": t2 - t1, "graph_s": time.perf_counter() - t2}
     return closed, records, len(cands)
 
@@ -298,7 +315,7 @@ def alignment_graph(alignments) -> tuple[np.ndarray, np.ndarray, np.ndarray, lis
 def refine_run(run_dir: str | os.PathLike, measure: Callable[[int, int], PairMeasurement | None],
                settings: LoopSettings | None = None, descriptors: np.ndarray | None = None,
                graph_options: dict | None = None, known: dict[tuple[int, int], VerifiedLoop] | None = None,
-               during_run: dict | None = None) -> RefineSummary:
+               during_run: dict | None = None, measure_limit: int | None = None) -> RefineSummary:
     """Close the loops of a finished chunked run and rewrite its outputs (see the module doc).
 
     Args:
@@ -311,6 +328,12 @@ def refine_run(run_dir: str | os.PathLike, measure: Callable[[int, int], PairMea
         known: pairs verified during the run (:func:`detect_and_close`; ``--loop-every``).
         during_run: recorded as ``run.json``'s ``loop_closure.during_run`` (the optimisations
             during the run, :meth:`ttt3r.loops.online.OnlineLoops.record`).
+        measure_limit: new pairs measured at most (:func:`detect_and_close`; with ``known``, the
+            rest of the run's verification budget, :meth:`ttt3r.loops.online.OnlineLoops.remaining`).
+
+    ``run.json``'s ``loop_closure`` records ``measured`` (pairs measured after the last frame)
+    and ``measurements`` (the whole run's: with ``known`` included), at most
+    ``settings.candidate_cap`` when the run had a verification budget.
 
     The sequential edges follow the chunk records' ``aligned_to`` where loop closure
     during the run moved a chunk before the next was aligned to it.
@@ -342,12 +365,14 @@ def refine_run(run_dir: str | os.PathLike, measure: Callable[[int, int], PairMea
     closed, records, n_cands = detect_and_close(nodes, chunk_of, poses, desc, measure, replace(st, min_gap=min_gap),
                                                 kind=kind,
                                                 frames=frames, scene_scale=scene, sequential_weights=weights,
-                                                graph_options=graph_options, aligned_to=aligned, known=known)
+                                                graph_options=graph_options, aligned_to=aligned, known=known,
+                                                measure_limit=measure_limit)
     loops = closed.loops
     kept = sum(1 for r in records if r["rejected_by_graph"] is False)
     seconds = time.perf_counter() - t0
     timings = {"descriptors_s": t_desc, **closed.timings}
     record = {"loops": records, "candidates": n_cands, "verified": sum(v.accepted for v in loops), "kept": kept,
+              "measured": closed.measured, "measurements": len(known or {}) + closed.measured,
               "settings": {**asdict(st), "min_gap": min_gap, "min_similarity": st.similarity_for(kind),
                            "descriptors": kind, "candidate_cap": st.candidate_cap(len(frames))},
               "detect_and_solve_s": round(seconds, 3), "timings": {k: round(v, 4) for k, v in timings.items()},
