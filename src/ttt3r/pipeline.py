@@ -386,7 +386,8 @@ def _close_loops(out_dir, sess, store, opts: ReconstructOptions, online=None):
         if len(store) != online.frames:  # a frame without the pooled token: image descriptors instead
             desc = None
     return refine_run(out_dir, _network_measure(sess, out_dir, opts), LoopSettings(conf_threshold=opts.conf_threshold),
-                      descriptors=desc, known=known, during_run=during, measure_limit=limit)
+                      descriptors=desc, known=known, during_run=during, measure_limit=limit,
+                      progress=not opts.quiet)
 
 
 def _given_cameras(source, opts: ReconstructOptions):

@@ -231,3 +231,25 @@ def test_refine_verify_budget_parses():
     assert _parser().parse_args(["R", "--verify-budget", "none"]).verify_budget is None
     assert _parser().parse_args(["R", "--verify-budget", "0.1"]).verify_budget == 0.1
     assert _parser().parse_args(["R"]).per_frame is False and _parser().parse_args(["R", "--per-frame"]).per_frame
+
+
+def test_refine_shows_progress_of_each_long_step(chunked_run: Path, truth, capsys):
+    """With progress: one bar per long step on stderr, each counted to its end (frames described,
+    pairs verified, frames rewritten); without it nothing is printed."""
+    s = refine_run(chunked_run, oracle_measure(chunked_run, truth),
+                   LoopSettings(min_gap=24, min_similarity=0.8, verify_budget=None, per_chunk_pair=False),
+                   progress=True)
+    err = capsys.readouterr().err
+    n = len(truth)
+    assert s.kept > 0 and s.frames == n  # the loops moved the map: the rewrite ran
+    final = {}
+    for part in err.replace("\r", "\n").splitlines():
+        for step in ("descriptors", "verify", "rewrite"):
+            if part.startswith(f"loop closure: {step}"):
+                final[step] = part  # the bar's last state
+    assert set(final) == {"descriptors", "verify", "rewrite"}, err
+    assert f"{n}/{n}" in final["descriptors"] and f"{n}/{n}" in final["rewrite"]
+    assert f"{s.candidates}/{s.candidates}" in final["verify"] and "pair" in final["verify"]
+    refine_run(chunked_run, oracle_measure(chunked_run, truth),
+               LoopSettings(min_gap=24, min_similarity=0.8, verify_budget=None, per_chunk_pair=False))
+    assert "loop closure:" not in capsys.readouterr().err

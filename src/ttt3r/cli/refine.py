@@ -58,7 +58,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--verify-budget", type=_budget, default=0.04, metavar="B",
                    help="two-frame verifications cost at most this share of the run's frames: at most "
                         "floor(B * frames / 2) candidates (default: 0.04; 'none': only --max-candidates)")
-    p.add_argument("--quiet", action="store_true", help="no summary line")
+    p.add_argument("--quiet", action="store_true", help="no progress bars, no summary line")
     return p
 
 
@@ -76,7 +76,7 @@ def main(argv: list[str]) -> int:
     st = LoopSettings(min_gap=args.min_gap, top_k=args.top_k, min_similarity=args.min_similarity,
                       max_candidates=args.max_candidates, verify_budget=args.verify_budget,
                       per_chunk_pair=not args.per_frame)
-    s = refine_run(args.run_dir, measure, st)
+    s = refine_run(args.run_dir, measure, st, progress=not args.quiet)
     if not args.quiet:
         print(dumps({"candidates": s.candidates, "verified": s.verified, "kept": s.kept, "frames": s.frames,
                           "seconds": round(s.seconds, 3), "rewrite_s": round(s.rewrite_s, 3)}), file=sys.stdout)

@@ -210,22 +210,27 @@ def oracle_pair(spec, poses: np.ndarray, intrinsics: np.ndarray, read_depth: Cal
     return predict
 
 
-def image_paths_descriptors(paths) -> np.ndarray:
-    """(N, D) image descriptors of image files, one image in memory at a time."""
+def image_paths_descriptors(paths, progress: bool = False) -> np.ndarray:
+    """(N, D) image descriptors of image files, one image in memory at a time (``progress``: a
+    progress bar on stderr)."""
     from PIL import Image
 
+    from ..progress import progress_bar
     from .descriptors import image_descriptor
 
+    paths = list(paths)
     out = []
-    for p in paths:
-        with Image.open(p) as im:
-            out.append(image_descriptor(np.asarray(im.convert("RGB"))))
+    with progress_bar(len(paths), "loop closure: descriptors", enabled=progress) as bar:
+        for p in paths:
+            with Image.open(p) as im:
+                out.append(image_descriptor(np.asarray(im.convert("RGB"))))
+            bar.update(1)
     return np.stack(out)
 
 
-def image_descriptors(run_dir: str | os.PathLike, frames: list[int]) -> np.ndarray:
+def image_descriptors(run_dir: str | os.PathLike, frames: list[int], progress: bool = False) -> np.ndarray:
     """(N, D) image descriptors of the run's ``color/`` images."""
-    return image_paths_descriptors(DEMO_LAYOUT.paths(run_dir, i)["color"] for i in frames)
+    return image_paths_descriptors((DEMO_LAYOUT.paths(run_dir, i)["color"] for i in frames), progress)
 
 
 def detect_and_close(nodes: np.ndarray, chunk_of: np.ndarray, poses: np.ndarray, descriptors: np.ndarray,
@@ -233,7 +238,7 @@ def detect_and_close(nodes: np.ndarray, chunk_of: np.ndarray, poses: np.ndarray,
                      frames: list[int] | None = None, scene_scale: float = 1.0,
                      sequential_weights: np.ndarray | None = None, graph_options: dict | None = None,
                      aligned_to: list | None = None, known: dict[tuple[int, int], VerifiedLoop] | None = None,
-                     kind: str = "encoder", measure_limit: int | None = None):
+                     kind: str = "encoder", measure_limit: int | None = None, progress: bool = False):
     """Candidates, verification and the chunk pose graph, in memory (no files): ``(closure,
     JSON records of the loops with frame indices, number of candidates)``.
 
@@ -247,12 +252,12 @@ def detect_and_close(nodes: np.ndarray, chunk_of: np.ndarray, poses: np.ndarray,
         known: pairs ``(i, j)`` (frame indices) verified before (loop closure during the run):
             a candidate among them is not measured again, and every one of them is used
             (after the candidates, in their order), whether it is a candidate now or not.
-
         kind: the descriptors' kind, ``"encoder"`` or ``"image"`` (their default threshold).
         measure_limit: at most this many candidates not in ``known`` are measured, the first
             in candidate order (best first); the later ones are not candidates of this solve
             (the rest of a run's verification budget, :meth:`ttt3r.loops.online.OnlineLoops.remaining`).
             None: every candidate (at most ``settings.candidate_cap(N)``) is measured.
+        progress: a progress bar of the verification on stderr.
 
     ``closure.loops`` are the loops used with frame indices: the candidates' in their
     order, then the known pairs that are not candidates now; ``closure.measured`` is the
@@ -279,7 +284,7 @@ def detect_and_close(nodes: np.ndarray, chunk_of: np.ndarray, poses: np.ndarray,
         cands = kept
     t1 = time.perf_counter()
     fresh = verify_candidates([c for c in cands if (c.i, c.j) not in known], measure, lambda f: poses[pos[f]],
-                              settings.verify, scene_scale=scene_scale)
+                              settings.verify, scene_scale=scene_scale, progress=progress)
     t2 = time.perf_counter()
     by_pair = {**known, **{(v.i, v.j): v for v in fresh}}
     pairs = [(c.i, c.j) for c in cands]
@@ -315,7 +320,8 @@ def alignment_graph(alignments) -> tuple[np.ndarray, np.ndarray, np.ndarray, lis
 def refine_run(run_dir: str | os.PathLike, measure: Callable[[int, int], PairMeasurement | None],
                settings: LoopSettings | None = None, descriptors: np.ndarray | None = None,
                graph_options: dict | None = None, known: dict[tuple[int, int], VerifiedLoop] | None = None,
-               during_run: dict | None = None, measure_limit: int | None = None) -> RefineSummary:
+               during_run: dict | None = None, measure_limit: int | None = None,
+               progress: bool = False) -> RefineSummary:
     """Close the loops of a finished chunked run and rewrite its outputs (see the module doc).
 
     Args:
@@ -330,6 +336,7 @@ def refine_run(run_dir: str | os.PathLike, measure: Callable[[int, int], PairMea
             during the run, :meth:`ttt3r.loops.online.OnlineLoops.record`).
         measure_limit: new pairs measured at most (:func:`detect_and_close`; with ``known``, the
             rest of the run's verification budget, :meth:`ttt3r.loops.online.OnlineLoops.remaining`).
+        progress: progress bars (descriptors, verification, rewrite) on stderr.
 
     ``run.json``'s ``loop_closure`` records ``measured`` (pairs measured after the last frame)
     and ``measurements`` (the whole run's: with ``known`` included), at most
@@ -356,7 +363,7 @@ def refine_run(run_dir: str | os.PathLike, measure: Callable[[int, int], PairMea
     chunk = int((info.get("settings") or {}).get("chunk") or 0) or int(np.bincount(chunk_of).max())
     min_gap = st.min_gap if st.min_gap is not None else 2 * chunk
     t_desc = time.perf_counter()
-    desc = image_descriptors(run_dir, frames) if descriptors is None else np.asarray(descriptors, np.float32)
+    desc = image_descriptors(run_dir, frames, progress) if descriptors is None else np.asarray(descriptors, np.float32)
     t_desc = time.perf_counter() - t_desc if descriptors is None else 0.0
     if len(desc) != len(frames):
         raise TTT3RError(f"{run_dir}: {len(desc)} descriptors for {len(frames)} frames")
@@ -366,7 +373,7 @@ def refine_run(run_dir: str | os.PathLike, measure: Callable[[int, int], PairMea
                                                 kind=kind,
                                                 frames=frames, scene_scale=scene, sequential_weights=weights,
                                                 graph_options=graph_options, aligned_to=aligned, known=known,
-                                                measure_limit=measure_limit)
+                                                measure_limit=measure_limit, progress=progress)
     loops = closed.loops
     kept = sum(1 for r in records if r["rejected_by_graph"] is False)
     seconds = time.perf_counter() - t0
@@ -390,6 +397,7 @@ def refine_run(run_dir: str | os.PathLike, measure: Callable[[int, int], PairMea
         write_json(run_dir / "run.json", info, indent=2)
         return RefineSummary(n_cands, sum(v.accepted for v in loops), 0, 0, seconds, 0.0,
                              timings | {"rewrite_s": time.perf_counter() - t1})
-    rw = rewrite_run(run_dir, closed.poses, closed.depth_scales, record=record | {"rewritten": True})
+    rw = rewrite_run(run_dir, closed.poses, closed.depth_scales, record=record | {"rewritten": True},
+                     progress=progress)
     return RefineSummary(n_cands, sum(v.accepted for v in loops), kept, rw.frames, seconds, rw.seconds,
                          timings | {"rewrite_s": rw.seconds})

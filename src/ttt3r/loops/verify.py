@@ -24,6 +24,7 @@ import numpy as np
 
 from .pose_graph import sim3_inverse, sim3_matrix, sim3_split
 from .retrieval import LoopCandidate
+from ..progress import progress_bar
 
 __all__ = ["PairMeasurement", "VerifiedLoop", "VerifySettings", "depth_ratio", "pair_to_run_units",
            "verify_candidates"]
@@ -128,7 +129,7 @@ def _disagreement(measured: np.ndarray, current: np.ndarray, scene_scale: float)
 
 def verify_candidates(candidates: Iterable[LoopCandidate], measure: Callable[[int, int], PairMeasurement | None],
                       poses: Callable[[int], np.ndarray] | np.ndarray, settings: VerifySettings | None = None,
-                      scene_scale: float = 1.0) -> list[VerifiedLoop]:
+                      scene_scale: float = 1.0, progress: bool = False) -> list[VerifiedLoop]:
     """Measure and check each candidate (see the module doc).
 
     Args:
@@ -139,29 +140,37 @@ def verify_candidates(candidates: Iterable[LoopCandidate], measure: Callable[[in
             matrices) indexed by frame, or a function of the frame index.
         settings: :class:`VerifySettings`.
         scene_scale: the unit of the translation check (e.g. the median depth).
+        progress: show a progress bar (pairs measured, rate, ETA) on stderr.
 
     Returns:
         One :class:`VerifiedLoop` per candidate, in the order given.
     """
     st = settings or VerifySettings()
     get = poses if callable(poses) else (lambda k, _p=np.asarray(poses, np.float64): _p[k])
+    candidates = list(candidates)
     out = []
-    for c in candidates:
-        m = measure(c.i, c.j)
-        if m is None or not np.all(np.isfinite(m.relative)):
-            out.append(VerifiedLoop(c.i, c.j, c.similarity, None, 0.0, np.nan, np.nan, np.nan, False, "no measurement"))
-            continue
-        current = sim3_inverse(get(c.i)) @ np.asarray(get(c.j), np.float64)
-        rot, sc, tr = _disagreement(np.asarray(m.relative, np.float64), current, scene_scale)
-        reason = ""
-        if m.confidence < st.min_confidence:
-            reason = f"confidence {m.confidence:.3g} < {st.min_confidence:g}"
-        elif rot > st.max_rot_deg:
-            reason = f"rotation differs by {rot:.3g} deg > {st.max_rot_deg:g}"
-        elif sc > np.log(st.max_scale_ratio):
-            reason = f"scale differs by x{np.exp(sc):.3g} > x{st.max_scale_ratio:g}"
-        elif st.max_trans is not None and tr > st.max_trans:
-            reason = f"translation differs by {tr:.3g} > {st.max_trans:g}"
-        out.append(VerifiedLoop(c.i, c.j, c.similarity, np.asarray(m.relative, np.float64), float(m.confidence),
-                                rot, sc, tr, not reason, reason))
+    with progress_bar(len(candidates), "loop closure: verify", unit="pair", enabled=progress) as bar:
+        for c in candidates:
+            out.append(_verify_one(c, measure(c.i, c.j), get, st, scene_scale))
+            bar.update(1)
     return out
+
+
+def _verify_one(c: LoopCandidate, m: PairMeasurement | None, get: Callable[[int], np.ndarray],
+                st: VerifySettings, scene_scale: float) -> VerifiedLoop:
+    """One candidate's check against the current estimate ``get`` (see the module doc)."""
+    if m is None or not np.all(np.isfinite(m.relative)):
+        return VerifiedLoop(c.i, c.j, c.similarity, None, 0.0, np.nan, np.nan, np.nan, False, "no measurement")
+    current = sim3_inverse(get(c.i)) @ np.asarray(get(c.j), np.float64)
+    rot, sc, tr = _disagreement(np.asarray(m.relative, np.float64), current, scene_scale)
+    reason = ""
+    if m.confidence < st.min_confidence:
+        reason = f"confidence {m.confidence:.3g} < {st.min_confidence:g}"
+    elif rot > st.max_rot_deg:
+        reason = f"rotation differs by {rot:.3g} deg > {st.max_rot_deg:g}"
+    elif sc > np.log(st.max_scale_ratio):
+        reason = f"scale differs by x{np.exp(sc):.3g} > x{st.max_scale_ratio:g}"
+    elif st.max_trans is not None and tr > st.max_trans:
+        reason = f"translation differs by {tr:.3g} > {st.max_trans:g}"
+    return VerifiedLoop(c.i, c.j, c.similarity, np.asarray(m.relative, np.float64), float(m.confidence),
+                        rot, sc, tr, not reason, reason)
