@@ -29,6 +29,21 @@ timings, ATE of ``pose_raw`` (chunks only) and ``pose`` (loop-closed) against
 the synth ground truth, and the loops' precision and recall.
 -> ``--net-out`` (benchmarks/results/loop_closure_network.json).
 
+``--parts online``: loop closure during the run (``--loop-every M``) on the
+same sequences, through the eval path itself (the ``oracle_drift``
+predictor on the ``synth`` dataset's sequence, as ``ttt3r eval pose
+--oracle-drift ... --chunk 100 --overlap 4 --loop-closure [--loop-every M]``
+runs it), per seed: chunks only, loop closure after the last frame only, and
+``--loop-every`` each of ``--online-every`` (5, 1). Per run: ATE, the
+measurements (two-frame verifications, the whole run's) against the budget
+``candidate_cap(N)``, the optimisations (during the run, and the final one),
+loop-closure seconds (the records' retrieval, verification and graph
+seconds, in all and per optimisation) and their share of the run's wall
+time, the run's extra wall time over chunks only (image descriptors
+included), and, on the first seed, tracemalloc's peak over the whole
+prediction in a second, untimed pass. -> ``--online-out``
+(benchmarks/results/loop_closure_online.json; written after each sequence).
+
 Metrics:
 
 * ATE: RMSE of camera centres after a Sim(3) alignment to the ground truth
@@ -57,6 +72,7 @@ Metrics:
     PYTHONPATH=src python benchmarks/loop_closure.py      # ~4 min on 2 busy cores (one thread), after rendering (~3 min a sequence)
     -> benchmarks/results/loop_closure.json, docs/figures/loop_closure.png
     PYTHONPATH=src python benchmarks/loop_closure.py --parts network   # ~14 min: 6 runs of 2,000 frames
+    PYTHONPATH=src python benchmarks/loop_closure.py --parts online    # ~17 min: 36 eval runs of 5,000 frames (+12 traced)
 """
 
 from __future__ import annotations
@@ -381,6 +397,101 @@ def network_part(args) -> dict:
     return res
 
 
+def online_run(seq, spec: str, chunk: int, overlap: int, loop_closure: bool, every: int | None) -> tuple:
+    """One oracle-drift evaluation prediction of ``seq`` (the eval path of ``ttt3r eval pose``):
+    (the :class:`~ttt3r.eval.predictors.Prediction`, its wall seconds)."""
+    from ttt3r.eval.predictors import PredictorOptions, create_predictor
+
+    opts = PredictorOptions(oracle_drift=spec, chunk=chunk, overlap=overlap, loop_closure=loop_closure,
+                            loop_every=every)
+    return timed(lambda: create_predictor("oracle_drift", opts).predict(seq, "ttt3r", "pose"))
+
+
+def online_sequence(seq, spec_text: str, seeds, chunk: int, overlap: int, everys: list[int]) -> dict:
+    """The online part for one sequence (module doc)."""
+    gt = np.asarray(seq.poses)
+    n = len(seq)
+    cap = LoopSettings().candidate_cap(n)
+    configs = {"chunks only": (False, None), "final only": (True, None)} | {
+        f"every {m}": (True, m) for m in everys}
+    out: dict = {"frames": n, "candidate_cap": cap, "seeds": []}
+    seeds = list(seeds)
+    for seed in seeds:
+        spec = f"{spec_text},seed={seed}"
+        rec: dict = {"seed": seed, "runs": {}}
+        for name, (lc, every) in configs.items():
+            pred, wall = online_run(seq, spec, chunk, overlap, lc, every)
+            r = {"ate": float(absolute_trajectory_error(gt, pred.poses).rmse), "wall_s": wall,
+                 "chunks": len(pred.extras["chunks"])}
+            if lc:
+                final = pred.extras["loop_closure"]
+                during = final.get("during_run", {"optimisations": [], "seconds": 0.0, "measured": 0})
+                opt = during["optimisations"]
+                lc_s = float(final["seconds"]) + float(during["seconds"])
+                r |= {"measurements": final["measurements"], "candidate_cap": final["candidate_cap"],
+                      "within_budget": final["measurements"] <= cap,
+                      "measured_during_run": during["measured"], "measured_final": final["measured"],
+                      "optimisations": len(opt) + 1, "moved_during_run": sum(1 for o in opt if o.get("moved")),
+                      "verified_final": final["verified"], "kept_final": final["kept"],
+                      "loop_closure_s": lc_s, "loop_closure_s_per_optimisation": lc_s / (len(opt) + 1),
+                      "final_s": float(final["seconds"]), "during_run_s": float(during["seconds"]),
+                      "max_optimisation_s": max([float(o.get("seconds", 0.0)) for o in opt] + [float(final["seconds"])]),
+                      "loop_closure_share": lc_s / wall,
+                      "final_timings": final["timings"]}
+            if seed == seeds[0]:  # memory: the same run again under tracemalloc (slower, so not timed)
+                r["peak_traced_mib"] = traced_peak(lambda lc=lc, every=every: online_run(
+                    seq, spec, chunk, overlap, lc, every))
+            rec["runs"][name] = r
+            del pred
+        base = rec["runs"]["chunks only"]["wall_s"]
+        for name, r in rec["runs"].items():
+            r["extra_wall_share"] = (r["wall_s"] - base) / r["wall_s"]
+            print(f"{seq.name:12s} seed {seed} {name:12s} ATE {r['ate']:.4f}  wall {r['wall_s']:.1f} s"
+                  + (f"  meas {r['measurements']}/{cap}  opt {r['optimisations']}  lc {r['loop_closure_s']:.2f} s "
+                     f"({r['loop_closure_share']:.1%})" if "measurements" in r else ""), flush=True)
+        out["seeds"].append(rec)
+    names = list(configs)
+    out["summary"] = {}
+    for name in names:
+        runs = [x["runs"][name] for x in out["seeds"]]
+        summ = {"ate_mean": float(np.mean([r["ate"] for r in runs])), "ate_worst": float(max(r["ate"] for r in runs)),
+                "wall_s_mean": float(np.mean([r["wall_s"] for r in runs])),
+                "extra_wall_share_mean": float(np.mean([r["extra_wall_share"] for r in runs])),
+                "peak_traced_mib": runs[0].get("peak_traced_mib")}
+        if "measurements" in runs[0]:
+            for k in ("measurements", "optimisations", "loop_closure_s", "loop_closure_s_per_optimisation",
+                      "loop_closure_share", "max_optimisation_s"):
+                summ[k + "_mean"] = float(np.mean([r[k] for r in runs]))
+            summ["measurements_max"] = int(max(r["measurements"] for r in runs))
+            summ["within_budget"] = all(r["within_budget"] for r in runs)
+        out["summary"][name] = summ
+    return out
+
+
+def online_part(args, out_path: Path) -> dict:
+    from ttt3r.eval.datasets.synth import SynthDataset
+    from ttt3r.io.atomic import atomic_write_text
+
+    everys = [int(m) for m in args.online_every.split(",")]
+    res: dict = {"settings": {"frames": args.frames, "synth_size": [128, 96], "chunk": args.chunk,
+                              "overlap": args.overlap, "chunk_align": "sim3", "oracle_drift": args.oracle_drift,
+                              "seeds": list(range(args.seeds)), "loop_every": everys,
+                              "loop_settings": asdict(LoopSettings()),
+                              "path": "ttt3r.eval.predictors oracle_drift predictor (ttt3r eval pose)"},
+                 "machine": machine(), "sequences": {}}
+    t0 = time.perf_counter()
+    for motion in (m.strip() for m in args.motions.split(",")):
+        load(args.data, motion, args.frames)  # rendered if missing
+        folder = args.data / f"{motion}{args.frames}"
+        seq = SynthDataset(folder).load(folder.name)
+        res["sequences"][motion] = online_sequence(seq, args.oracle_drift, range(args.seeds), args.chunk,
+                                                   args.overlap, everys)
+        res["seconds"] = time.perf_counter() - t0
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(out_path, json.dumps(res, indent=1) + "\n")  # after each sequence
+    return res
+
+
 def machine() -> dict:
     return {"cpu": cpu_name(), "platform": platform.platform(), "cpus": os.cpu_count(),
             "threads": int(os.environ["OMP_NUM_THREADS"]),
@@ -389,7 +500,7 @@ def machine() -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--parts", default="oracle", help="comma list: oracle, network (default: oracle)")
+    ap.add_argument("--parts", default="oracle", help="comma list: oracle, network, online (default: oracle)")
     ap.add_argument("--data", type=Path, default=Path(os.environ.get("TMPDIR", "/tmp")) / "ttt3r_loop_bench")
     ap.add_argument("--frames", type=int, default=5000)
     ap.add_argument("--motions", default=",".join(MOTIONS))
@@ -407,12 +518,18 @@ def main() -> None:
     ap.add_argument("--net-motions", default=",".join(MOTIONS))
     ap.add_argument("--no-baseline", action="store_true", help="network part: skip the runs without --loop-closure")
     ap.add_argument("--net-out", type=Path, default=ROOT / "benchmarks" / "results" / "loop_closure_network.json")
+    ap.add_argument("--online-every", default="5,1", help="online part: comma list of --loop-every M")
+    ap.add_argument("--online-out", type=Path, default=ROOT / "benchmarks" / "results" / "loop_closure_online.json")
     args = ap.parse_args()
     from ttt3r.io.atomic import atomic_write_text
 
     parts = {p.strip() for p in args.parts.split(",")}
-    if not parts <= {"oracle", "network"}:
-        raise SystemExit(f"--parts: oracle and/or network, got {args.parts!r}")
+    if not parts <= {"oracle", "network", "online"}:
+        raise SystemExit(f"--parts: oracle, network and/or online, got {args.parts!r}")
+    if "online" in parts:
+        on = online_part(args, args.online_out)
+        print(json.dumps({m: r["summary"] for m, r in on["sequences"].items()}, indent=1))
+        print(f"wrote {args.online_out} in {on['seconds']:.0f} s")
     if "network" in parts:
         net = network_part(args)
         args.net_out.parent.mkdir(parents=True, exist_ok=True)
