@@ -139,8 +139,9 @@ def _angle_descriptors(truth: np.ndarray) -> np.ndarray:
 
 
 def test_measure_limit_measures_the_first_new_candidates_and_reuses_known_ones():
-    """``measure_limit``: the known candidates are free, the first ``limit`` new ones (candidate order)
-    are measured, the later new ones are not candidates; a known pair that is no candidate is used."""
+    """``measure_limit``: the known candidates are free, the first ``limit`` new ones are measured, the
+    later new ones are not candidates; a known pair that is no candidate is used. New candidates of a
+    chunk pair a known pair already joins come after those of chunk pairs not joined yet."""
     from ttt3r.loops.refine import LoopSettings, detect_and_close
     from ttt3r.loops.retrieval import find_loop_candidates
     from ttt3r.loops.verify import PairMeasurement, VerifiedLoop
@@ -164,7 +165,11 @@ def test_measure_limit_measures_the_first_new_candidates_and_reuses_known_ones()
     extra = (100, 5)  # chunk 12 and chunk 0, not a candidate (headings differ)
     assert extra not in {(c.i, c.j) for c in cands}
     known = {(c.i, c.j): loop(c.i, c.j) for c in (cands[1], cands[3])} | {extra: loop(*extra)}
-    for limit, fresh in ((3, [0, 2, 4]), (0, []), (None, [k for k in range(len(cands)) if k not in (1, 3)])):
+    covered = {(chunk_of[i], chunk_of[j]) for i, j in known}
+    again = [k for k in range(len(cands)) if k not in (1, 3) and (chunk_of[cands[k].i], chunk_of[cands[k].j]) in covered]
+    assert again and min(again) < len(cands) - 1  # the rule is exercised: a covered one moves back
+    order = [k for k in range(len(cands)) if k not in (1, 3) and k not in again] + again  # new ones, measured in turn
+    for limit, fresh in ((3, order[:3]), (0, []), (None, order)):
         calls = []
 
         def measure(i, j):
@@ -174,7 +179,8 @@ def test_measure_limit_measures_the_first_new_candidates_and_reuses_known_ones()
         closed, records, n_cands = detect_and_close(nodes, chunk_of, truth, desc, measure, st, known=known,
                                                     measure_limit=limit)
         assert calls == [(cands[k].i, cands[k].j) for k in fresh] and closed.measured == len(fresh)
-        used = sorted(fresh + [1, 3])
+        used = [k for k in range(len(cands)) if k in (1, 3) or (k in fresh and k not in again)]
+        used += [k for k in again if k in fresh]
         assert n_cands == len(used)
         assert [(r["i"], r["j"]) for r in records] == [(cands[k].i, cands[k].j) for k in used] + [extra]
 

@@ -252,6 +252,10 @@ def detect_and_close(nodes: np.ndarray, chunk_of: np.ndarray, poses: np.ndarray,
         known: pairs ``(i, j)`` (frame indices) verified before (loop closure during the run):
             a candidate among them is not measured again, and every one of them is used
             (after the candidates, in their order), whether it is a candidate now or not.
+            With ``settings.per_chunk_pair`` a chunk pair joined by a known pair is covered:
+            another pair of its frames (the descriptors, centred on the frames so far, may rank
+            one first now) comes after the candidates of chunk pairs not joined yet, so that a
+            budget (``measure_limit``, the cap) goes to those first.
         kind: the descriptors' kind, ``"encoder"`` or ``"image"`` (their default threshold).
         measure_limit: at most this many candidates not in ``known`` are measured, the first
             in candidate order (best first); the later ones are not candidates of this solve
@@ -268,10 +272,16 @@ def detect_and_close(nodes: np.ndarray, chunk_of: np.ndarray, poses: np.ndarray,
     pos = {f: k for k, f in enumerate(frames)}
     known = known or {}
     t0 = time.perf_counter()
+    cap = settings.candidate_cap(len(frames))
     cands = find_loop_candidates(descriptors, np.asarray(frames), min_gap=min_gap, top_k=settings.top_k,
                                  min_similarity=settings.similarity_for(kind),
-                                 max_candidates=settings.candidate_cap(len(frames)),
+                                 max_candidates=None if known and settings.per_chunk_pair else cap,
                                  groups=np.asarray(chunk_of) if settings.per_chunk_pair else None)
+    if known and settings.per_chunk_pair:  # chunk pairs not joined yet first: see ``known``
+        chunk = lambda f: int(chunk_of[pos[f]])  # noqa: E731
+        covered = {(chunk(i), chunk(j)) for i, j in known}
+        again = lambda c: (c.i, c.j) not in known and (chunk(c.i), chunk(c.j)) in covered  # noqa: E731
+        cands = ([c for c in cands if not again(c)] + [c for c in cands if again(c)])[:cap]
     if measure_limit is not None:  # the known candidates, and the first measure_limit new ones
         budget = max(int(measure_limit), 0)
         kept = []
