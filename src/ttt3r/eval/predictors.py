@@ -221,11 +221,13 @@ class SessionPredictor:
         else:
             session = Session(self.model(), update=rule, reset_every=self.reset_every, size=self.size,
                               want=get_task(task).heads)
-        depth, poses, Ks, world, feats = [], [], [], [], []
+        depth, poses, Ks, world = [], [], [], []
         closing = self.loop_closure and self.chunks is not None
-        online = None
+        online = store = None
         if closing:
+            from ..loops.descriptors import encoder_descriptor
             from ..loops.refine import pair_measure
+            from ..loops.retrieval import DescriptorStore
 
             def pair(i, j):  # the network on a two-frame session
                 two = Session(self.model(), update=rule, size=self.size)
@@ -234,6 +236,7 @@ class SessionPredictor:
 
             measure = pair_measure(pair, lambda i: depth[i])
             online = _online_loops(session, measure, self.loop_every)
+            store = DescriptorStore() if online is None else online.store  # the network's descriptors
         src_hw = None
         t0 = time.perf_counter()
         for i, path in enumerate(seq.image_paths):
@@ -258,20 +261,19 @@ class SessionPredictor:
             Ks.append(r.intrinsics)
             if r.pts3d_world is not None:
                 world.append(r.pts3d_world)
-            if self.loop_closure and "global_feat" in r.extras:
-                feats.append(r.extras["global_feat"])
-            if online is not None:
-                online.add(i, r.pose, _frame_descriptor(r, path))
+            if store is not None:
+                feat = r.extras.get("global_feat")
+                desc = None if feat is None else encoder_descriptor(feat)
+                if online is not None:
+                    online.add(i, r.pose, desc)  # a frame without one: no optimisation during the run
+                elif desc is not None:
+                    store.add(i, desc)
         assert src_hw is not None
         depth_a, poses_a, extras = np.stack(depth), np.stack(poses), {}
         if closing:
-            from ..loops.descriptors import encoder_descriptor
-
-            kind = "encoder" if len(feats) == len(seq.image_paths) else "image"
-            if online is not None:
-                desc = online.store.descriptors
-            elif kind == "encoder":
-                desc = np.stack([encoder_descriptor(f) for f in feats])
+            kind = "encoder" if len(store) == len(seq.image_paths) else "image"
+            if kind == "encoder":
+                desc = store.descriptors
             else:  # a step without the pooled token: describe the images instead
                 from ..loops.refine import image_paths_descriptors
 
@@ -329,17 +331,6 @@ def _online_loops(stream, measure, every: int | None, kind: str = "encoder"):
     online = OnlineLoops(measure, LoopSettings(), every, kind=kind)
     stream.between_chunks = lambda done: online.between_chunks(stream.alignments, done)
     return online
-
-
-def _frame_descriptor(r, path) -> np.ndarray:
-    """A frame's loop descriptor: the network's pooled encoder token, else an image descriptor of ``path``."""
-    if "global_feat" in r.extras:
-        from ..loops.descriptors import encoder_descriptor
-
-        return encoder_descriptor(r.extras["global_feat"])
-    from ..loops.refine import image_paths_descriptors
-
-    return image_paths_descriptors([path])[0]
 
 
 def _close_loops(alignments, poses: np.ndarray, descriptors: np.ndarray, measure, kind: str, online=None):
