@@ -127,7 +127,6 @@ class _Samples:
     pose: np.ndarray = field(repr=False)
     scale: float = 1.0  # the corrections' scale so far (the SE(3) chain's scale; 1 without corrections)
 
-
     def distances(self) -> np.ndarray:
         """(M,) distance of each point from the frame's camera centre."""
         return np.linalg.norm(self.points - self.pose[:3, 3], axis=1)

@@ -22,9 +22,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..progress import progress_bar
 from .pose_graph import sim3_inverse, sim3_matrix, sim3_split
 from .retrieval import LoopCandidate
-from ..progress import progress_bar
 
 __all__ = ["PairMeasurement", "VerifiedLoop", "VerifySettings", "depth_ratio", "pair_to_run_units",
            "verify_candidates"]
