@@ -163,8 +163,12 @@ def raw_depth(run_dir: str | os.PathLike, idx: int) -> np.ndarray:
     """(H, W) float64 depth of frame ``idx`` as the run first wrote it, in the units of
     ``pose_raw``: the saved ``depth/%06d.npy`` divided by the camera file's ``depth_scale``
     (to float32 rounding of the saved map; exact when the scale is 1)."""
-    depth = np.load(DEMO_LAYOUT.paths(run_dir, idx)["depth"]).astype(np.float64)
-    scale = raw_camera(run_dir, idx)[2]
+    return _unscaled(np.load(DEMO_LAYOUT.paths(run_dir, idx)["depth"]), raw_camera(run_dir, idx)[2])
+
+
+def _unscaled(depth: np.ndarray, scale: float) -> np.ndarray:
+    """A saved (H, W) depth map back in raw units: float64, divided by its ``depth_scale``."""
+    depth = depth.astype(np.float64)
     return depth if scale == 1.0 else depth / scale
 
 
@@ -267,8 +271,7 @@ def rewrite_run(run_dir: str | os.PathLike, poses: np.ndarray, depth_scales: np.
             pose_raw, scale0 = _raw_of(f["pose"], f["extra"])
             depth = f["depth"]
             if scales[k] != scale0:  # raw depth (saved / scale0) times the new scale
-                raw = depth.astype(np.float64) if scale0 == 1.0 else depth.astype(np.float64) / scale0
-                depth = (raw * scales[k]).astype(np.float32)
+                depth = (_unscaled(depth, scale0) * scales[k]).astype(np.float32)
                 rel = p["depth"].relative_to(run_dir).as_posix()
                 save_map(staging / rel, depth, staged=True)  # synced together below
                 staged_depth.append(rel)
